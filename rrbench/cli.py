@@ -1,0 +1,234 @@
+"""The ``rrbench`` command line: a thin layer over the Python API.
+
+Exit codes: 0 ok; 2 bad input or usage (unknown id, bad spec, missing weights); 1 runtime failure (a plugin that
+returns NaN or the wrong number of scores, ...); 130 interrupted. Heavy libraries load only inside commands that
+need them, so ``rrbench --help`` and ``rrbench list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from rrbench import __version__
+from rrbench.errors import RRBenchError, UsageError
+from rrbench.specs import KINDS
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="rrbench")
+def cli() -> None:
+    """rrbench: benchmark and train rerankers for sentence-level evidence retrieval inside a post."""
+
+
+# -- run -------------------------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--task", default="scifact-evidence", show_default=True, help="Task id or path to a task directory.")
+@click.option("--split", default="dev_select", show_default=True)
+@click.option("--retriever", default="bm25", show_default=True, help="Candidate generator id.")
+@click.option("--reranker", default="none", show_default=True,
+              help="Reranker id/alias, hub id or local checkpoint; 'none' evaluates the retriever alone.")
+@click.option("--model-path", default=None, help="Local weights to use with the --reranker spec's template and options.")
+@click.option("--top-k-retriever", "top_k_retriever", default=100, show_default=True, type=int,
+              help="Candidate pool size K (capped at the candidates in scope).")
+@click.option("--top-k-rerank", "top_k_rerank", default=20, show_default=True, type=int,
+              help="How many of the pool's best candidates the reranker scores.")
+@click.option("--max-length", default=None, type=int, help="Token limit per pair (default: the model's spec).")
+@click.option("--threshold", default=None, type=float,
+              help="Decision threshold (default: 0.5 for probabilities, 0 for logits, none for cosine).")
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available).")
+@click.option("--dtype", default="float32", show_default=True,
+              type=click.Choice(["float32", "bfloat16", "float16"]))
+@click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code.")
+@click.option("--output", default=None, help="Output directory (default: runs/<timestamp>-<hash>).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(quiet: bool, trust_remote_code: bool, **options: Any) -> None:
+    """Evaluate a retriever (+ optional reranker) on a task split and write results.json, run.trec, qrels.trec."""
+    from rrbench.runner import RunConfig, execute
+
+    extra = {"trust_remote_code": True} if trust_remote_code else {}
+    config = RunConfig(show_progress=False if quiet else None, reranker_options=extra, **options)
+    record = execute(config)
+    _print_summary(record)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _print_summary(record: dict[str, Any]) -> None:
+    manifest = record["manifest"]
+    metrics = record["metrics"]
+    comps = manifest["components"]
+    name = comps["reranker"]["id"] if comps["reranker"] else "(none)"
+    click.echo(f"task {manifest['task']['id']}@{manifest['task']['version']}  split {manifest['split']}  "
+               f"retriever {comps['retriever']['id']}  reranker {name}")
+    keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
+    header = " | ".join(f"{k:>11}" for k in keys)
+    click.echo(header)
+    click.echo(" | ".join(f"{_fmt(metrics.get(k)):>11}" for k in keys))
+    threshold = manifest["threshold"]
+    click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} without;"
+               f" threshold {_fmt(threshold['value'])} ({threshold['source']})")
+    rate = manifest.get("pairs_per_s")
+    click.echo(f"pairs scored {manifest['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
+               + f"; wall {manifest['wall_time_s']:.1f}s; results in {record['output_dir']}")
+
+
+# -- list / plugins --------------------------------------------------------------------------------------------------
+@cli.command("list")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_components(kind: str, as_json: bool) -> None:
+    """List registered components of one KIND."""
+    from rrbench.registry import get_registry
+
+    registry = get_registry()
+    entries = registry.list(kind)
+    if as_json:
+        rows = []
+        for e in entries:
+            row = {"id": e.id, "aliases": list(e.spec.aliases), "plugin": e.plugin,
+                   "distribution": e.distribution, "description": e.spec.description}
+            row.update({k: v for k, v in e.spec.summary().items() if k not in row and k not in ("loader",)})
+            rows.append(row)
+        _echo_json(rows)
+        return
+    if not entries:
+        click.echo(f"no {kind} registered")
+        return
+    width = max(len(e.id) for e in entries)
+    for e in entries:
+        aliases = f" (aliases: {', '.join(e.spec.aliases)})" if e.spec.aliases else ""
+        click.echo(f"{e.id:<{width}}  [{e.plugin}]  {e.spec.description}{aliases}")
+    for clash in registry.clashes():
+        if clash.kind == kind:
+            click.echo(f"CLASH: {kind[:-1]} name {clash.name!r} is registered by {', '.join(clash.plugins)}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """Show installed plugins: distribution, version, hooks, status, and name clashes."""
+    from rrbench.registry import get_registry
+
+    registry = get_registry()
+    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "status": p.status,
+             "reason": p.reason, "hooks": p.hooks, "components": p.counts} for p in registry.plugins.values()]
+    clashes = [{"kind": c.kind, "name": c.name, "plugins": list(c.plugins)} for c in registry.clashes()]
+    if as_json:
+        _echo_json({"plugins": rows, "clashes": clashes})
+        return
+    for row in rows:
+        counts = ", ".join(f"{n} {k}" for k, n in row["components"].items()) or "nothing registered"
+        click.echo(f"{row['name']} ({row['distribution'] or '-'} {row['version'] or ''}) [{row['status']}] "
+                   f"hooks: {', '.join(row['hooks']) or '-'}; {counts}")
+        if row["reason"]:
+            click.echo(f"    reason: {row['reason']}")
+    for c in clashes:
+        click.echo(f"CLASH: {c['kind'][:-1]} name {c['name']!r} registered by {', '.join(c['plugins'])}")
+
+
+# -- tasks -----------------------------------------------------------------------------------------------------------
+@cli.command("validate-task")
+@click.argument("path")
+def validate_task(path: str) -> None:
+    """Check a task spec and its data files (hashes, ids, labels, splits)."""
+    from rrbench.tasks import load_task_dir
+
+    task = load_task_dir(path)
+    stats = task.split_stats()
+    click.echo(f"ok: task {task.id}@{task.version} ({task.spec.scope} scope): {len(task.post_ids)} posts, "
+               f"{len(task.sentences)} sentences, {len(task.queries)} queries; splits "
+               + ", ".join(f"{s} {v['queries']}" for s, v in stats.items()))
+
+
+@cli.group()
+def tasks() -> None:
+    """Inspect tasks."""
+
+
+@tasks.command("show")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+def tasks_show(task_id: str, as_json: bool) -> None:
+    """Per split: posts, sentences, queries, has-evidence, no-evidence, evidence sentences."""
+    from rrbench.tasks import get_task
+
+    task = get_task(task_id)
+    stats = task.split_stats()
+    info = {"id": task.id, "version": task.version, "scope": task.spec.scope, "main_score": task.spec.main_score,
+            "license": task.spec.license, "data_sha256": task.data_sha256, "path": str(task.root), "splits": stats}
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"{task.id}@{task.version}  scope {task.spec.scope}  main score {task.spec.main_score}")
+    click.echo(f"license: {task.spec.license}")
+    cols = ["posts", "sentences", "queries", "has_evidence", "no_evidence", "evidence_sentences"]
+    click.echo(f"{'split':<11}" + "".join(f"{c:>19}" for c in cols))
+    for split, row in stats.items():
+        click.echo(f"{split:<11}" + "".join(f"{row[c]:>19}" for c in cols))
+
+
+@tasks.command("list")
+def tasks_list() -> None:
+    """Registered tasks (same as `rrbench list tasks`)."""
+    from rrbench.registry import get_registry
+
+    for e in get_registry().list("tasks"):
+        click.echo(f"{e.id}  [{e.plugin}]  {e.spec.description}")
+
+
+def _add_plugin_commands() -> None:
+    from rrbench.commands import register_all
+    from rrbench.registry import plugin_manager
+
+    register_all(cli)
+
+    try:
+        plugin_manager().hook.register_commands(cli=cli)
+    except RRBenchError:
+        raise
+    except Exception as exc:  # a plugin's command registration must not break the CLI
+        click.echo(f"rrbench: warning: a plugin failed in register_commands: {exc}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps rrbench errors to one-line messages and exit codes."""
+    try:
+        _add_plugin_commands()
+        cli.main(args=argv, prog_name="rrbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("rrbench: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("rrbench: interrupted; nothing was written", err=True)
+        return 130
+    except UsageError as exc:
+        click.echo(f"rrbench: error: {exc}", err=True)
+        return exc.exit_code
+    except RRBenchError as exc:
+        click.echo(f"rrbench: error: {exc}", err=True)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Specs of fusion methods (RRF, weighted score fusion)."""
+
+from __future__ import annotations
+
+
+def register_fusers(register) -> None:
+    """Register FuserSpecs."""

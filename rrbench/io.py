@@ -1,0 +1,128 @@
+"""File helpers: strict JSONL reading with useful errors, atomic writes, hashing, strict JSON.
+
+Everything rrbench writes goes through :func:`atomic_write_text` / :func:`atomic_dir` so an interrupted run never
+leaves a half-written file that a later step could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rrbench.errors import TaskSpecError, UsageError
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_jsonl(path: str | Path, error: type[Exception] = TaskSpecError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` from a ``.jsonl`` or ``.jsonl.gz`` file, strictly UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        with _open_bytes(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise error(f"{path} line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise error(f"{path} line {number}: malformed JSON: {exc.msg}") from None
+                if not isinstance(obj, dict):
+                    raise error(f"{path} line {number}: expected a JSON object, got {type(obj).__name__}")
+                yield number, obj
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
+
+
+def write_jsonl_gz(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as gzip-compressed JSONL with a fixed mtime, so the same rows always give the same bytes."""
+    path = Path(path)
+    payload = "".join(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n" for row in rows).encode("utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(payload)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Build a directory under a temporary name and rename it into place only if the block succeeds."""
+    final = Path(final)
+    if final.exists() and any(final.iterdir()):
+        raise UsageError(f"{final}: output directory exists and is not empty")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        if final.exists():
+            final.rmdir()
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _reject_non_finite(obj: Any, where: str = "$") -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"non-finite number {obj!r} at {where}: results must be strict JSON")
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _reject_non_finite(value, f"{where}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _reject_non_finite(value, f"{where}[{i}]")
+
+
+def strict_json_dumps(obj: Any, indent: int | None = 2) -> str:
+    """JSON that every parser accepts: NaN/Infinity are errors, not tokens."""
+    _reject_non_finite(obj)
+    return json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON form of ``obj`` (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=str)
+    return sha256_text(text)

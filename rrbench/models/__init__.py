@@ -1,0 +1,54 @@
+"""Rerankers: runtime interfaces, weight resolution and backends."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rrbench.errors import UnknownComponentError
+from rrbench.models.base import ListwiseReranker, ModelOptions, PairwiseReranker, Reranker
+from rrbench.specs import RerankerSpec
+
+GENERIC_CROSS_ENCODER = "cross-encoder"
+
+
+def resolve_reranker_spec(name: str) -> tuple[RerankerSpec, str | None]:
+    """A registered spec for ``name``; or the generic cross-encoder for a local path or an unregistered hub id.
+
+    Returns ``(spec, implied_model_path)``.
+    """
+    from rrbench.registry import get_registry
+
+    registry = get_registry()
+    try:
+        return registry.get("rerankers", name).spec, None
+    except UnknownComponentError:
+        path = Path(name).expanduser()
+        generic = registry.get("rerankers", GENERIC_CROSS_ENCODER).spec
+        if path.exists():
+            from rrbench.models.checkpoint import spec_for_checkpoint
+
+            return spec_for_checkpoint(path, generic), str(path.resolve())
+        if "/" in name and not name.startswith((".", "/")):
+            return replace(generic, id=name, hub_id=name, revision=None,
+                           description=f"{name} through the generic cross-encoder backend (unpinned)"), None
+        raise
+
+
+def load_reranker(name: str, model_path: str | None = None, **options: Any) -> Reranker:
+    """Instantiate a reranker by registered id/alias, full hub id or local checkpoint path.
+
+    ``options`` are :class:`ModelOptions` fields; unknown keys go to ``ModelOptions.extra`` (backend knobs).
+    """
+    spec, implied_path = resolve_reranker_spec(name)
+    known = {f for f in ModelOptions.__dataclass_fields__ if f != "extra"}
+    base = {k: v for k, v in options.items() if k in known and v is not None}
+    extra = {k: v for k, v in options.items() if k not in known and v is not None}
+    model_options = ModelOptions(model_path=model_path or implied_path, extra={**spec.options, **extra}, **base)
+    factory = spec.load()
+    return factory(spec, model_options)
+
+
+__all__ = ["ListwiseReranker", "ModelOptions", "PairwiseReranker", "Reranker", "load_reranker",
+           "resolve_reranker_spec"]

@@ -1,0 +1,55 @@
+"""The retriever interface: index the task's candidate texts once, then score candidate subsets or search all."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rrbench.models.base import ModelOptions
+from rrbench.specs import RetrieverSpec
+
+
+class Retriever(ABC):
+    """Indexes a list of texts; ``score`` ranks a subset (within-post scope), ``search`` the whole index."""
+
+    def __init__(self, spec: RetrieverSpec, options: ModelOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.weights_path: str | None = None
+        self.weights_source: str | None = None
+
+    @property
+    def score_kind(self) -> str:
+        return self.spec.score_kind
+
+    def settings(self) -> dict[str, Any]:
+        """The options that change scores: part of the config hash."""
+        return {**self.spec.options, **self.options.extra}
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.spec.id, "hub_id": self.spec.hub_id, "revision": self.spec.revision,
+                "score_kind": self.score_kind, "options": self.settings(),
+                "weights_source": self.weights_source, "weights_path": self.weights_path}
+
+    @abstractmethod
+    def index(self, documents: Sequence[str]) -> None:
+        """Prepare to score ``documents`` (referred to later by their position in this list)."""
+
+    @abstractmethod
+    def score_all(self, query: str) -> np.ndarray:
+        """Scores of every indexed document for ``query``."""
+
+    def score(self, query: str, doc_indices: np.ndarray) -> np.ndarray:
+        return self.score_all(query)[doc_indices]
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k document indices and scores, ties broken by document index."""
+        scores = self.score_all(query)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        order = np.lexsort((top, -scores[top]))
+        top = top[order]
+        return top, scores[top]

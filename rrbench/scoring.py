@@ -1,0 +1,58 @@
+"""Second stage: score each query's candidate head with a reranker, validating what the plugin returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rrbench.errors import PluginError
+from rrbench.tasks import Query, Task
+
+
+def check_scores(scores: Any, expected: int, component: str) -> np.ndarray:
+    array = np.asarray(scores, dtype=np.float64).reshape(-1) if scores is not None else np.empty(0)
+    if array.shape[0] != expected:
+        raise PluginError(f"{component} returned {array.shape[0]} scores for {expected} candidates")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise PluginError(f"{component} returned {int(bad.sum())} non-finite score(s) (NaN/inf) "
+                          f"out of {expected}")
+    return array
+
+
+def _progress(total: int, desc: str, enabled: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="pair", disable=(None if enabled is None else not enabled),
+                leave=False, dynamic_ncols=True)
+
+
+def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, np.ndarray]], reranker,
+           top_k: int, progress: bool | None) -> list[np.ndarray]:
+    """Scores for the first ``top_k`` candidates of each pool."""
+    from rrbench.models.base import ListwiseReranker
+
+    name = f"reranker {reranker.spec.id!r}"
+    heads = [pool[:top_k] for pool, _ in pools]
+    if isinstance(reranker, ListwiseReranker):
+        out = []
+        with _progress(sum(len(h) for h in heads), "reranking", progress) as bar:
+            for query, head in zip(queries, heads):
+                docs = [task.sentences[i] for i in head]
+                out.append(check_scores(reranker.score_list(query.text, docs), len(head), name))
+                bar.update(len(head))
+        return out
+    q_texts = [q.text for q, head in zip(queries, heads) for _ in head]
+    d_texts = [task.sentences[i] for head in heads for i in head]
+    scores = np.empty(len(q_texts), dtype=np.float64)
+    chunk = max(256, reranker.options.batch_size * 8)
+    with _progress(len(q_texts), "reranking", progress) as bar:
+        for start in range(0, len(q_texts), chunk):
+            stop = min(start + chunk, len(q_texts))
+            scores[start:stop] = check_scores(reranker.score_pairs(q_texts[start:stop], d_texts[start:stop]),
+                                               stop - start, name)
+            bar.update(stop - start)
+    bounds = np.cumsum([0] + [len(h) for h in heads])
+    return [scores[bounds[i]:bounds[i + 1]] for i in range(len(heads))]

@@ -1,0 +1,295 @@
+"""Load a task directory (``task.yaml`` + data files) into arrays that the runner and metrics can use directly.
+
+Sentences of all posts live in one flat list; a post is a contiguous slice of it. Candidate sets are therefore plain
+integer arrays, which keeps scoring, caching and metric computation vectorised.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from rrbench.errors import TaskSpecError, UsageError, close_matches
+from rrbench.io import canonical_hash, read_jsonl, sha256_file
+from rrbench.tasks.spec import DataFile, TaskSpec, read_spec
+from rrbench.tasks.splits import grouped_split
+
+SPEC_FILENAME = "task.yaml"
+
+
+@dataclass(frozen=True)
+class Query:
+    query_id: str
+    post_id: str
+    text: str
+    criterion_id: str | None = None
+
+
+@dataclass
+class Task:
+    """A loaded, validated task."""
+
+    spec: TaskSpec
+    root: Path
+    post_ids: list[str]
+    post_offsets: np.ndarray  # post i owns sentences[post_offsets[i]:post_offsets[i+1]]
+    sentences: list[str]
+    queries: dict[str, Query]
+    qrels: dict[str, dict[int, int]]  # query_id -> {sentence index within post: grade}
+    split_of: dict[str, str]
+    file_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    @cached_property
+    def post_index(self) -> dict[str, int]:
+        return {post_id: i for i, post_id in enumerate(self.post_ids)}
+
+    @cached_property
+    def sentence_post(self) -> np.ndarray:
+        """Post number of every global sentence index."""
+        return np.repeat(np.arange(len(self.post_ids)), np.diff(self.post_offsets))
+
+    @property
+    def data_sha256(self) -> str:
+        """One hash over the spec's identity and every data file: a result is tied to exactly this data."""
+        return canonical_hash({"id": self.id, "version": self.version, "scope": self.spec.scope,
+                               "files": self.file_hashes})
+
+    @property
+    def split_names(self) -> list[str]:
+        if self.spec.splits.fractions:
+            return list(self.spec.splits.fractions)
+        return sorted(set(self.split_of.values()))
+
+    def split_queries(self, split: str) -> list[Query]:
+        if split not in self.split_names:
+            raise UsageError(
+                f"task {self.id!r} has no split {split!r}.{close_matches(split, self.split_names)} "
+                f"Splits: {', '.join(self.split_names)}"
+            )
+        return [q for q in self.queries.values() if self.split_of[q.query_id] == split]
+
+    def post_slice(self, post_id: str) -> tuple[int, int]:
+        i = self.post_index[post_id]
+        return int(self.post_offsets[i]), int(self.post_offsets[i + 1])
+
+    def candidates(self, query: Query) -> np.ndarray:
+        """Global sentence indices a reranker may rank for this query (the post's sentences, or all of them)."""
+        if self.spec.scope == "corpus":
+            return np.arange(len(self.sentences))
+        start, end = self.post_slice(query.post_id)
+        return np.arange(start, end)
+
+    def docno(self, global_index: int) -> str:
+        """TREC docno of a sentence: ``<post_id>:<sentence index within the post>``."""
+        post = int(self.sentence_post[global_index])
+        return f"{self.post_ids[post]}:{global_index - int(self.post_offsets[post])}"
+
+    def global_index(self, post_id: str, local_index: int) -> int:
+        return int(self.post_offsets[self.post_index[post_id]]) + local_index
+
+    def relevance(self, query: Query, global_indices: np.ndarray) -> np.ndarray:
+        """Graded relevance of the given candidates for the query (0 where not judged)."""
+        judged = self.qrels.get(query.query_id, {})
+        out = np.zeros(len(global_indices), dtype=np.float64)
+        if not judged:
+            return out
+        by_global = {self.global_index(query.post_id, s): g for s, g in judged.items()}
+        for i, idx in enumerate(global_indices):
+            out[i] = by_global.get(int(idx), 0)
+        return out
+
+    def has_evidence(self, query_id: str) -> bool:
+        return any(g >= 1 for g in self.qrels.get(query_id, {}).values())
+
+    def split_stats(self) -> dict[str, dict[str, int]]:
+        """Per split: posts, sentences, queries, has-evidence, no-evidence, evidence sentences."""
+        stats: dict[str, dict[str, int]] = {}
+        for split in self.split_names:
+            queries = self.split_queries(split)
+            posts = {q.post_id for q in queries}
+            evidence = sum(sum(1 for g in self.qrels.get(q.query_id, {}).values() if g >= 1) for q in queries)
+            with_evidence = sum(1 for q in queries if self.has_evidence(q.query_id))
+            stats[split] = {
+                "posts": len(posts),
+                "sentences": sum(self.post_slice(p)[1] - self.post_slice(p)[0] for p in posts),
+                "queries": len(queries),
+                "has_evidence": with_evidence,
+                "no_evidence": len(queries) - with_evidence,
+                "evidence_sentences": evidence,
+            }
+        return stats
+
+
+def _checked_path(root: Path, spec_path: Path, field_name: str, data_file: DataFile) -> Path:
+    path = (root / data_file.path).resolve()
+    if not path.is_file():
+        raise TaskSpecError(f"{spec_path}: field '{field_name}': data file {data_file.path} not found in {root}")
+    actual = sha256_file(path)
+    if actual != data_file.sha256:
+        raise TaskSpecError(
+            f"{path}: sha256 mismatch (spec field '{field_name}' says {data_file.sha256[:12]}..., "
+            f"file is {actual[:12]}...): the data changed; bump the task version and update the hash"
+        )
+    return path
+
+
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> object:
+    if key not in obj:
+        raise TaskSpecError(f"{where}: missing field '{key}'")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise TaskSpecError(f"{where}: field '{key}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def load_task_dir(path: str | Path) -> Task:
+    """Validate and load a task from a directory holding ``task.yaml`` (or the spec file itself)."""
+    path = Path(path)
+    spec_path = path / SPEC_FILENAME if path.is_dir() else path
+    spec = read_spec(spec_path)
+    root = spec_path.parent
+    hashes: dict[str, str] = {}
+
+    posts_path = _checked_path(root, spec_path, "files.posts", spec.files.posts)
+    hashes["posts"] = spec.files.posts.sha256
+    post_ids: list[str] = []
+    sentences: list[str] = []
+    offsets = [0]
+    seen_posts: set[str] = set()
+    for line, row in read_jsonl(posts_path):
+        where = f"{posts_path} line {line}"
+        post_id = str(_require(row, "post_id", (str, int), where))
+        if post_id in seen_posts:
+            raise TaskSpecError(f"{where}: duplicate post_id {post_id!r}")
+        seen_posts.add(post_id)
+        sents = _require(row, "sentences", list, where)
+        if not sents:
+            raise TaskSpecError(f"{where}: post {post_id!r} is empty (no sentences)")
+        for i, sentence in enumerate(sents):
+            if not isinstance(sentence, str) or not sentence.strip():
+                raise TaskSpecError(f"{where}: post {post_id!r} sentence {i} is empty or not a string")
+        extra = set(row) - {"post_id", "sentences", "title"}
+        if extra:
+            raise TaskSpecError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+        post_ids.append(post_id)
+        sentences.extend(sents)
+        offsets.append(len(sentences))
+    if not post_ids:
+        raise TaskSpecError(f"{posts_path}: no posts")
+    sizes = dict(zip(post_ids, np.diff(offsets).tolist()))
+
+    queries_path = _checked_path(root, spec_path, "files.queries", spec.files.queries)
+    hashes["queries"] = spec.files.queries.sha256
+    queries: dict[str, Query] = {}
+    for line, row in read_jsonl(queries_path):
+        where = f"{queries_path} line {line}"
+        query_id = str(_require(row, "query_id", (str, int), where))
+        if query_id in queries:
+            raise TaskSpecError(f"{where}: duplicate query_id {query_id!r}")
+        text = _require(row, "text", str, where)
+        if not str(text).strip():
+            raise TaskSpecError(f"{where}: query {query_id!r} has empty text")
+        post_id = row.get("post_id")
+        if spec.scope == "post":
+            post_id = str(_require(row, "post_id", (str, int), where))
+            if post_id not in sizes:
+                raise TaskSpecError(f"{where}: query {query_id!r} refers to unknown post_id {post_id!r}")
+        criterion = row.get("criterion_id")
+        extra = set(row) - {"query_id", "post_id", "text", "criterion_id"}
+        if extra:
+            raise TaskSpecError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+        queries[query_id] = Query(query_id, str(post_id) if post_id is not None else "",
+                                  str(text), None if criterion is None else str(criterion))
+    if not queries:
+        raise TaskSpecError(f"{queries_path}: no queries")
+
+    qrels_path = _checked_path(root, spec_path, "files.qrels", spec.files.qrels)
+    hashes["qrels"] = spec.files.qrels.sha256
+    qrels: dict[str, dict[int, int]] = {}
+    for line, row in read_jsonl(qrels_path):
+        where = f"{qrels_path} line {line}"
+        query_id = str(_require(row, "query_id", (str, int), where))
+        if query_id not in queries:
+            raise TaskSpecError(f"{where}: qrel for unknown query_id {query_id!r}")
+        sentence = _require(row, "sentence", int, where)
+        grade = _require(row, "grade", int, where)
+        if grade < 0:
+            raise TaskSpecError(f"{where}: field 'grade' must be an integer >= 0, got {grade}")
+        post_id = queries[query_id].post_id
+        if spec.scope == "post":
+            if not 0 <= sentence < sizes[post_id]:
+                raise TaskSpecError(
+                    f"{where}: sentence {sentence} is past the end of post {post_id!r} ({sizes[post_id]} sentences)"
+                )
+        judged = qrels.setdefault(query_id, {})
+        if sentence in judged:
+            raise TaskSpecError(f"{where}: duplicate qrel for query {query_id!r} sentence {sentence}")
+        judged[sentence] = grade
+
+    split_of = _load_splits(spec, spec_path, root, queries, hashes)
+    return Task(spec, root, post_ids, np.asarray(offsets, dtype=np.int64), sentences, queries, qrels, split_of, hashes)
+
+
+def _load_splits(spec: TaskSpec, spec_path: Path, root: Path, queries: dict[str, Query],
+                 hashes: dict[str, str]) -> dict[str, str]:
+    splits = spec.splits
+    if splits.assignment is not None:
+        path = _checked_path(root, spec_path, "splits.assignment", splits.assignment)
+        hashes["splits"] = splits.assignment.sha256
+        split_of: dict[str, str] = {}
+        allowed = set(splits.fractions) if splits.fractions else None
+        for line, row in read_jsonl(path):
+            where = f"{path} line {line}"
+            query_id = str(_require(row, "query_id", (str, int), where))
+            split = str(_require(row, "split", str, where))
+            if query_id not in queries:
+                raise TaskSpecError(f"{where}: split assignment for unknown query_id {query_id!r}")
+            if query_id in split_of:
+                raise TaskSpecError(f"{where}: query {query_id!r} assigned twice")
+            if allowed is not None and split not in allowed:
+                raise TaskSpecError(f"{where}: split {split!r} is not listed in the spec's splits.fractions")
+            split_of[query_id] = split
+        missing = [q for q in queries if q not in split_of]
+        if missing:
+            raise TaskSpecError(f"{path}: {len(missing)} queries have no split (first: {missing[0]!r})")
+    else:
+        assert splits.fractions is not None
+        split_of = grouped_split(((q.query_id, q.post_id, q.criterion_id) for q in queries.values()),
+                                 splits.fractions, splits.seed)
+        hashes["splits"] = canonical_hash({"seed": splits.seed, "fractions": splits.fractions})
+    if splits.method == "grouped" and spec.scope == "post":
+        _check_grouping(spec_path, queries, split_of)
+    return split_of
+
+
+def _check_grouping(spec_path: Path, queries: dict[str, Query], split_of: dict[str, str]) -> None:
+    """A grouped split must never put one post (or one criterion) in two splits."""
+    for attr in ("post_id", "criterion_id"):
+        seen: dict[str, str] = {}
+        for q in queries.values():
+            key = getattr(q, attr)
+            if key is None:
+                continue
+            split = split_of[q.query_id]
+            if seen.setdefault(key, split) != split:
+                raise TaskSpecError(
+                    f"{spec_path}: grouped split leaks {attr.replace('_id', '')} {key!r} across splits "
+                    f"{seen[key]!r} and {split!r}"
+                )
+
+
+def count_by_split(task: Task) -> Counter:
+    return Counter(task.split_of.values())

@@ -1,0 +1,119 @@
+"""The task spec (``task.yaml``): a strict, versioned description of a benchmark task.
+
+Unknown fields are rejected, so a typo in a user's private spec fails loudly instead of silently using a default.
+See ``tasks/README.md`` for the format with a worked example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rrbench.errors import TaskSpecError
+
+SC_EVIDENCE_SPLITS = ("train", "dev_select", "dev_final", "test")
+SUPPORTED_MAIN_SCORES = ("nDCG@10", "RR@10", "R@10")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFile(_Strict):
+    """A data file beside the spec, checked against its sha256 at load."""
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class TaskFiles(_Strict):
+    posts: DataFile
+    queries: DataFile
+    qrels: DataFile
+
+
+class SplitSpec(_Strict):
+    """How queries are assigned to splits.
+
+    ``grouped``: groups of queries that share a post or a criterion stay in one split. The assignment is computed
+    from ``seed`` and ``fractions`` unless an ``assignment`` file is given (which then wins and is checked).
+    ``assigned``: the ``assignment`` file is the only source.
+    """
+
+    method: Literal["grouped", "assigned"] = "grouped"
+    seed: int = 13
+    fractions: dict[str, float] | None = None
+    assignment: DataFile | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "SplitSpec":
+        if self.method == "assigned" and self.assignment is None:
+            raise ValueError("method 'assigned' needs an 'assignment' file")
+        if self.method == "grouped" and self.fractions is None and self.assignment is None:
+            raise ValueError("method 'grouped' needs 'fractions' (or an 'assignment' file)")
+        if self.fractions is not None:
+            if not self.fractions:
+                raise ValueError("'fractions' is empty")
+            if any(v <= 0 for v in self.fractions.values()):
+                raise ValueError("every fraction must be > 0")
+            total = sum(self.fractions.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"fractions must sum to 1, got {total:.6f}")
+        return self
+
+
+class TaskSpec(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: int = Field(ge=1)
+    description: str = ""
+    scope: Literal["post", "corpus"] = "post"
+    main_score: str = "nDCG@10"
+    license: str
+    citation: str = ""
+    attribution: str = ""
+    files: TaskFiles
+    splits: SplitSpec
+
+    @field_validator("main_score")
+    @classmethod
+    def _known_score(cls, value: str) -> str:
+        if value not in SUPPORTED_MAIN_SCORES:
+            raise ValueError(f"main_score must be one of {', '.join(SUPPORTED_MAIN_SCORES)}")
+        return value
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        parts.append(f"field '{loc}': {msg}")
+    return f"{path}: invalid task spec: " + "; ".join(parts)
+
+
+def read_spec(path: str | Path) -> TaskSpec:
+    """Parse and validate a ``task.yaml``; every problem becomes a one-line :class:`TaskSpecError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskSpecError(f"{path}: task spec not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TaskSpecError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise TaskSpecError(f"{path}: malformed YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise TaskSpecError(f"{path}: a task spec must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise TaskSpecError(_format_validation_error(path, exc)) from None
