@@ -1,0 +1,1 @@
+"""Training rerankers: data construction, losses, miners, regimes, the trainer."""
