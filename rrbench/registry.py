@@ -85,8 +85,18 @@ class Registry:
             self._by_name[kind].setdefault(name, []).append(entry)
 
     def mark_broken(self, plugin: str, reason: str) -> None:
+        """Flag a plugin as broken and drop anything it registered before it failed."""
         info = self.plugins[plugin]
         info.status, info.reason = "broken", reason
+        info.counts.clear()
+        for kind in KINDS:
+            self.entries[kind] = [e for e in self.entries[kind] if e.plugin != plugin]
+            for name in list(self._by_name[kind]):
+                kept = [e for e in self._by_name[kind][name] if e.plugin != plugin]
+                if kept:
+                    self._by_name[kind][name] = kept
+                else:
+                    del self._by_name[kind][name]
         message = f"rrbench: plugin {plugin!r} ({info.distribution or 'no distribution'}) is broken and was skipped: {reason}"
         if _strict():
             raise RRBenchError(message + " (RRBENCH_STRICT_PLUGINS is set)")

@@ -1,9 +1,10 @@
 """TREC run/qrels files, and the ordering rule that makes trec_eval read exactly the order rrbench scored.
 
-trec_eval sorts a run by score (descending) and breaks ties by docno, not by the rank column. rrbench therefore
-writes scores that fall *strictly* with rank: the final order is decided first (score descending; ties broken by the
-retriever's rank, then by sentence position), then any score that does not fall below its predecessor is replaced
-by the next representable float64 below it. Sentences in the pool but beyond the reranked prefix keep the
+trec_eval sorts a run by score (descending) and breaks ties by docno, not by the rank column; it also keeps scores
+as single-precision floats. rrbench therefore writes scores that fall *strictly* with rank *in float32*: the final
+order is decided first (score descending; ties broken by the retriever's rank, then by sentence position), scores
+are rounded to float32 (monotonic, so the order survives), and any score that does not fall below its predecessor
+is replaced by the next float32 below it. Sentences in the pool but beyond the reranked prefix keep the
 retriever's order, with scores stepping down by 1 below the last reranked score.
 """
 
@@ -20,12 +21,16 @@ def order_by_score(scores: np.ndarray, tie_break: np.ndarray) -> np.ndarray:
 
 
 def strictly_decreasing(scores: np.ndarray) -> np.ndarray:
-    """Make an already descending score sequence strictly decreasing with the smallest possible changes."""
-    out = np.asarray(scores, dtype=np.float64).copy()
+    """Make a descending score sequence strictly decreasing in float32 with the smallest possible changes.
+
+    Returned as float64 holding float32-exact values, so writing and re-reading them is lossless everywhere.
+    """
+    out = np.asarray(scores, dtype=np.float64).astype(np.float32)
+    floor = np.float32(-np.inf)
     for i in range(1, len(out)):
         if not out[i] < out[i - 1]:
-            out[i] = np.nextafter(out[i - 1], -np.inf)
-    return out
+            out[i] = np.nextafter(out[i - 1], floor)
+    return out.astype(np.float64)
 
 
 def final_ranking(pool: np.ndarray, rerank_scores: np.ndarray | None, retriever_scores: np.ndarray
@@ -45,7 +50,7 @@ def final_ranking(pool: np.ndarray, rerank_scores: np.ndarray | None, retriever_
     head_scores = strictly_decreasing(np.asarray(rerank_scores, dtype=np.float64)[head])
     tail_ids = pool[n:]
     tail_scores = head_scores[-1] - np.arange(1, len(tail_ids) + 1, dtype=np.float64)
-    return np.concatenate([head_ids, tail_ids]), np.concatenate([head_scores, tail_scores])
+    return np.concatenate([head_ids, tail_ids]), strictly_decreasing(np.concatenate([head_scores, tail_scores]))
 
 
 def format_score(score: float) -> str:

@@ -1,0 +1,50 @@
+"""The plugin is discovered through its installed entry point and works end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from rrbench.registry import get_registry
+from rrbench.retrievers import load_retriever
+
+
+def test_discovered_through_entry_point():
+    registry = get_registry()
+    assert registry.plugins["sklearn"].distribution == "rrbench-sklearn"
+    assert registry.plugins["sklearn"].status == "ok"
+    assert registry.get("retrievers", "tfidf-chargram").id == "tfidf-char"
+    listing = subprocess.run([sys.executable, "-m", "rrbench.cli", "list", "retrievers", "--json"],
+                             capture_output=True, text=True, check=True)
+    rows = {row["id"]: row for row in json.loads(listing.stdout)}
+    assert rows["tfidf"]["plugin"] == "sklearn"
+
+
+def test_char_ngrams_match_inflections_that_words_miss():
+    docs = ["Myocardial infarctions were reduced.", "The weather was sunny.", "Infarct size was measured."]
+    char = load_retriever("tfidf-char")
+    char.index(docs)
+    word = load_retriever("tfidf")
+    word.index(docs)
+    query = "infarction"
+    char_scores, word_scores = char.score_all(query), word.score_all(query)
+    assert np.argmax(char_scores) == 0 and char_scores[2] > char_scores[1] == 0.0
+    assert word_scores[2] == 0.0  # no shared word with "infarct"
+    top, scores = char.search(query, 2)
+    assert top.tolist() == [0, 2] and scores[0] > scores[1]
+
+
+def test_run_with_plugin_retriever(tmp_path):
+    from rrbench.testing.fixtures import make_mini_task
+
+    task = make_mini_task(tmp_path / "mini")
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "rrbench.cli", "run", "--task", str(task), "--retriever",
+                             "tfidf-char", "--output", str(out), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "results.json").read_text())
+    assert record["manifest"]["components"]["retriever"]["id"] == "tfidf-char"
+    assert 0.0 < record["metrics"]["nDCG@10"] <= 1.0

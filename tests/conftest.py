@@ -1,0 +1,45 @@
+"""Shared fixtures: the mini task, a tiny cross-encoder, and a CLI runner that isolates environment and cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test touches the user's cache or task folders, and nothing reaches for the network."""
+    monkeypatch.setenv("RRBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RRBENCH_TASKS_DIR", str(tmp_path / "user-tasks"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def mini_task(tmp_path) -> Path:
+    return make_mini_task(tmp_path / "mini-task")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rrbench.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
