@@ -37,6 +37,10 @@ def register_tasks(register):
         "scifact-evidence", str(builtin_tasks_dir() / "scifact-evidence"),
         description="SciFact claims -> sentences of each cited abstract; rationale sentences are evidence (post scope)",
     ))
+    register(TaskRef.from_path(
+        "scifact-evidence-open", str(builtin_tasks_dir() / "scifact-evidence-open"),
+        description="SciFact claims -> all 45,952 sentences of the 5,183-abstract corpus (corpus scope)",
+    ))
     user_dir = user_tasks_dir()
     if user_dir.is_dir():
         for spec_file in sorted(user_dir.glob("*/task.yaml")):

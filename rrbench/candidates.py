@@ -1,17 +1,58 @@
-"""First stage: candidate pools per query from a retriever (within a post, or over the whole task corpus)."""
+"""First stage: candidate pools per query from one retriever or a fusion of several, cached on disk.
+
+Candidate generation caps what any reranker can reach, so it is a recorded, hashed and cached part of every result:
+
+- :func:`retrieve` runs one loaded retriever over a task's scope (the query's post, or the whole corpus);
+- :func:`rankings` wraps it with the candidate cache (:mod:`rrbench.retrievers.store`): a ranking computed at depth
+  D serves every later request for depth <= D without loading the model;
+- :func:`generate` turns a :class:`GeneratorConfig` (retrievers + optional fusion + context window) into pools, and
+  :func:`describe_generator` says exactly what produced them (manifest and config hash).
+
+Pool size K is capped at the number of candidates in scope (within a post that is usually the whole post).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from rrbench.errors import UsageError
+from rrbench.io import canonical_hash
 from rrbench.scoring import check_scores
 from rrbench.tasks import Query, Task
 
+Pool = tuple[np.ndarray, np.ndarray]
 
-def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Candidate pools per query: ``(global ids in retriever order, retriever scores)``, at most ``top_k`` each."""
+
+# -- context window --------------------------------------------------------------------------------------------------
+def candidate_text(task: Task, index: int, context: int = 0) -> str:
+    """The text scored for a candidate: the sentence plus ``context`` neighbours each side *within its post*.
+
+    The unit that is ranked and judged stays the sentence; only the text a model reads grows.
+    """
+    if context <= 0:
+        return task.sentences[index]
+    post = int(task.sentence_post[index])
+    start = max(int(task.post_offsets[post]), index - context)
+    end = min(int(task.post_offsets[post + 1]), index + context + 1)
+    return " ".join(task.sentences[start:end])
+
+
+def candidate_texts(task: Task, indices: Sequence[int] | np.ndarray, context: int = 0) -> list[str]:
+    return [candidate_text(task, int(i), context) for i in indices]
+
+
+# -- one retriever ---------------------------------------------------------------------------------------------------
+def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, context: int = 0) -> list[Pool]:
+    """Candidate pools per query: ``(global ids in retriever order, retriever scores)``, at most ``top_k`` each.
+
+    Within a post every candidate is scored and sorted (score desc, then position); corpus-wide the retriever's
+    ``search`` returns its top ``top_k`` over all sentences of the task.
+    """
     if task.spec.scope == "post":
         posts = sorted({q.post_id for q in queries}, key=task.post_index.get)
         ids = np.concatenate([np.arange(*task.post_slice(p)) for p in posts])
@@ -19,17 +60,183 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int) -> lis
         ids = np.arange(len(task.sentences))
     local = np.full(len(task.sentences), -1, dtype=np.int64)
     local[ids] = np.arange(len(ids))
-    retriever.index([task.sentences[i] for i in ids])
+    retriever.index(candidate_texts(task, ids, context))
     name = f"retriever {retriever.spec.id!r}"
     pools = []
     for query in queries:
-        candidates = task.candidates(query)
         if task.spec.scope == "post":
+            candidates = task.candidates(query)
             scores = check_scores(retriever.score(query.text, local[candidates]), len(candidates), name)
             order = np.lexsort((candidates, -scores))[:top_k]
             pools.append((candidates[order], scores[order]))
         else:
-            top, scores = retriever.search(query.text, top_k)
+            top, scores = retriever.search(query.text, min(top_k, len(ids)))
             scores = check_scores(scores, len(top), name)
-            pools.append((ids[np.asarray(top)], scores))
+            pools.append((ids[np.asarray(top, dtype=np.int64)], scores))
     return pools
+
+
+def retriever_identity(name: str, **extra: Any) -> dict[str, Any]:
+    """What identifies a retriever's output without loading it: id, revision and effective options."""
+    from rrbench.registry import resolve
+
+    spec = resolve("retrievers", name).spec
+    return {"id": spec.id, "revision": spec.revision, "options": {**spec.options, **extra}}
+
+
+def _queries_hash(queries: Sequence[Query]) -> str:
+    return canonical_hash([[q.query_id, q.post_id, q.text] for q in queries])
+
+
+@dataclass
+class Rankings:
+    """One retriever's pools for a list of queries, and where they came from."""
+
+    name: str
+    pools: list[Pool]
+    describe: dict[str, Any]
+    cached: bool
+    seconds: float
+    depth: int
+
+    def truncated(self, k: int) -> list[Pool]:
+        return [(ids[:k], scores[:k]) for ids, scores in self.pools]
+
+
+def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth: int, context: int = 0,
+             device: str | None = None, use_cache: bool = True, model_path: str | None = None) -> Rankings:
+    """One retriever's top-``depth`` pools, from the candidate cache when a deep enough ranking is stored."""
+    from rrbench.retrievers import load_retriever
+    from rrbench.retrievers import store
+
+    identity = {"task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256,
+                         "scope": task.spec.scope},
+                "split": split, "queries": _queries_hash(queries), "context": context,
+                "retriever": {**retriever_identity(name), "model_path": model_path}}
+    key = store.ranking_key(identity)
+    if use_cache:
+        hit = store.load_ranking(key)
+        if hit is not None:
+            ids, scores, meta = hit
+            stored_depth = int(meta["depth"])
+            # A pool shorter than the depth it was asked for already holds every candidate in scope.
+            if stored_depth >= depth or all(len(row) < stored_depth for row in ids):
+                pools = [(i[:depth], s[:depth]) for i, s in zip(ids, scores)]
+                return Rankings(name, pools, meta["describe"], True, 0.0, depth)
+    started = time.perf_counter()
+    retriever = load_retriever(name, device=device, model_path=model_path)
+    pools = retrieve(task, queries, retriever, depth, context)
+    seconds = time.perf_counter() - started
+    describe = retriever.describe()
+    if use_cache:
+        store.save_ranking(key, [p[0] for p in pools], [p[1] for p in pools],
+                           {"depth": depth, "describe": describe, "seconds": round(seconds, 3),
+                            "identity": identity})
+    return Rankings(name, pools, describe, False, seconds, depth)
+
+
+# -- generators: one retriever or a fusion ---------------------------------------------------------------------------
+@dataclass
+class GeneratorConfig:
+    """A candidate generator: one or more retrievers, a fusion method when there are several, a context window."""
+
+    retrievers: tuple[str, ...]
+    fusion: str | None = None
+    fusion_options: dict[str, Any] = field(default_factory=dict)
+    context: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retrievers, str):
+            self.retrievers = (self.retrievers,)
+        self.retrievers = tuple(dict.fromkeys(self.retrievers))
+        if not self.retrievers:
+            raise UsageError("give at least one --retriever")
+        if self.context < 0:
+            raise UsageError(f"--context must be >= 0, got {self.context}")
+        if len(self.retrievers) > 1 and self.fusion is None:
+            raise UsageError(f"{len(self.retrievers)} retrievers ({', '.join(self.retrievers)}) need a --fusion "
+                             f"method (rrf or weighted) to combine them")
+
+
+def fused_id(fusion: str, retrievers: Sequence[str]) -> str:
+    return f"{fusion}({'+'.join(retrievers)})"
+
+
+def describe_generator(config: GeneratorConfig, members: Sequence[dict[str, Any]] | None = None,
+                       fuser=None) -> dict[str, Any]:
+    """The manifest entry of a generator. Its ``id``/``revision``/``options`` fully determine the pools."""
+    if config.fusion is None:
+        base = dict(members[0]) if members else retriever_identity(config.retrievers[0])
+        return {**base, "context": config.context}
+    from rrbench.fusion import load_fuser
+
+    fuser = fuser or load_fuser(config.fusion, config.fusion_options)
+    return {
+        "id": fused_id(fuser.spec.id, config.retrievers), "hub_id": None, "revision": None,
+        "score_kind": fuser.score_kind,
+        "options": {"fusion": fuser.describe(),
+                    "retrievers": [retriever_identity(name) for name in config.retrievers]},
+        "members": list(members) if members else None,
+        "context": config.context,
+    }
+
+
+@dataclass
+class Candidates:
+    pools: list[Pool]
+    describe: dict[str, Any]
+    score_kind: str
+    sources: list[Rankings]
+
+    def cache_summary(self) -> dict[str, Any]:
+        """Per retriever: served from the candidate cache, or computed (and how long it took)."""
+        return {src.name: {"cached": src.cached, "seconds": round(src.seconds, 3)} for src in self.sources}
+
+
+def fuse_pools(fuser, member_pools: Sequence[Sequence[Pool]], top_k: int) -> list[Pool]:
+    """Per query: fuse every retriever's pool and keep the fused top ``top_k``."""
+    out = []
+    for runs in zip(*member_pools):
+        ids, scores = fuser.fuse(runs)
+        out.append((ids[:top_k], scores[:top_k]))
+    return out
+
+
+def generate(task: Task, split: str, queries: Sequence[Query], config: GeneratorConfig, top_k: int,
+             device: str | None = None, use_cache: bool = True, model_path: str | None = None) -> Candidates:
+    """Pools of at most ``top_k`` candidates per query. A fusion fuses each retriever's top ``top_k``.
+
+    ``model_path`` (local weights) applies to a single retriever only: with several it would be ambiguous.
+    """
+    if top_k < 1:
+        raise UsageError(f"--top-k-retriever must be >= 1, got {top_k}")
+    if model_path is not None and len(config.retrievers) > 1:
+        raise UsageError("--retriever-model-path needs exactly one --retriever")
+    fuser = None
+    if config.fusion is not None:
+        from rrbench.fusion import load_fuser
+
+        fuser = load_fuser(config.fusion, config.fusion_options)  # bad options fail before any model loads
+    sources = [rankings(task, split, queries, name, top_k, config.context, device, use_cache, model_path)
+               for name in config.retrievers]
+    if fuser is None:
+        src = sources[0]
+        return Candidates(src.pools, describe_generator(config, [src.describe]),
+                          src.describe.get("score_kind", "bm25"), sources)
+    pools = fuse_pools(fuser, [s.pools for s in sources], top_k)
+    return Candidates(pools, describe_generator(config, [s.describe for s in sources], fuser), fuser.score_kind,
+                      sources)
+
+
+# -- recall table ----------------------------------------------------------------------------------------------------
+def recall_at(task: Task, queries: Sequence[Query], pools: Sequence[Pool], k: int) -> float | None:
+    """Mean share of evidence sentences inside the top ``k``, over has-evidence queries (None if there are none)."""
+    values = []
+    for query, (ids, _) in zip(queries, pools):
+        judged = task.judged(query)
+        relevant = {i for i, g in judged.items() if g >= 1}
+        if not relevant:
+            continue
+        found = sum(1 for i in ids[:k] if int(i) in relevant)
+        values.append(found / len(relevant))
+    return float(np.mean(values)) if values else None

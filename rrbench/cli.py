@@ -32,7 +32,16 @@ def cli() -> None:
 @cli.command()
 @click.option("--task", default="scifact-evidence", show_default=True, help="Task id or path to a task directory.")
 @click.option("--split", default="dev_select", show_default=True)
-@click.option("--retriever", default="bm25", show_default=True, help="Candidate generator id.")
+@click.option("--retriever", default=("bm25",), show_default=True, multiple=True,
+              help="Candidate generator id; repeat it and add --fusion to fuse several retrievers.")
+@click.option("--fusion", default=None, help="Fusion method for several --retriever: rrf or weighted.")
+@click.option("--rrf-k", "rrf_k", default=60.0, show_default=True, type=float, help="RRF constant k0 (> 0).")
+@click.option("--alpha", default=0.5, show_default=True, type=float,
+              help="Weighted fusion: weight of the first --retriever (the others share 1-alpha).")
+@click.option("--norm", default="minmax", show_default=True, type=click.Choice(["minmax", "zscore", "rank"]),
+              help="Weighted fusion: per-query score normalisation.")
+@click.option("--context", default=0, show_default=True, type=int,
+              help="Neighbouring sentences each side read with a candidate (the ranked unit stays the sentence).")
 @click.option("--reranker", default="none", show_default=True,
               help="Reranker id/alias, hub id or local checkpoint; 'none' evaluates the retriever alone.")
 @click.option("--model-path", default=None, help="Local weights to use with the --reranker spec's template and options.")
@@ -46,16 +55,36 @@ def cli() -> None:
 @click.option("--batch-size", default=32, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available).")
 @click.option("--dtype", default="float32", show_default=True,
-              type=click.Choice(["float32", "bfloat16", "float16"]))
+              type=click.Choice(["float32", "bfloat16", "float16", "int8"]))
 @click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code.")
+@click.option("--instruction", default=None,
+              help="Instruction-aware rerankers: a named variant (see docs/rerankers.md) or free text.")
+@click.option("--reranker-option", "reranker_option", multiple=True, metavar="KEY=VALUE",
+              help="Backend knob, repeatable: group_size=64, packing=strided, cutoff_layers=28, "
+                   "implementation=flag, template='...{query}...{document}'.")
+@click.option("--on-oom", "on_oom", default="stop", show_default=True, type=click.Choice(["stop", "fallback"]),
+              help="Reranker out of memory at batch size 1: stop, or fall back to the retriever ranking "
+                   "(warned, recorded in the manifest).")
 @click.option("--output", default=None, help="Output directory (default: runs/<timestamp>-<hash>).")
+@click.option("--retriever-model-path", default=None,
+              help="Local weights for the --retriever spec (--model-path does this when --reranker is none).")
+@click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
+              help="Score cache directory (default: $RRBENCH_CACHE or ~/.cache/rrbench).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(quiet: bool, trust_remote_code: bool, **options: Any) -> None:
+def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...],
+        **options: Any) -> None:
     """Evaluate a retriever (+ optional reranker) on a task split and write results.json, run.trec, qrels.trec."""
+    from rrbench.models.knobs import parse_knobs
     from rrbench.runner import RunConfig, execute
 
     extra = {"trust_remote_code": True} if trust_remote_code else {}
-    config = RunConfig(show_progress=False if quiet else None, reranker_options=extra, **options)
+    extra.update(parse_knobs(reranker_option))
+    if (options.get("cache_dir") or "").strip().lower() in {"off", "0", "none", "false", "no"}:
+        options["cache_dir"], no_cache = None, True  # RRBENCH_CACHE=off
+    retrievers = tuple(options.pop("retriever"))
+    config = RunConfig(show_progress=False if quiet else None, reranker_options=extra, use_cache=not no_cache,
+                       retriever=retrievers[0] if len(retrievers) == 1 else retrievers, **options)
     record = execute(config)
     _print_summary(record)
 
@@ -85,6 +114,10 @@ def _print_summary(record: dict[str, Any]) -> None:
     rate = manifest.get("pairs_per_s")
     click.echo(f"pairs scored {manifest['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
                + f"; wall {manifest['wall_time_s']:.1f}s; results in {record['output_dir']}")
+    cache = manifest.get("cache") or {}
+    if cache.get("enabled"):
+        click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "
+                   f"{cache['model_calls']} model calls ({cache['path']})")
 
 
 # -- list / plugins --------------------------------------------------------------------------------------------------
@@ -216,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("rrbench: aborted", err=True)
+        click.echo("rrbench: interrupted; no results were written (scores computed so far stay in the cache)", err=True)
         return 130
     except KeyboardInterrupt:
         click.echo("rrbench: interrupted; nothing was written", err=True)

@@ -24,9 +24,10 @@ from rrbench.manifest import hardware, package_versions, peak_rss_mb
 from rrbench.metrics import RankedQuery, evaluate
 from rrbench.specs import NATURAL_THRESHOLDS
 from rrbench.tasks import Query, Task, get_task
-from rrbench.candidates import retrieve
+from rrbench.candidates import GeneratorConfig, generate
 from rrbench.scoring import rerank
 from rrbench.trec import final_ranking, qrels_lines, run_lines
+from rrbench.records import checkpoint_info, run_config_dict
 
 SCHEMA_VERSION = 1
 NO_RERANKER = "none"
@@ -39,7 +40,8 @@ class RunConfig:
     reranker: str = NO_RERANKER
     task: str = "scifact-evidence"
     split: str = "dev_select"
-    retriever: str = "bm25"
+    #: one retriever id, or several (then ``fusion`` combines them; see rrbench.candidates)
+    retriever: str | tuple[str, ...] = "bm25"
     top_k_retriever: int = 100
     top_k_rerank: int = 20
     max_length: int | None = None
@@ -53,8 +55,37 @@ class RunConfig:
     runs_dir: str = "runs"
     show_progress: bool | None = None
     reranker_options: dict[str, Any] = field(default_factory=dict)
+    #: weights for the retriever's spec (``--model-path`` applies here when there is no reranker)
+    retriever_model_path: str | None = None
+    #: score cache location (None: ``$RRBENCH_CACHE`` or ``~/.cache/rrbench``); ``use_cache=False`` bypasses it
+    cache_dir: str | None = None
+    use_cache: bool = True
+    fusion: str | None = None
+    rrf_k: float = 60
+    alpha: float = 0.5
+    norm: str = "minmax"
+    #: neighbouring sentences each side that the retriever and reranker read with a candidate
+    context: int = 0
+    #: instruction variant name or free text for instruction-aware rerankers (resolved text is in the fingerprint)
+    instruction: str | None = None
+    #: reranker OOM at batch size 1: "stop" (error) or "fallback" (retriever ranking, warned and recorded)
+    on_oom: str = "stop"
+
+    def retriever_ids(self) -> tuple[str, ...]:
+        return (self.retriever,) if isinstance(self.retriever, str) else tuple(self.retriever)
+
+    def generator(self) -> GeneratorConfig:
+        """The candidate generator; fusion options come only from the flags of the chosen method."""
+        options: dict[str, Any] = {}
+        if self.fusion in ("rrf", "reciprocal-rank-fusion"):
+            options = {"k0": self.rrf_k}
+        elif self.fusion in ("weighted", "linear", "convex"):
+            options = {"alpha": self.alpha, "norm": self.norm}
+        return GeneratorConfig(self.retriever_ids(), self.fusion, options, self.context)
 
     def validate(self) -> None:
+        if self.on_oom not in ("stop", "fallback"):
+            raise UsageError(f"--on-oom must be stop or fallback, got {self.on_oom!r}")
         if self.top_k_retriever < 1:
             raise UsageError(f"--top-k-retriever must be >= 1, got {self.top_k_retriever}")
         if self.top_k_rerank < 0:
@@ -76,11 +107,19 @@ class QueryResult:
 
 
 def reproduce_command(config: RunConfig) -> str:
-    parts = ["rrbench", "run", "--task", config.task, "--split", config.split, "--retriever", config.retriever,
+    parts = ["rrbench", "run", "--task", config.task, "--split", config.split,
+             *(arg for r in config.retriever_ids() for arg in ("--retriever", r)),
+             *(["--fusion", config.fusion] if config.fusion else []),
+             *(["--rrf-k", repr(config.rrf_k)] if config.generator().fusion_options.get("k0") else []),
+             *(["--alpha", repr(config.alpha), "--norm", config.norm]
+               if "alpha" in config.generator().fusion_options else []),
+             *(["--context", str(config.context)] if config.context else []),
              "--reranker", config.reranker, "--top-k-retriever", str(config.top_k_retriever),
              "--top-k-rerank", str(config.top_k_rerank)]
     if config.model_path:
         parts += ["--model-path", config.model_path]
+    if config.retriever_model_path and config.retriever_model_path != config.model_path:
+        parts += ["--retriever-model-path", config.retriever_model_path]
     if config.max_length:
         parts += ["--max-length", str(config.max_length)]
     if config.threshold is not None:
@@ -114,13 +153,36 @@ def execute(config: RunConfig) -> dict[str, Any]:
     if config.reranker != NO_RERANKER:
         reranker = load_reranker(config.reranker, model_path=config.model_path, device=config.device,
                                  max_length=config.max_length, batch_size=config.batch_size, dtype=config.dtype,
-                                 **config.reranker_options)
-    retriever = load_retriever(config.retriever, device=config.device)
+                                 instruction=config.instruction, **config.reranker_options)
+    retriever_model_path = config.retriever_model_path or (
+        config.model_path if config.reranker == NO_RERANKER else None)
+    generator = config.generator()
+    from rrbench.cache import open_cache, wrap
 
-    pools = retrieve(task, queries, retriever, config.top_k_retriever)
+    cache = open_cache(config.cache_dir, config.use_cache) if reranker is not None else None
+    if cache is not None:
+        reranker = wrap(reranker, cache)
+
+    candidates = generate(task, config.split, queries, generator, config.top_k_retriever, device=config.device,
+                          use_cache=config.use_cache, model_path=retriever_model_path)
+    pools = candidates.pools
     rerank_started = time.perf_counter()
-    rerank_scores = (rerank(task, queries, pools, reranker, config.top_k_rerank, config.show_progress)
-                     if reranker is not None and config.top_k_rerank > 0 else None)
+    from rrbench.engine import RerankerOOMError
+
+    rerank_fallback = None
+    try:
+        rerank_scores = (rerank(task, queries, pools, reranker, config.top_k_rerank, config.show_progress,
+                                context=config.context)
+                         if reranker is not None and config.top_k_rerank > 0 else None)
+    except RerankerOOMError as exc:
+        if config.on_oom != "fallback":
+            raise
+        import warnings
+
+        warnings.warn(f"rrbench: {exc}; --on-oom fallback: using the retriever's ranking instead", RuntimeWarning,
+                      stacklevel=1)
+        rerank_scores = None
+        rerank_fallback = {"reason": str(exc), "used": "retriever ranking"}
     rerank_seconds = time.perf_counter() - rerank_started
     pairs = int(sum(len(s) for s in rerank_scores)) if rerank_scores is not None else 0
 
@@ -131,7 +193,8 @@ def execute(config: RunConfig) -> dict[str, Any]:
         decision = head_scores if head_scores is not None else retr_scores
         results.append(QueryResult(query, ranked, scores, decision))
 
-    score_kind = reranker.score_kind if reranker is not None else retriever.score_kind
+    score_kind = (reranker.score_kind if reranker is not None and rerank_fallback is None
+                  else candidates.score_kind)
     threshold, threshold_source = decide_threshold(config, score_kind)
     ranked_queries = []
     for r in results:
@@ -141,20 +204,23 @@ def execute(config: RunConfig) -> dict[str, Any]:
                                           r.decision_scores))
     metrics, per_query = evaluate(ranked_queries, pool_k=config.top_k_retriever, threshold=threshold)
 
-    components = {"retriever": retriever.describe(),
+    components = {"retriever": candidates.describe,
                   "reranker": reranker.describe() if reranker is not None else None}
     hashed = {
         "task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256},
         "split": config.split,
         "retriever": {k: components["retriever"][k] for k in ("id", "revision", "options")},
         "reranker": None if reranker is None else {
-            "id": reranker.spec.id, "revision": reranker.revision, "weights_path": reranker.weights_path,
+            # the fingerprint hashes the weight files' contents (not their path), so the hash is machine-independent
+            "id": reranker.spec.id, "revision": reranker.revision, "fingerprint": _fingerprint(reranker),
             "max_length": config.max_length or reranker.spec.max_length, "dtype": config.dtype,
             "options": {k: v for k, v in reranker.options.extra.items()}},
         "top_k_retriever": config.top_k_retriever,
         "top_k_rerank": config.top_k_rerank,
         "threshold": threshold,
     }
+    if config.context:  # only when set, so hashes of context-free runs stay what they were
+        hashed["context"] = config.context
     config_hash = canonical_hash(hashed)
     wall = time.perf_counter() - started
     record: dict[str, Any] = {
@@ -185,8 +251,17 @@ def execute(config: RunConfig) -> dict[str, Any]:
             "pairs_per_s": round(pairs / rerank_seconds, 2) if pairs and rerank_seconds > 0 else None,
             "peak_rss_mb": peak_rss_mb(),
             "command": reproduce_command(config),
+            "candidate_cache": candidates.cache_summary(),
+            "run_config": run_config_dict(config),
+            "cache": _cache_manifest(reranker, cache),
+            # set when --on-oom fallback replaced the reranker by the retriever ranking; publish refuses such records
+            "reranker_fallback": rerank_fallback,
+            "checkpoint": checkpoint_info(reranker.weights_path) if reranker is not None else None,
         },
     }
+    if cache is not None:
+        _throughput_without_hits(record["manifest"], rerank_seconds)
+        cache.close()
     out_dir = Path(config.output) if config.output else Path(config.runs_dir) / (
         f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{config_hash[:8]}")
     write_run_dir(out_dir, task, results, record, tag=_run_tag(config))
@@ -194,8 +269,33 @@ def execute(config: RunConfig) -> dict[str, Any]:
     return record
 
 
+def _fingerprint(reranker: Any) -> str:
+    from rrbench.cache import model_fingerprint
+
+    return getattr(reranker, "fingerprint", None) or model_fingerprint(reranker)[0]
+
+
+def _cache_manifest(reranker: Any, cache: Any) -> dict[str, Any]:
+    """Cache hits/misses of this run: a re-run of a finished configuration shows zero misses."""
+    stats = getattr(reranker, "cache_stats", None)
+    if cache is None or stats is None:
+        reason = "no reranker" if reranker is None else ("disabled" if cache is None else "model not pinned")
+        return {"enabled": False, "reason": reason}
+    return {"enabled": True, "path": str(cache.path), "fingerprint": reranker.fingerprint, **stats.as_dict()}
+
+
+def _throughput_without_hits(manifest: dict[str, Any], seconds: float) -> None:
+    """pairs/s must measure the model, not cache look-ups: count only pairs the model scored (None if none)."""
+    cache = manifest["cache"]
+    if cache.get("enabled") and cache["hits"]:
+        computed = cache["computed"]
+        manifest["pairs_per_s"] = round(computed / seconds, 2) if computed and seconds > 0 else None
+        manifest["pairs_per_s_note"] = f"{cache['hits']} of {manifest['pairs_scored']} scores came from the cache"
+
+
 def _run_tag(config: RunConfig) -> str:
-    name = config.reranker if config.reranker != NO_RERANKER else config.retriever
+    name = config.reranker if config.reranker != NO_RERANKER else (
+        (f"{config.fusion}-" if config.fusion else "") + "+".join(config.retriever_ids()))
     return "rrbench-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-60:]
 
 
@@ -204,9 +304,8 @@ def write_run_dir(out_dir: Path, task: Task, results: Sequence[QueryResult], rec
     run_text, qrels_text = [], []
     for r in results:
         run_text += run_lines(r.query.query_id, (task.docno(int(i)) for i in r.ranked), r.scores, tag)
-        judged = task.qrels.get(r.query.query_id, {})
         qrels_text += qrels_lines(r.query.query_id, {
-            task.docno(task.global_index(r.query.post_id, s)): g for s, g in sorted(judged.items())})
+            task.docno(g): grade for g, grade in sorted(task.judged(r.query).items())})
     body = strict_json_dumps(record)
     with atomic_dir(out_dir) as tmp:
         atomic_write_text(tmp / "run.trec", "\n".join(run_text) + "\n")

@@ -30,8 +30,9 @@ def _progress(total: int, desc: str, enabled: bool | None):
 
 
 def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, np.ndarray]], reranker,
-           top_k: int, progress: bool | None) -> list[np.ndarray]:
-    """Scores for the first ``top_k`` candidates of each pool."""
+           top_k: int, progress: bool | None, context: int = 0) -> list[np.ndarray]:
+    """Scores for the first ``top_k`` candidates of each pool (each read with ``context`` neighbours a side)."""
+    from rrbench.candidates import candidate_text
     from rrbench.models.base import ListwiseReranker
 
     name = f"reranker {reranker.spec.id!r}"
@@ -40,12 +41,12 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
         out = []
         with _progress(sum(len(h) for h in heads), "reranking", progress) as bar:
             for query, head in zip(queries, heads):
-                docs = [task.sentences[i] for i in head]
+                docs = [candidate_text(task, int(i), context) for i in head]
                 out.append(check_scores(reranker.score_list(query.text, docs), len(head), name))
                 bar.update(len(head))
         return out
     q_texts = [q.text for q, head in zip(queries, heads) for _ in head]
-    d_texts = [task.sentences[i] for head in heads for i in head]
+    d_texts = [candidate_text(task, int(i), context) for head in heads for i in head]
     scores = np.empty(len(q_texts), dtype=np.float64)
     chunk = max(256, reranker.options.batch_size * 8)
     with _progress(len(q_texts), "reranking", progress) as bar:

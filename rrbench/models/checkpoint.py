@@ -19,6 +19,8 @@ def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
         return replace(generic, id=str(path), hub_id=None, revision=meta.get("weights_sha256"),
                        score_kind=meta.get("score_kind", generic.score_kind),
                        max_length=meta.get("max_length", generic.max_length),
+                       # backend knobs the trainer knows the model needs (e.g. a causal-LM yes/no head)
+                       options={**generic.options, **meta.get("reranker_options", {})},
                        description=f"rrbench-trained checkpoint {path}")
     return replace(generic, id=str(path), hub_id=None, revision=None,
                    description=f"local cross-encoder checkpoint {path}")

@@ -1,19 +1,50 @@
-"""Generic sentence-transformers cross-encoder backend: raw relevance logits for (query, sentence) pairs.
+"""Cross-encoder backend: sentence-transformers loads the model, rrbench's engine scores it.
 
-Scores are the model's raw output (no sigmoid), so the natural decision boundary is 0 and stored scores keep their
-full resolution; a spec can declare ``score_kind="probability"`` with option ``activation: sigmoid`` instead.
+Loading goes through ``sentence_transformers.CrossEncoder`` (the field's loader: it knows every architecture class,
+max length and head configuration); scoring goes through :class:`rrbench.engine.InferenceEngine`, which batches pairs
+of many queries, de-duplicates, buckets by length and handles OOM (see its docstring). Option ``engine: false`` keeps
+the plain ``CrossEncoder.predict`` path (a fidelity reference; the benchmark compares both).
+
+Scores are the model's raw output (no sigmoid), so the natural decision boundary is 0 and stored scores keep their full
+resolution; a spec can declare ``score_kind="probability"`` with option ``activation: sigmoid`` instead. Two-class heads
+give the log-odds of the positive class. Option ``implementation: flag`` scores with FlagEmbedding's ``FlagReranker``
+(the BGE authors' reference implementation) instead.
+
+Instruction-aware use: ``--instruction`` text (or a named variant) is prepended to the query, as MTEB does for
+cross-encoders without an instruction slot.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from rrbench.engine import InferenceEngine, autocast_dtype_for, quantize_int8
+from rrbench.errors import UsageError
 from rrbench.models.base import ModelOptions, PairwiseReranker
 from rrbench.models.loading import pick_device, torch_dtype
+from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
 from rrbench.models.resolve import resolve_weights
 from rrbench.specs import RerankerSpec
+
+IMPLEMENTATIONS = ("sentence-transformers", "flag")
+
+
+def check_remote_code(spec: RerankerSpec, options: ModelOptions) -> None:
+    """Models whose repository ships code run it only on explicit opt-in, and say so."""
+    if spec.requires_remote_code and not options.trust_remote_code:
+        raise UsageError(f"reranker {spec.id} runs Python code from its model repository; pass --trust-remote-code "
+                         "to allow it")
+    if spec.requires_remote_code:
+        warnings.warn(f"reranker {spec.id}: --trust-remote-code lets the model repository run its own Python code",
+                      UserWarning, stacklevel=3)
+
+
+def truthy(value: Any) -> bool:
+    return str(value).strip().lower() not in {"0", "false", "no", "off", "none", ""}
 
 
 class CrossEncoderReranker(PairwiseReranker):
@@ -22,23 +53,97 @@ class CrossEncoderReranker(PairwiseReranker):
         import torch
         from sentence_transformers import CrossEncoder
 
+        implementation = str(options.extra.get("implementation", "sentence-transformers"))
+        if implementation not in IMPLEMENTATIONS:
+            raise UsageError(f"reranker {spec.id}: option implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
+                             f"got {implementation!r}")
+        check_remote_code(spec, options)
         path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
                                                     packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         self.weights_path = str(path)
-        activation = torch.nn.Sigmoid() if spec.options.get("activation") == "sigmoid" else torch.nn.Identity()
+        self.instruction = resolve_instruction(options.instruction, QUERY_PREFIX_INSTRUCTIONS, spec.instruction,
+                                               spec.id)
         self.max_length = options.max_length or spec.max_length
-        model_kwargs = {}
-        if options.dtype not in ("float32", "fp32"):
-            model_kwargs["torch_dtype"] = torch_dtype(options.dtype)
-        self.model = CrossEncoder(str(path), device=pick_device(options.device), max_length=self.max_length,
-                                  activation_fn=activation, trust_remote_code=options.trust_remote_code,
-                                  model_kwargs=model_kwargs or None)
+        self.device = pick_device(options.device)
+        self.implementation = implementation
+        if implementation == "flag":
+            self._init_flag(str(path))
+            return
+        self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
+        self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
+                                  activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
+        self.use_engine = truthy(options.extra.get("engine", True))
+        hf_model = self.model.model
+        if options.dtype == "int8":
+            if torch.device(self.device).type != "cpu":
+                raise UsageError("--dtype int8 (dynamic quantisation) is CPU only")
+            self.model.model = hf_model = quantize_int8(hf_model)
+        elif options.dtype not in ("float32", "fp32"):
+            autocast_dtype_for(options.dtype, self.device)  # validates the dtype for this device
+            hf_model.to(torch_dtype(options.dtype))
+        hf_model.eval()
+        self.tokenizer = self.model.processor
+        pad = self.tokenizer.pad_token_id
+        self.engine = InferenceEngine(self._forward, pad_token_id=0 if pad is None else pad,
+                                      batch_size=options.batch_size, device=self.device,
+                                      token_budget=options.extra.get("token_budget"), name=f"reranker {spec.id}")
+
+    def _init_flag(self, path: str) -> None:
+        from FlagEmbedding import FlagReranker
+
+        dtype = self.options.dtype
+        if dtype not in ("float32", "fp32", "float16", "fp16"):
+            raise UsageError(f"reranker {self.spec.id}: implementation=flag supports --dtype float32 or float16, "
+                             f"got {dtype}")
+        self.flag = FlagReranker(self.weights_path, use_fp16=dtype in ("float16", "fp16"), devices=[self.device],
+                                 batch_size=self.options.batch_size, max_length=self.max_length,
+                                 trust_remote_code=self.options.trust_remote_code)
+
+    # -- scoring ----------------------------------------------------------------------------------------------------
+    def _queries(self, queries: Sequence[str]) -> list[str]:
+        return [self.instruction + q for q in queries] if self.instruction else list(queries)
+
+    def _encode(self, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
+        enc = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length,
+                             padding=False)
+        keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
+        return [{k: enc[k][i] for k in keys} for i in range(len(queries))]
+
+    def _forward(self, inputs: dict[str, Any]):
+        logits = self.model.model(**inputs).logits
+        return self._head(logits)
+
+    def _head(self, logits):
+        import torch
+
+        if logits.ndim == 2 and logits.shape[1] == 2:  # two-class heads: log-odds of the positive class
+            logits = logits[:, 1] - logits[:, 0]
+        elif logits.ndim == 2:
+            logits = logits[:, 0]
+        return torch.sigmoid(logits.float()) if self.sigmoid else logits
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        pairs = [[q, d] for q, d in zip(queries, documents)]
-        scores = self.model.predict(pairs, batch_size=self.options.batch_size, show_progress_bar=False,
-                                    convert_to_numpy=True)
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.ndim == 2:  # two-class heads: log-odds of the positive class
-            scores = scores[:, -1] - scores[:, 0] if scores.shape[1] == 2 else scores[:, 0]
-        return scores
+        queries = self._queries(queries)
+        if self.implementation == "flag":
+            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],
+                                             batch_size=self.options.batch_size, max_length=self.max_length,
+                                             normalize=self.spec.score_kind == "probability")
+            return np.atleast_1d(np.asarray(scores, dtype=np.float64))
+        if self.use_engine:
+            return self.engine.score_pairs(queries, documents, self._encode)
+        scores = self.model.predict([[q, d] for q, d in zip(queries, documents)], batch_size=self.options.batch_size,
+                                    show_progress_bar=False, convert_to_tensor=True)
+        return self._head(scores.reshape(len(queries), -1)).float().cpu().numpy().astype(np.float64).reshape(-1)
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What changes scores beyond the spec and options: the resolved instruction text and implementation."""
+        return {"instruction_text": self.instruction, "implementation": self.implementation,
+                "sigmoid": getattr(self, "sigmoid", False)}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["instruction_text"] = self.instruction
+        out["implementation"] = self.implementation
+        if getattr(self, "engine", None) is not None and self.implementation != "flag":
+            out["engine"] = self.engine.stats.as_dict()
+        return out

@@ -39,7 +39,9 @@ class Task:
     post_offsets: np.ndarray  # post i owns sentences[post_offsets[i]:post_offsets[i+1]]
     sentences: list[str]
     queries: dict[str, Query]
-    qrels: dict[str, dict[int, int]]  # query_id -> {sentence index within post: grade}
+    #: query_id -> {sentence: grade}; the sentence is its index within the query's post in post scope, and its
+    #: *global* index (into ``sentences``) in corpus scope. Use :meth:`judged` for global indices in both scopes.
+    qrels: dict[str, dict[int, int]]
     split_of: dict[str, str]
     file_hashes: dict[str, str] = field(default_factory=dict)
 
@@ -92,20 +94,29 @@ class Task:
         return np.arange(start, end)
 
     def docno(self, global_index: int) -> str:
-        """TREC docno of a sentence: ``<post_id>:<sentence index within the post>``."""
+        """TREC docno of a sentence: ``<post_id>:<sentence index within the post>`` (``<post_id>`` alone when the
+        task's unit is a whole document, e.g. an imported BEIR task, so runs compare with published ones)."""
         post = int(self.sentence_post[global_index])
+        if self.spec.unit == "document":
+            return self.post_ids[post]
         return f"{self.post_ids[post]}:{global_index - int(self.post_offsets[post])}"
+
+    def judged(self, query: Query) -> dict[int, int]:
+        """The query's judgements keyed by global sentence index, in either scope."""
+        judged = self.qrels.get(query.query_id, {})
+        if self.spec.scope == "corpus":
+            return dict(judged)
+        return {self.global_index(query.post_id, s): g for s, g in judged.items()}
 
     def global_index(self, post_id: str, local_index: int) -> int:
         return int(self.post_offsets[self.post_index[post_id]]) + local_index
 
     def relevance(self, query: Query, global_indices: np.ndarray) -> np.ndarray:
         """Graded relevance of the given candidates for the query (0 where not judged)."""
-        judged = self.qrels.get(query.query_id, {})
         out = np.zeros(len(global_indices), dtype=np.float64)
-        if not judged:
+        by_global = self.judged(query)
+        if not by_global:
             return out
-        by_global = {self.global_index(query.post_id, s): g for s, g in judged.items()}
         for i, idx in enumerate(global_indices):
             out[i] = by_global.get(int(idx), 0)
         return out
@@ -118,7 +129,7 @@ class Task:
         stats: dict[str, dict[str, int]] = {}
         for split in self.split_names:
             queries = self.split_queries(split)
-            posts = {q.post_id for q in queries}
+            posts = {q.post_id for q in queries} if self.spec.scope == "post" else set(self.post_ids)
             evidence = sum(sum(1 for g in self.qrels.get(q.query_id, {}).values() if g >= 1) for q in queries)
             with_evidence = sum(1 for q in queries if self.has_evidence(q.query_id))
             stats[split] = {
@@ -190,6 +201,10 @@ def load_task_dir(path: str | Path) -> Task:
     if not post_ids:
         raise TaskSpecError(f"{posts_path}: no posts")
     sizes = dict(zip(post_ids, np.diff(offsets).tolist()))
+    post_start = dict(zip(post_ids, offsets[:-1]))
+    if spec.unit == "document" and len(sentences) != len(post_ids):
+        raise TaskSpecError(f"{posts_path}: unit 'document' needs exactly one text per post "
+                            f"({len(sentences)} texts in {len(post_ids)} posts)")
 
     queries_path = _checked_path(root, spec_path, "files.queries", spec.files.queries)
     hashes["queries"] = spec.files.queries.sha256
@@ -228,12 +243,18 @@ def load_task_dir(path: str | Path) -> Task:
         grade = _require(row, "grade", int, where)
         if grade < 0:
             raise TaskSpecError(f"{where}: field 'grade' must be an integer >= 0, got {grade}")
-        post_id = queries[query_id].post_id
         if spec.scope == "post":
-            if not 0 <= sentence < sizes[post_id]:
-                raise TaskSpecError(
-                    f"{where}: sentence {sentence} is past the end of post {post_id!r} ({sizes[post_id]} sentences)"
-                )
+            post_id = queries[query_id].post_id
+        else:  # corpus scope: a judgement names the post of its sentence, and is stored by global index
+            post_id = str(_require(row, "post_id", (str, int), where))
+            if post_id not in sizes:
+                raise TaskSpecError(f"{where}: qrel for query {query_id!r} names unknown post_id {post_id!r}")
+        if not 0 <= sentence < sizes[post_id]:
+            raise TaskSpecError(
+                f"{where}: sentence {sentence} is past the end of post {post_id!r} ({sizes[post_id]} sentences)"
+            )
+        if spec.scope == "corpus":
+            sentence = post_start[post_id] + sentence
         judged = qrels.setdefault(query_id, {})
         if sentence in judged:
             raise TaskSpecError(f"{where}: duplicate qrel for query {query_id!r} sentence {sentence}")

@@ -70,6 +70,8 @@ class TaskSpec(_Strict):
     version: int = Field(ge=1)
     description: str = ""
     scope: Literal["post", "corpus"] = "post"
+    #: what a candidate is: a sentence of a post, or a whole document (one text per post, docno = post_id; BEIR)
+    unit: Literal["sentence", "document"] = "sentence"
     main_score: str = "nDCG@10"
     license: str
     citation: str = ""

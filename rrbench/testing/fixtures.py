@@ -100,7 +100,9 @@ def make_tiny_bert(directory: str | Path, seed: int = 0, num_labels: int = 1) ->
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # transformers 5 takes the vocabulary as `vocab` (a path or dict); `vocab_file` is silently ignored there,
+    # which would map every word to [UNK]
+    tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=True)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=128, max_position_embeddings=128, num_labels=num_labels)

@@ -1,0 +1,302 @@
+"""Result records: what a finished evaluation leaves behind, how to check one, and how to re-run it.
+
+A record is the ``results.json`` of an output folder (with ``run.trec`` and ``qrels.trec`` beside it). It must be
+reproducible from itself alone, so besides metrics and per-query values its manifest holds the exact command, the
+full run configuration, the task's data hash, every component's revision, and, for an rrbench-trained checkpoint,
+the weights' sha256 and the training manifest. :func:`check_record` lists everything wrong with a record; ``rrbench
+publish`` and ``rrbench reproduce`` build on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from rrbench.errors import UsageError
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+RUN_FILE = "run.trec"
+QRELS_FILE = "qrels.trec"
+
+#: Metric keys every record carries (values may be null, e.g. a false-evidence rate without a threshold).
+REQUIRED_METRICS = ("nDCG@10", "RR@10", "R@10", "false_evidence_rate")
+#: Dotted manifest paths every record must have: what ties the numbers to data, code and configuration.
+REQUIRED_MANIFEST = (
+    "rrbench_version", "created", "task.id", "task.version", "task.data_sha256", "task.main_score", "split",
+    "components", "threshold.value", "threshold.source", "config", "config_hash", "packages", "hardware",
+    "wall_time_s", "command",
+)
+#: RunConfig fields that say where output goes or how it looks, not what is computed.
+_NOT_REPRODUCED = {"output", "runs_dir", "show_progress", "cache_dir", "use_cache"}
+
+
+class RecordError(UsageError):
+    """A record that is malformed, inconsistent or fails a publication check."""
+
+
+# -- reading ---------------------------------------------------------------------------------------------------------
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"non-standard JSON token {token}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str, where: str) -> Any:
+    """Parse JSON as every parser would: NaN/Infinity tokens and duplicate keys are errors."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except ValueError as exc:
+        raise RecordError(f"{where}: not strict JSON: {exc}") from None
+
+
+def record_path(path: str | Path) -> Path:
+    """``results.json`` of an output folder (or the file itself)."""
+    path = Path(path)
+    file = path / RESULTS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise RecordError(f"{path}: no {RESULTS_FILE} found (is this an rrbench output folder?)")
+    return file
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Load and strictly parse a record; raises :class:`RecordError` on malformed JSON."""
+    file = record_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{file}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    record = loads_strict(text, str(file))
+    if not isinstance(record, dict):
+        raise RecordError(f"{file}: expected a JSON object at the top level")
+    return record
+
+
+def _dig(obj: Any, dotted: str) -> tuple[bool, Any]:
+    for part in dotted.split("."):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return False, None
+        obj = obj[part]
+    return True, obj
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- checking --------------------------------------------------------------------------------------------------------
+def check_record(record: Mapping[str, Any]) -> list[str]:
+    """Everything wrong with a record's shape and internal consistency (an empty list means none)."""
+    problems: list[str] = []
+    version = record.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        problems.append("schema_version: missing or not an integer")
+    elif version > SCHEMA_VERSION:
+        problems.append(f"schema_version {version} is newer than this rrbench understands ({SCHEMA_VERSION})")
+    metrics = record.get("metrics")
+    if not isinstance(metrics, Mapping):
+        problems.append("metrics: missing or not an object")
+        metrics = {}
+    for key in REQUIRED_METRICS:
+        if key not in metrics:
+            problems.append(f"metrics.{key}: missing")
+    for key, value in metrics.items():
+        if value is not None and not _is_number(value):
+            problems.append(f"metrics.{key}: {value!r} is not a finite number or null")
+    per_query = record.get("per_query")
+    if not isinstance(per_query, Mapping) or not per_query:
+        problems.append("per_query: missing, empty or not an object")
+        per_query = {}
+    manifest = record.get("manifest")
+    if not isinstance(manifest, Mapping):
+        problems.append("manifest: missing or not an object")
+        manifest = {}
+    for dotted in REQUIRED_MANIFEST:
+        present, value = _dig(manifest, dotted)
+        if not present or (value is None and dotted not in ("threshold.value",)):
+            problems.append(f"manifest.{dotted}: missing")
+    if isinstance(manifest.get("command"), str) and not manifest["command"].startswith("rrbench "):
+        problems.append("manifest.command: not an rrbench command")
+    problems += _check_aggregates(metrics, per_query)
+    checkpoint = manifest.get("checkpoint") if isinstance(manifest.get("checkpoint"), Mapping) else None
+    if checkpoint is not None:
+        for key in ("weights_sha256", "training_manifest"):
+            if not checkpoint.get(key):
+                problems.append(f"manifest.checkpoint.{key}: missing (rrbench-trained checkpoints must carry it)")
+        if checkpoint.get("declared_weights_sha256") and checkpoint.get("matches_declared") is False:
+            problems.append("manifest.checkpoint: weights on disk do not match the sha256 their manifest declares")
+    return problems
+
+
+def _check_aggregates(metrics: Mapping[str, Any], per_query: Mapping[str, Any]) -> list[str]:
+    """Summary metrics must be the means of the per-query values (catches a hand-edited headline number)."""
+    problems = []
+    columns: dict[str, list[float]] = {}
+    for query_id, values in per_query.items():
+        if not isinstance(values, Mapping):
+            problems.append(f"per_query.{query_id}: not an object")
+            continue
+        for key, value in values.items():
+            if not _is_number(value):
+                problems.append(f"per_query.{query_id}.{key}: {value!r} is not a finite number")
+                continue
+            columns.setdefault(key, []).append(float(value))
+    aliases = {"false_evidence": "false_evidence_rate"}
+    for key, values in columns.items():
+        name = aliases.get(key, key)
+        if name not in metrics or (metrics[name] is not None and not _is_number(metrics[name])):
+            continue  # absent, or already reported as malformed
+        expected = math.fsum(values) / len(values)
+        actual = metrics[name]
+        if actual is None or abs(float(actual) - expected) > 1e-9:
+            problems.append(f"metrics.{name} = {actual!r} is not the mean of its per-query values ({expected!r})")
+    return problems
+
+
+def require_valid(record: Mapping[str, Any], where: str) -> None:
+    problems = check_record(record)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise RecordError(f"{where}: {problems[0]}{more}")
+
+
+# -- writing helpers used by the runner ------------------------------------------------------------------------------
+def run_config_dict(config: Any) -> dict[str, Any]:
+    """The RunConfig fields that determine a result (``rrbench reproduce`` rebuilds the config from these)."""
+    return {k: v for k, v in asdict(config).items() if k not in _NOT_REPRODUCED}
+
+
+def checkpoint_info(weights_path: str | None) -> dict[str, Any] | None:
+    """For an rrbench-trained checkpoint (a folder with ``rrbench_model.json``): weights sha256 + training manifest.
+
+    The sha256 is recomputed from the files on disk, never copied from the folder's own claim, so a record cannot
+    name weights it was not produced with; ``matches_declared`` says whether the two agree.
+    """
+    from rrbench.io import sha256_file
+    from rrbench.models.checkpoint import CHECKPOINT_META
+
+    if not weights_path:
+        return None
+    folder = Path(weights_path)
+    meta_file = folder / CHECKPOINT_META
+    if not meta_file.is_file():
+        return None
+    meta = loads_strict(meta_file.read_text(encoding="utf-8"), str(meta_file))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt")
+                   and p.name not in ("training_args.bin", "optimizer.pt", "scheduler.pt"))
+    per_file = {p.name: sha256_file(p) for p in files}
+    if len(per_file) == 1:
+        weights_sha = next(iter(per_file.values()))
+    else:
+        from rrbench.io import canonical_hash
+
+        weights_sha = canonical_hash(per_file) if per_file else None
+    declared = meta.get("weights_sha256") if isinstance(meta, Mapping) else None
+    training = None
+    if isinstance(meta, Mapping):
+        training = meta.get("training_manifest") or meta.get("training") or meta.get("manifest") or dict(meta)
+    return {"path": str(folder), "weights_sha256": weights_sha, "weight_files": per_file,
+            "declared_weights_sha256": declared,
+            "matches_declared": None if declared is None else declared in (weights_sha, *per_file.values()),
+            "training_manifest": training}
+
+
+# -- reproduce -------------------------------------------------------------------------------------------------------
+def compare_metrics(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> list[dict[str, Any]]:
+    """Rows ``{metric, recorded, reproduced, delta, ok}`` for every metric of the recorded run."""
+    rows = []
+    for key, recorded in old.items():
+        value = new.get(key)
+        if recorded is None or value is None:
+            ok = recorded is None and value is None
+            delta = None
+        else:
+            delta = float(value) - float(recorded)
+            ok = abs(delta) <= tolerance
+        rows.append({"metric": key, "recorded": recorded, "reproduced": value, "delta": delta, "ok": ok})
+    return rows
+
+
+def reproduce(path: str | Path, output: str | Path | None = None, tolerance: float = 1e-9,
+              cache_dir: str | None = None, use_cache: bool = True, show_progress: bool | None = None
+              ) -> dict[str, Any]:
+    """Re-run the configuration a record describes and compare its metrics.
+
+    Returns ``{"record": new record, "comparison": rows, "ok": bool}``. With the score cache the re-run needs no
+    model forward pass; without it, scores are recomputed (float noise across hardware may need ``tolerance``).
+    """
+    import tempfile
+
+    file = record_path(path)
+    old = load_record(file)
+    require_valid(old, str(file))
+    manifest = old["manifest"]
+    kind = manifest.get("kind", "run")
+    with tempfile.TemporaryDirectory(prefix="rrbench-reproduce-") as scratch:
+        target = Path(output) if output else Path(scratch) / "out"
+        if kind == "evaluate":
+            from rrbench.evaluation import evaluate_run
+
+            run_file = file.parent / RUN_FILE
+            given = manifest.get("run_config") or {}
+            new = evaluate_run(task=given.get("task", manifest["task"]["id"]), split=manifest["split"],
+                               run=str(run_file), threshold=manifest["threshold"]["value"], output=str(target))
+        else:
+            config = manifest.get("run_config")
+            if not isinstance(config, Mapping):
+                raise RecordError(f"{file}: manifest.run_config missing; re-run its command instead: "
+                                  f"{manifest.get('command')}")
+            from rrbench.runner import RunConfig, execute
+
+            known = {f.name for f in fields(RunConfig)}
+            unknown = set(config) - known
+            if unknown:
+                raise RecordError(f"{file}: manifest.run_config has fields this rrbench does not know: "
+                                  f"{', '.join(sorted(unknown))}")
+            new = execute(RunConfig(**{**config, "output": str(target), "cache_dir": cache_dir,
+                                       "use_cache": use_cache, "show_progress": show_progress}))
+    if new["manifest"]["task"]["data_sha256"] != manifest["task"]["data_sha256"]:
+        raise RecordError(f"{file}: the task data changed since the record was made (data_sha256 "
+                          f"{manifest['task']['data_sha256'][:12]}... now {new['manifest']['task']['data_sha256'][:12]}...)")
+    rows = compare_metrics(old["metrics"], new["metrics"], tolerance)
+    same_hash = new["manifest"].get("config_hash") == manifest.get("config_hash")
+    return {"record": new, "comparison": rows, "ok": all(r["ok"] for r in rows), "config_hash_matches": same_hash}
+
+
+def describe_system(manifest: Mapping[str, Any]) -> str:
+    """A short human name for what produced a record: ``retriever -> reranker`` or the outside run's tag."""
+    if manifest.get("kind") == "evaluate":
+        run = manifest.get("components", {}).get("run", {})
+        tags = run.get("tags") or ["?"]
+        return f"run {tags[0]}" + (f" (+{len(tags) - 1} tags)" if len(tags) > 1 else "")
+    comps = manifest.get("components", {})
+    retriever = comps.get("retriever") or {}
+    reranker = comps.get("reranker")
+    retr = retriever.get("id", "?")
+    if isinstance(comps.get("candidates"), Mapping) and comps["candidates"].get("id"):
+        retr = comps["candidates"]["id"]
+    return f"{retr} → {reranker['id']}" if reranker else f"{retr} (no reranker)"
+
+
+def ensure_record_dir(path: str | Path) -> Path:
+    file = record_path(path)
+    if not (file.parent / RUN_FILE).is_file():
+        raise RecordError(f"{file.parent}: {RUN_FILE} is missing beside {RESULTS_FILE}")
+    return file.parent
+
+
+__all__ = ["QRELS_FILE", "RESULTS_FILE", "RUN_FILE", "RecordError", "SCHEMA_VERSION", "check_record",
+           "checkpoint_info", "compare_metrics", "describe_system", "load_record", "loads_strict", "reproduce",
+           "require_valid", "run_config_dict"]
+

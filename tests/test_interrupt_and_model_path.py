@@ -1,0 +1,109 @@
+"""Ctrl-C leaves no results and the next run resumes from the cache; ``--model-path`` pairs a spec with weights."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import rrbench
+from rrbench.testing.fixtures import MINI_POSTS, make_tiny_bi_encoder, write_task
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """On a busy 2-core machine two OpenMP threads spin against each other (20x slower); tests use one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _big_task(directory: Path) -> Path:
+    """120 posts x 6 sentences from the mini vocabulary: at batch size 1, a few cache commits of scoring."""
+    rng = random.Random(7)
+    words = sorted({w.strip(".,").lower() for p in MINI_POSTS for s in p["sentences"] for w in s.split()})
+    posts, queries, qrels = [], [], []
+    for i in range(120):
+        posts.append({"post_id": f"p{i}", "sentences": [" ".join(rng.sample(words, 6)) for _ in range(6)]})
+        queries.append({"query_id": f"q{i}", "post_id": f"p{i}", "text": " ".join(rng.sample(words, 4))})
+        if i % 3:
+            qrels.append({"query_id": f"q{i}", "sentence": rng.randrange(6), "grade": 1})
+    return write_task(directory, posts, queries, qrels)
+
+
+def _stored_pairs(cache_dir: Path) -> int:
+    db = cache_dir / "scores.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return int(con.execute("SELECT COUNT(*) FROM pair_scores").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tmp_path):
+    task = _big_task(tmp_path / "big-task")
+    cache_dir = Path(os.environ["RRBENCH_CACHE"])
+    out = tmp_path / "runs" / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rrbench.cli", "run", "--task", str(task), "--reranker", str(tiny_model),
+         "--batch-size", "1", "--output", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while _stored_pairs(cache_dir) == 0 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted: " + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not out.exists()
+    assert not list(out.parent.glob("*partial*")) if out.parent.exists() else True
+    kept = _stored_pairs(cache_dir)
+    assert kept > 0
+
+    # same batch size as the interrupted run, so resumed and fresh scores are bit-identical
+    resumed = rrbench.run(task=str(task), reranker=str(tiny_model), output=str(tmp_path / "resumed"),
+                          show_progress=False, batch_size=1)
+    cache = resumed["manifest"]["cache"]
+    total = resumed["manifest"]["pairs_scored"]
+    assert cache["hits"] >= kept and cache["hits"] + cache["misses"] == total and cache["misses"] > 0
+    assert (tmp_path / "resumed" / "results.json").is_file()
+    fresh = rrbench.run(task=str(task), reranker=str(tiny_model), output=str(tmp_path / "fresh"),
+                        show_progress=False, use_cache=False, batch_size=1)
+    assert fresh["metrics"] == resumed["metrics"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bi_encoder(tmp_path_factory):
+    return make_tiny_bi_encoder(tmp_path_factory.mktemp("bi") / "tiny-bi")
+
+
+def test_model_path_pairs_a_registered_reranker_spec_with_local_weights(mini_task, tiny_bi_encoder, tmp_path):
+    record = rrbench.run(task=str(mini_task), reranker="minilm-l6", model_path=str(tiny_bi_encoder),
+                         output=str(tmp_path / "o"), show_progress=False)
+    reranker = record["manifest"]["components"]["reranker"]
+    assert reranker["id"] == "minilm-l6" and reranker["score_kind"] == "cosine"  # the spec's identity and kind
+    assert reranker["weights_source"] == "local-path" and reranker["weights_path"] == str(tiny_bi_encoder)
+    assert record["manifest"]["threshold"]["value"] is None  # cosine: no natural boundary, from the spec
+    assert "--model-path" in record["manifest"]["command"]
+
+
+def test_model_path_applies_to_the_retriever_when_there_is_no_reranker(mini_task, tiny_bi_encoder, tmp_path):
+    record = rrbench.run(task=str(mini_task), retriever="minilm-l6", model_path=str(tiny_bi_encoder),
+                         output=str(tmp_path / "o"), show_progress=False)
+    retriever = record["manifest"]["components"]["retriever"]
+    described = retriever.get("retrievers", [retriever])[0] if "retrievers" in retriever else retriever
+    assert described["id"] == "minilm-l6"
+    assert described["weights_path"] == str(tiny_bi_encoder)
