@@ -23,6 +23,17 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 10x."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def mini_task(tmp_path) -> Path:
     return make_mini_task(tmp_path / "mini-task")

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.io import canonical_hash
+from rrbench.io import atomic_write, canonical_hash
 
 
 def cache_root() -> Path:
@@ -56,20 +55,6 @@ def _path(kind: str, key: str, suffix: str) -> Path:
     return cache_root() / kind / key[:2] / f"{key}{suffix}"
 
 
-def _atomic_save(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- embeddings ------------------------------------------------------------------------------------------------------
 def embedding_key(model: dict[str, Any], texts: Sequence[str]) -> str:
     return canonical_hash({"kind": "embeddings", "model": model, "texts": texts_hash(texts), "n": len(texts)})
@@ -87,7 +72,7 @@ def load_embeddings(key: str) -> np.ndarray | None:
 
 def save_embeddings(key: str, array: np.ndarray) -> None:
     if cache_enabled():
-        _atomic_save(_path("embeddings", key, ".npy"), lambda handle: np.save(handle, array, allow_pickle=False))
+        atomic_write(_path("embeddings", key, ".npy"), lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def load_sparse(key: str):
@@ -107,7 +92,7 @@ def save_sparse(key: str, matrix) -> None:
     if cache_enabled():
         from scipy import sparse
 
-        _atomic_save(_path("embeddings", key, ".npz"), lambda handle: sparse.save_npz(handle, matrix))
+        atomic_write(_path("embeddings", key, ".npz"), lambda handle: sparse.save_npz(handle, matrix))
 
 
 # -- candidate rankings ----------------------------------------------------------------------------------------------
@@ -138,6 +123,6 @@ def save_ranking(key: str, ids: Sequence[np.ndarray], scores: Sequence[np.ndarra
     flat_ids = np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64)
     flat_scores = np.concatenate(scores).astype(np.float64) if scores else np.empty(0, np.float64)
     meta_text = np.asarray(json.dumps(meta, sort_keys=True, allow_nan=False))
-    _atomic_save(path, lambda handle: np.savez(handle, offsets=offsets, ids=flat_ids, scores=flat_scores,
+    atomic_write(path, lambda handle: np.savez(handle, offsets=offsets, ids=flat_ids, scores=flat_scores,
                                                meta=meta_text))
     return path
