@@ -17,15 +17,7 @@ import rrbench
 from rrbench.testing.fixtures import MINI_POSTS, make_tiny_bi_encoder, write_task
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """On a busy 2-core machine two OpenMP threads spin against each other (20x slower); tests use one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _big_task(directory: Path) -> Path:

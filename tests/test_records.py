@@ -17,15 +17,7 @@ from rrbench.records import RecordError, check_record, load_record, loads_strict
 from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """On a busy 2-core machine two OpenMP threads spin against each other (20x slower); tests use one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture
