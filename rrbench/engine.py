@@ -237,7 +237,17 @@ def autocast_dtype_for(dtype: str, device: str) -> Any:
 
 
 def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantisation of the Linear layers (CPU only; ranking fidelity is reported by the benchmark)."""
+    """Dynamic int8 quantisation of the Linear layers, **in place** (CPU only; ranking fidelity is reported by the
+    benchmark). Weights become int8 once; activations are quantised per batch, so no calibration data is needed.
+
+    torch marks ``torch.ao.quantization`` deprecated in favour of torchao, but it is still the one dynamic-int8 path
+    with fbgemm kernels for x86 CPUs in the pinned torch; its deprecation warnings are silenced here only.
+    """
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -48,7 +48,18 @@ def test_token_budget_and_no_sorting_give_the_same_scores(tiny_model, reference)
 def test_bf16_and_int8_stay_close_to_fp32(tiny_model, reference):
     for dtype, tol in (("bfloat16", 5e-2), ("int8", 5e-2)):
         reranker = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu", dtype=dtype)
-        np.testing.assert_allclose(reranker.score_pairs(QUERIES, DOCS), reference, atol=tol)
+        scores = reranker.score_pairs(QUERIES, DOCS)
+        np.testing.assert_allclose(scores, reference, atol=tol)
+        assert not np.allclose(scores, reference, atol=1e-6), f"{dtype} gave fp32's exact scores: not applied"
+
+
+def test_int8_quantises_the_linear_layers_that_scoring_calls(tiny_model):
+    import torch
+
+    reranker = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu", dtype="int8")
+    linears = [m for m in reranker.model.model.modules() if type(m) is torch.nn.Linear]
+    quantised = [m for m in reranker.model.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert quantised and not linears
 
 
 def _fake_oom_forward(limit: int, calls: list[int]):

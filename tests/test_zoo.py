@@ -200,25 +200,153 @@ def test_listwise_group_size_and_packing(models):
                           group_size=bad)
 
 
-def test_lightweight_gemma_knobs_are_validated_and_transformers5_is_refused_clearly(tmp_path):
+def test_lightweight_gemma_knobs_are_validated_and_other_flagembedding_versions_are_refused(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="compress_ratio"):
         load_reranker("bge-gemma2-lightweight", model_path=str(tmp_path), compress_ratio=3)
     with pytest.raises(UsageError, match="cutoff_layers"):
         load_reranker("bge-gemma2-lightweight", model_path=str(tmp_path), cutoff_layers="a,b")
-    import transformers
+    from rrbench.models import flag_gemma_compat as compat
 
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        with pytest.raises(PluginError, match="transformers<5"):
+    if compat.patch_needed():  # transformers 5: only the FlagEmbedding version the patch was written for is patched
+        from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaModel
+
+        assert compat.patch_costwise_gemma() and compat.patch_costwise_gemma()  # idempotent
+        assert CostWiseGemmaModel.forward is compat.costwise_model_forward
+        real = compat._installed
+        monkeypatch.setattr(compat, "_installed", lambda dist: "1.5.0" if dist == "FlagEmbedding" else real(dist))
+        with pytest.raises(PluginError, match=r"written for FlagEmbedding 1\.4\.2, but 1\.5\.0 is installed") as info:
             load_reranker("bge-gemma2-lightweight", model_path=str(tmp_path), cutoff_layers=[2])
+        assert "\n" not in str(info.value)
 
 
-@pytest.mark.skipif(__import__("transformers").__version__.startswith(("5.", "6.")),
-                    reason="FlagEmbedding 1.4.2's CostWiseGemma code runs only with transformers 4.x")
-def test_lightweight_gemma_backend_scores_a_tiny_model(tmp_path):  # pragma: no cover - needs transformers 4.x
-    path = T.make_tiny_lightweight_gemma(tmp_path / "gemma")
-    reranker = load_reranker("bge-gemma2-lightweight", model_path=str(path), cutoff_layers=[2], compress_layers=[2],
-                             compress_ratio=2)
-    assert np.isfinite(reranker.score_pairs(QUERIES, DOCS)).all()
+# -- bge-gemma2-lightweight: FlagEmbedding's CostWiseGemma model (patched by rrbench under transformers 5) ----------
+@pytest.fixture(scope="module")
+def gemma_path(tmp_path_factory):
+    return T.make_tiny_lightweight_gemma(tmp_path_factory.mktemp("zoo-gemma") / "gemma")
+
+
+@pytest.mark.parametrize("knobs", [dict(cutoff_layers=[2], compress_layers=[2], compress_ratio=2),
+                                   dict(cutoff_layers=[4], compress_layers=[2], compress_ratio=2),
+                                   dict(cutoff_layers=[2, 4], compress_layers=[3], compress_ratio=4)])
+def test_lightweight_gemma_backend_scores_a_tiny_model(gemma_path, knobs):
+    import torch
+
+    reranker = load_reranker("bge-gemma2-lightweight", model_path=str(gemma_path), batch_size=2, device="cpu",
+                             **knobs)
+    assert reranker.flag.model.dtype == torch.bfloat16  # rrbench's CPU choice for this class
+    scores = reranker.score_pairs(QUERIES, DOCS)
+    assert scores.shape == (len(DOCS),) and np.isfinite(scores).all()
+    assert len(set(scores.tolist())) > 1
+    np.testing.assert_array_equal(reranker.score_pairs(QUERIES, DOCS), scores)
+
+
+def _costwise_fp32(path):
+    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
+
+    from rrbench.models.flag_gemma_compat import patch_costwise_gemma
+
+    patch_costwise_gemma()
+    return CostWiseGemmaForCausalLM.from_pretrained(path).float().eval()
+
+
+def _plain_gemma2(costwise, layers, layer_types=None):
+    """transformers' own Gemma2Model holding CostWiseGemma's decoder layers ``layers`` (renumbered from 0), its
+    embeddings and final norm, eager attention like the CostWise model."""
+    from transformers import Gemma2Config, Gemma2Model
+
+    own = {"model_type", "architectures", "layer_wise", "start_layer", "layer_sep"}
+    values = {k: v for k, v in costwise.config.to_dict().items() if k not in own}
+    values.update(num_hidden_layers=len(layers),
+                  layer_types=layer_types or [costwise.config.layer_types[i] for i in layers])
+    model = Gemma2Model(Gemma2Config.from_dict(values, attn_implementation="eager")).eval()
+    state = {}
+    for name, tensor in costwise.model.state_dict().items():
+        if name.startswith("layers."):
+            index, rest = name[len("layers."):].split(".", 1)
+            if int(index) in layers:
+                state[f"layers.{layers.index(int(index))}.{rest}"] = tensor
+        else:
+            state[name] = tensor
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _batch(vocab, lengths, seed=0):
+    """Right-padded random token ids (FlagEmbedding pads right) with the matching 2D mask."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros((len(lengths), max(lengths)), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(3, vocab, (n,), generator=generator)
+        mask[row, :n] = 1
+    return ids, mask
+
+
+def _last_token(values, mask):
+    """The value at each row's last real token, as FlagEmbedding pools right-padded scores."""
+    import torch
+
+    return values[torch.arange(values.shape[0]), mask.sum(dim=1) - 1]
+
+
+def _softcap(logits, cap):
+    import torch
+
+    return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+def test_patched_costwise_gemma_matches_transformers_gemma2_at_each_cutoff_layer(gemma_path):
+    """No compression: the hidden state (and score) CostWiseGemma records at cut-off layer k must be what transformers'
+    own Gemma2Model computes with the same weights through its first k layers, then the same score head. Sequences
+    are longer than the tiny model's sliding window, with padding, so rotary positions, padding masks and the per-layer
+    sliding/full masks all take part."""
+    import torch
+
+    costwise = _costwise_fp32(gemma_path)
+    config = costwise.config
+    ids, mask = _batch(config.vocab_size, [40, 29, 17])
+    valid = mask.bool()
+    with torch.inference_mode():
+        out = costwise(input_ids=ids, attention_mask=mask, cutoff_layers=[2, 4], compress_ratio=1,
+                       compress_layer=[2])
+        assert len(out.hidden_states) == len(out.logits) == 2
+        for slot, k in enumerate([2, 4]):
+            hidden = _plain_gemma2(costwise, list(range(k)))(input_ids=ids, attention_mask=mask).last_hidden_state
+            torch.testing.assert_close(out.hidden_states[slot][valid], hidden[valid], rtol=0, atol=1e-5)
+            score = _softcap(costwise.lm_head[slot].linear_head(hidden), config.final_logit_softcapping)[..., 0]
+            ours = _last_token(out.logits[slot], mask)
+            torch.testing.assert_close(ours, _last_token(score, mask), rtol=0, atol=1e-5)
+        # the inputs do exercise the sliding window: all-full-attention layers give clearly different states
+        full = _plain_gemma2(costwise, [0, 1, 2, 3], ["full_attention"] * 4)(input_ids=ids, attention_mask=mask)
+        assert float((out.hidden_states[1][valid] - full.last_hidden_state[valid]).abs().max()) > 1e-3
+
+
+def test_patched_costwise_gemma_compression_restarts_positions_and_masks(gemma_path):
+    """With compression before layer 2: layers 0-1 on the full sequence, FlagEmbedding's own token_compress, then
+    layers 2-3 on the shorter sequence with positions from 0 and its new padding mask (transformers' Gemma2Model fed
+    the compressed states as inputs_embeds) must give the state CostWiseGemma records at cut-off 4."""
+    import torch
+    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import token_compress
+
+    costwise = _costwise_fp32(gemma_path)
+    ids, mask = _batch(costwise.config.vocab_size, [40, 33, 21], seed=1)
+    query_lengths, prompt_lengths = [6, 9, 4], [5, 5, 5]
+    with torch.inference_mode():
+        out = costwise(input_ids=ids, attention_mask=mask, cutoff_layers=[4], compress_ratio=2, compress_layer=[2],
+                       query_lengths=query_lengths, prompt_lengths=prompt_lengths)
+        first = _plain_gemma2(costwise, [0, 1])
+        captured = []
+        first.layers[-1].register_forward_hook(lambda module, args, output: captured.append(output))
+        first(input_ids=ids, attention_mask=mask)
+        hidden, new_mask = token_compress(2, captured[0], mask, torch.tensor(query_lengths),
+                                          torch.tensor(prompt_lengths))
+        assert new_mask.shape[1] < mask.shape[1]
+        rest = _plain_gemma2(costwise, [2, 3])(inputs_embeds=hidden, attention_mask=new_mask).last_hidden_state
+        torch.testing.assert_close(out.attention_masks[0], new_mask)
+        valid = new_mask.bool()
+        torch.testing.assert_close(out.hidden_states[0][valid], rest[valid], rtol=0, atol=1e-5)
 
 
 def test_missing_weights_error_from_the_api():

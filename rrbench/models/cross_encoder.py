@@ -73,11 +73,13 @@ class CrossEncoderReranker(PairwiseReranker):
         self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
                                   activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
         self.use_engine = truthy(options.extra.get("engine", True))
+        # ``CrossEncoder.model`` is a read-only view of the Transformer module's model: quantisation must change that
+        # module in place (assigning ``.model`` would register a stray copy that nothing calls).
         hf_model = self.model.model
         if options.dtype == "int8":
             if torch.device(self.device).type != "cpu":
                 raise UsageError("--dtype int8 (dynamic quantisation) is CPU only")
-            self.model.model = hf_model = quantize_int8(hf_model)
+            quantize_int8(hf_model)
         elif options.dtype not in ("float32", "fp32"):
             autocast_dtype_for(options.dtype, self.device)  # validates the dtype for this device
             hf_model.to(torch_dtype(options.dtype))

@@ -5,6 +5,9 @@ are part of the config hash): ``cutoff_layers`` (which layer's score head to rea
 ``compress_ratio`` (token compression factor, 1/2/4/8) and ``compress_layers`` (where compression happens). Defaults
 are the model card's (cutoff [28], ratio 2, layers [24, 40]). The prompt (option ``instruction``) is FlagEmbedding's
 ``prompt`` argument.
+
+FlagEmbedding 1.4.2's model code for it was written for transformers 4.x; under transformers 5 rrbench patches it at
+load time (:mod:`rrbench.models.flag_gemma_compat`) and refuses other FlagEmbedding versions with a one-line error.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from rrbench.errors import PluginError, UsageError
 from rrbench.models.base import ModelOptions, PairwiseReranker
 from rrbench.models.cross_encoder import check_remote_code
+from rrbench.models.flag_gemma_compat import patch_costwise_gemma
 from rrbench.models.loading import pick_device
 from rrbench.models.resolve import resolve_weights
 from rrbench.specs import RerankerSpec
@@ -39,19 +43,6 @@ def int_list(value: Any, name: str, model: str) -> list[int]:
     return out
 
 
-def check_transformers_version() -> None:
-    """FlagEmbedding 1.4.2's CostWiseGemma model code targets transformers 4.x (its own message says 4.46): under
-    transformers 5 its decoder loop no longer passes the rotary position embeddings the Gemma2 layers need and it fails
-    deep inside the forward pass. Say so up front, in one line, instead of a traceback."""
-    import transformers
-
-    major = int(transformers.__version__.split(".")[0])
-    if major >= 5:
-        raise PluginError(f"bge-gemma2-lightweight needs FlagEmbedding's CostWiseGemma model code, which does not run "
-                          f"with transformers {transformers.__version__} (it targets 4.x); use an environment with "
-                          f"transformers<5 for this reranker")
-
-
 class LightweightLLMReranker(PairwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
@@ -68,7 +59,7 @@ class LightweightLLMReranker(PairwiseReranker):
             raise UsageError(f"reranker {spec.id}: option compress_ratio must be one of "
                              f"{', '.join(map(str, COMPRESS_RATIOS))}, got {extra.get('compress_ratio')!r}")
         check_remote_code(spec, options)
-        check_transformers_version()
+        patched = patch_costwise_gemma()  # transformers 5 only; before FlagEmbedding loads the model
         path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
                                                     packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         self.weights_path = str(path)
@@ -82,6 +73,15 @@ class LightweightLLMReranker(PairwiseReranker):
             batch_size=options.batch_size, max_length=self.max_length, cutoff_layers=self.cutoff_layers,
             compress_ratio=self.compress_ratio, compress_layers=self.compress_layers, prompt=self.instruction,
             trust_remote_code=options.trust_remote_code)
+        # FlagEmbedding falls back to AutoModelForCausalLM (repository code) when its own class fails to load; the
+        # transformers-5 patch covers only its own class, so anything else would fail deep in the forward pass.
+        if patched:
+            from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
+
+            if not isinstance(self.flag.model, CostWiseGemmaForCausalLM):
+                raise PluginError(f"reranker {spec.id}: FlagEmbedding loaded {type(self.flag.model).__module__}."
+                                  f"{type(self.flag.model).__name__} from {self.weights_path} instead of its own "
+                                  f"CostWiseGemmaForCausalLM, the only class rrbench can run under transformers 5")
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],

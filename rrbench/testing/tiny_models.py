@@ -104,18 +104,24 @@ def make_tiny_classifier(directory: str | Path, arch: str = "xlm-roberta", seed:
     return _save(model, tok, directory)
 
 
-def make_tiny_lightweight_gemma(directory: str | Path, seed: int = 0) -> Path:
+def make_tiny_lightweight_gemma(directory: str | Path, seed: int = 0, sliding_window: int = 16) -> Path:
     """FlagEmbedding's CostWiseGemmaForCausalLM (the bge-reranker-v2.5-gemma2-lightweight class): 4 layers, layer-wise
-    score heads after layers 2 and 4. FlagEmbedding 1.4.2's model code needs transformers 4.x."""
+    score heads after layers 2 and 4. The sliding window (4096 in the real model) is short, so that the alternating
+    sliding-window layers see a different mask from the full-attention ones on test-sized inputs. Under transformers
+    5 it needs rrbench's patch of FlagEmbedding 1.4.2's model code, applied here (even saving fails without it)."""
     import torch
     from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
     from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
+
+    from rrbench.models.flag_gemma_compat import patch_costwise_gemma
+
+    patch_costwise_gemma()
     tok = byte_bpe_tokenizer("chat")
     torch.manual_seed(seed)
     config = CostWiseGemmaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                                  num_attention_heads=2, num_key_value_heads=1, head_dim=16,
                                  max_position_embeddings=1024, layer_wise=True, start_layer=2, layer_sep=2,
-                                 tie_word_embeddings=False,
+                                 sliding_window=sliding_window, tie_word_embeddings=False,
                                  pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                                  eos_token_id=tok.eos_token_id, attn_implementation="eager")
     return _save(CostWiseGemmaForCausalLM(config), tok, directory)
