@@ -146,3 +146,20 @@ def test_runner_falls_back_to_the_retriever_only_when_asked(tiny_model, mini_tas
     plain = execute(RunConfig(task=str(mini_task), output=str(tmp_path / "plain"), show_progress=False,
                               use_cache=False))
     assert record["metrics"]["nDCG@10"] == plain["metrics"]["nDCG@10"]
+
+
+def test_bf16_warns_once_where_it_would_be_emulated_and_never_where_it_is_native(monkeypatch):
+    import warnings
+
+    from rrbench.models import loading
+
+    monkeypatch.setattr(loading, "_warned_emulated", set())
+    monkeypatch.setattr(loading, "bf16_is_native", lambda device: False)
+    with pytest.warns(UserWarning, match="bf16 is emulated on this cpu"):
+        loading.torch_dtype("bfloat16", "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loading.torch_dtype("bfloat16", "cpu")  # once per device
+        loading.torch_dtype("float32", "cuda")
+        monkeypatch.setattr(loading, "bf16_is_native", lambda device: True)
+        loading.torch_dtype("bfloat16", "cuda")

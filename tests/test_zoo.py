@@ -225,7 +225,7 @@ def gemma_path(tmp_path_factory):
     return T.make_tiny_lightweight_gemma(tmp_path_factory.mktemp("zoo-gemma") / "gemma")
 
 
-@pytest.mark.parametrize("knobs", [dict(cutoff_layers=[2], compress_layers=[2], compress_ratio=2),
+@pytest.mark.parametrize("knobs", [dict(cutoff_layers=[2], compress_layers=[2], compress_ratio=2, dtype="bfloat16"),
                                    dict(cutoff_layers=[4], compress_layers=[2], compress_ratio=2),
                                    dict(cutoff_layers=[2, 4], compress_layers=[3], compress_ratio=4)])
 def test_lightweight_gemma_backend_scores_a_tiny_model(gemma_path, knobs):
@@ -233,7 +233,9 @@ def test_lightweight_gemma_backend_scores_a_tiny_model(gemma_path, knobs):
 
     reranker = load_reranker("bge-gemma2-lightweight", model_path=str(gemma_path), batch_size=2, device="cpu",
                              **knobs)
-    assert reranker.flag.model.dtype == torch.bfloat16  # rrbench's CPU choice for this class
+    # --dtype is honoured on CPU: fp32 by default (through FlagEmbedding's use_fp16 flag, which it drops on CPUs)
+    expected = torch.bfloat16 if knobs.get("dtype") == "bfloat16" else torch.float32
+    assert reranker.flag.model.dtype == expected and reranker.describe()["effective_dtype"] == str(expected)[6:]
     scores = reranker.score_pairs(QUERIES, DOCS)
     assert scores.shape == (len(DOCS),) and np.isfinite(scores).all()
     assert len(set(scores.tolist())) > 1

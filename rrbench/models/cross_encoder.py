@@ -82,7 +82,7 @@ class CrossEncoderReranker(PairwiseReranker):
             quantize_int8(hf_model)
         elif options.dtype not in ("float32", "fp32"):
             autocast_dtype_for(options.dtype, self.device)  # validates the dtype for this device
-            hf_model.to(torch_dtype(options.dtype))
+            hf_model.to(torch_dtype(options.dtype, self.device))
         hf_model.eval()
         self.tokenizer = self.model.processor
         pad = self.tokenizer.pad_token_id

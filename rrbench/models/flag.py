@@ -21,7 +21,7 @@ from rrbench.errors import PluginError, UsageError
 from rrbench.models.base import ModelOptions, PairwiseReranker
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
-from rrbench.models.loading import pick_device
+from rrbench.models.loading import pick_device, warn_if_bf16_emulated
 from rrbench.models.resolve import resolve_weights
 from rrbench.specs import RerankerSpec
 
@@ -66,8 +66,16 @@ class LightweightLLMReranker(PairwiseReranker):
         self.instruction = options.instruction or spec.instruction
         self.max_length = options.max_length or spec.max_length or 512
         device = pick_device(options.device)
-        # FlagEmbedding refuses fp32 for this model class; bf16 is the CPU choice, fp16 is its GPU default.
-        use_bf16 = options.dtype in ("bfloat16", "bf16") or device == "cpu"
+        # FlagEmbedding insists on one of its two half-precision flags for this class. With use_fp16 it loads fp32
+        # weights and halves them only on a GPU, so on a CPU that flag gives the fp32 that --dtype float32 asks for
+        # (bf16 on a CPU without bf16 instructions is emulated and far slower). On a GPU fp32 is not offered: fp16.
+        use_bf16 = options.dtype in ("bfloat16", "bf16")
+        if options.dtype not in ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
+            raise UsageError(f"reranker {spec.id}: --dtype {options.dtype} is not supported (float32, bfloat16, "
+                             f"float16)")
+        if use_bf16:
+            warn_if_bf16_emulated(device)
+        self.effective_dtype = "bfloat16" if use_bf16 else ("float32" if device == "cpu" else "float16")
         self.flag = LightWeightFlagLLMReranker(
             self.weights_path, use_fp16=not use_bf16, use_bf16=use_bf16, devices=[device],
             batch_size=options.batch_size, max_length=self.max_length, cutoff_layers=self.cutoff_layers,
@@ -93,10 +101,11 @@ class LightweightLLMReranker(PairwiseReranker):
 
     def cache_fingerprint(self) -> dict[str, Any]:
         return {"prompt": self.instruction, "cutoff_layers": self.cutoff_layers, "compress_ratio": self.compress_ratio,
-                "compress_layers": self.compress_layers}
+                "compress_layers": self.compress_layers, "effective_dtype": self.effective_dtype}
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
-        out.update({"instruction_text": self.instruction, "cutoff_layers": self.cutoff_layers,
+        out.update({"instruction_text": self.instruction, "effective_dtype": self.effective_dtype,
+                    "cutoff_layers": self.cutoff_layers,
                     "compress_ratio": self.compress_ratio, "compress_layers": self.compress_layers})
         return out

@@ -64,7 +64,7 @@ class GenerativeReranker(PairwiseReranker):
         autocast_dtype_for(options.dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
         self.model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=torch_dtype(options.dtype), trust_remote_code=options.trust_remote_code)
+            str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code)
         self.model.to(self.device).eval()
         self.max_length = options.max_length or spec.max_length or 8192
         self.yes_id = single_token_id(self.tokenizer, self.format.yes_token, spec.id)

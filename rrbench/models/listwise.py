@@ -74,7 +74,7 @@ class JinaListwiseReranker(ListwiseReranker):
         self.weights_path = str(path)
         self.device = pick_device(options.device)
         self.model = AutoModel.from_pretrained(str(path), trust_remote_code=options.trust_remote_code,
-                                               dtype=torch_dtype(options.dtype))
+                                               dtype=torch_dtype(options.dtype, self.device))
         self.model.to(self.device).eval()
         if not callable(getattr(self.model, "rerank", None)):
             raise PluginError(f"reranker {spec.id}: the model at {path} has no rerank(query, documents) method; "

@@ -1,0 +1,25 @@
+"""The engine benchmark runs end to end on a few queries and its report says what the README table reads from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_rerank_throughput_reports_rates_ratios_and_agreement(tmp_path):
+    out = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rerank_throughput.py"), "--dtype", "float32",
+                    "--limit-queries", "4", "--peak-seconds", "0.2", "--json", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["dtype"] == "float32" and report["queries"] == 4 and report["pairs"] > 4
+    assert set(report["pairs_per_s"]) == {"a_sequential_fp32", "b_flat_predict", "engine"}
+    assert all(rate > 0 for rate in report["pairs_per_s"].values())
+    assert set(report["ceiling_pairs_per_s"]) == {"bfloat16", "float32", "int8"}
+    # fp32 engine and CrossEncoder.predict read the same weights: same scores, same rankings
+    assert report["agreement_vs_a"]["engine_max_abs_diff"] < 1e-4
+    assert report["agreement_vs_a"]["engine_top10_unchanged"] == 1.0
