@@ -12,7 +12,8 @@ load time (:mod:`rrbench.models.flag_gemma_compat`) and refuses other FlagEmbedd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,19 @@ def int_list(value: Any, name: str, model: str) -> list[int]:
     if not out or any(v < 1 for v in out):
         raise UsageError(f"reranker {model}: option {name} must hold layer numbers >= 1, got {value!r}")
     return out
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Only errors from transformers' logger inside the block; the previous verbosity afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
 
 
 class LightweightLLMReranker(PairwiseReranker):
@@ -76,11 +90,14 @@ class LightweightLLMReranker(PairwiseReranker):
         if use_bf16:
             warn_if_bf16_emulated(device)
         self.effective_dtype = "bfloat16" if use_bf16 else ("float32" if device == "cpu" else "float16")
-        self.flag = LightWeightFlagLLMReranker(
-            self.weights_path, use_fp16=not use_bf16, use_bf16=use_bf16, devices=[device],
-            batch_size=options.batch_size, max_length=self.max_length, cutoff_layers=self.cutoff_layers,
-            compress_ratio=self.compress_ratio, compress_layers=self.compress_layers, prompt=self.instruction,
-            trust_remote_code=options.trust_remote_code)
+        # FlagEmbedding's class predates transformers 5, which warns about it at length on every load (model type,
+        # GenerationMixin, use_return_dict); the patch above is what makes it run, so those warnings say nothing new.
+        with quiet_transformers():
+            self.flag = LightWeightFlagLLMReranker(
+                self.weights_path, use_fp16=not use_bf16, use_bf16=use_bf16, devices=[device],
+                batch_size=options.batch_size, max_length=self.max_length, cutoff_layers=self.cutoff_layers,
+                compress_ratio=self.compress_ratio, compress_layers=self.compress_layers, prompt=self.instruction,
+                trust_remote_code=options.trust_remote_code)
         # FlagEmbedding falls back to AutoModelForCausalLM (repository code) when its own class fails to load; the
         # transformers-5 patch covers only its own class, so anything else would fail deep in the forward pass.
         if patched:
@@ -92,8 +109,9 @@ class LightweightLLMReranker(PairwiseReranker):
                                   f"CostWiseGemmaForCausalLM, the only class rrbench can run under transformers 5")
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],
-                                         batch_size=self.options.batch_size, max_length=self.max_length)
+        with quiet_transformers():  # FlagEmbedding's forward reads the deprecated config.use_return_dict
+            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],
+                                             batch_size=self.options.batch_size, max_length=self.max_length)
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim == 2:  # one row per cutoff layer: the last requested layer is the model's answer
             scores = scores[-1]
