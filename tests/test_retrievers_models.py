@@ -85,6 +85,22 @@ def test_dense_exact_faiss_search_matches_brute_force(tiny_dense):
         assert retriever.score(query, subset) == pytest.approx(scores[subset], abs=1e-6)
 
 
+def test_int8_dense_model_is_quantised_and_close_to_fp32(tiny_dense):
+    import torch
+
+    entry = resolve("retrievers", "minilm-l6")
+    fp32 = _load("minilm-l6", tiny_dense)
+    int8 = entry.spec.load()(entry.spec, ModelOptions(model_path=str(tiny_dense), device="cpu", dtype="int8"))
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+    fp32.index(DOCS)
+    int8.index(DOCS)
+    assert int8.cache_hit is False  # the dtype is part of the embedding-cache key
+    query = "aspirin prevents heart attacks"
+    a, b = fp32.score_all(query), int8.score_all(query)
+    assert np.abs(a - b).max() < 0.1 and not np.allclose(a, b, atol=1e-7)
+
+
 def test_dense_hnsw_index_finds_the_exact_neighbours_on_a_small_corpus(tiny_dense):
     exact = _load("minilm-l6", tiny_dense)
     approx = _load("minilm-l6-hnsw", tiny_dense)

@@ -65,14 +65,21 @@ def load_sentence_transformer(spec: Any, options: ModelOptions):
     """Load a SentenceTransformer for ``spec``; returns ``(model, weights_path, weights_source)``."""
     from sentence_transformers import SentenceTransformer
 
+    what = f"{spec.kind[:-1]} {spec.id}"
     path, source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
-                                   packaged=spec.packaged_weights, what=f"{spec.kind[:-1]} {spec.id}")
+                                   packaged=spec.packaged_weights, what=what)
     device = pick_device(options.device)
     model = SentenceTransformer(str(path), device=device, trust_remote_code=options.trust_remote_code)
     if options.max_length:
         model.max_seq_length = options.max_length
     elif spec.options.get("max_length") or getattr(spec, "max_length", None):
         model.max_seq_length = spec.options.get("max_length") or spec.max_length
-    if options.dtype not in ("float32", "fp32"):
+    if options.dtype == "int8":
+        if not device.startswith("cpu"):
+            raise UsageError(f"{what}: --dtype int8 (dynamic quantisation) is CPU only")
+        from rrbench.engine import quantize_int8
+
+        quantize_int8(model)
+    elif options.dtype not in ("float32", "fp32"):
         model = model.to(torch_dtype(options.dtype, device))
     return model, str(path), source
