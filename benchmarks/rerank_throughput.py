@@ -37,18 +37,23 @@ def load_pairs(task_id: str, split: str, limit: int | None):
     return [g for g in groups if g[1]]
 
 
+def calls_per_second(fn, seconds: float) -> float:
+    """How often ``fn()`` runs per second, after three warm-up calls."""
+    for _ in range(3):
+        fn()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
 def matmul_flops(dtype, seconds: float = 2.0, n: int = 1024) -> float:
     """Measured dense matmul FLOP/s at ``dtype`` (the machine's practical peak for this model's kind of work)."""
     import torch
 
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return 2 * n ** 3 * count / (time.perf_counter() - start)
+    return 2 * n ** 3 * calls_per_second(lambda: a @ b, seconds)
 
 
 def int8_linear_flops(seconds: float = 2.0, n: int = 1024) -> float:
@@ -61,13 +66,7 @@ def int8_linear_flops(seconds: float = 2.0, n: int = 1024) -> float:
     layer = quantize_int8(torch.nn.Sequential(torch.nn.Linear(n, n))).eval()
     x = torch.randn(n, n)
     with torch.inference_mode():
-        for _ in range(3):
-            layer(x)
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            layer(x)
-            count += 1
-    return 2 * n ** 3 * count / (time.perf_counter() - start)
+        return 2 * n ** 3 * calls_per_second(lambda: layer(x), seconds)
 
 
 def flops_per_pair(model, token_counts: np.ndarray) -> float:
