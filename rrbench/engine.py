@@ -147,8 +147,10 @@ class InferenceEngine:
                 message = f"out of memory on a batch of {len(batch)}; retrying with batches of {half}"
                 self.stats.events.append(message)
                 log.warning("%s: %s", self.name, message)
-                pending.append(batch[half:])
-                pending.append(batch[:half])
+                # Re-plan everything not yet scored at the smaller size: the batches planned before the OOM are as
+                # large as the one that failed, so keeping them would fail (and be retried) once each.
+                rest = np.concatenate([batch, *pending[::-1]])
+                pending = list(self._plan(rest, lengths))[::-1]
                 continue
             out[batch] = scores
         return out

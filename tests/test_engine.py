@@ -90,6 +90,19 @@ def test_oom_halves_the_batch_and_retries():
     assert engine.batch_size <= 3
 
 
+def test_oom_replans_the_later_batches_at_the_smaller_size():
+    """48 rows in 3 planned batches of 16, room for 3: 16 -> 8 -> 4 -> 2 is 3 retries, then every batch has 2 rows."""
+    calls: list[int] = []
+    engine = InferenceEngine(_fake_oom_forward(3, calls), pad_token_id=0, batch_size=16)
+    feats = _features(48)
+    np.testing.assert_array_equal(engine.score_features(feats), [sum(f["input_ids"]) for f in feats])
+    assert engine.stats.oom_retries == 3
+    assert calls[:3] == [16, 8, 4] and set(calls[3:]) == {2} and sum(calls[3:]) == 48
+    calls.clear()  # a later call starts at the size that fitted
+    engine.score_features(feats)
+    assert engine.stats.oom_retries == 3 and set(calls) == {2}
+
+
 def test_oom_on_a_single_sequence_stops_with_a_clear_message():
     engine = InferenceEngine(_fake_oom_forward(0, []), pad_token_id=0, batch_size=4, name="reranker 'x'")
     with pytest.raises(RerankerOOMError, match=r"reranker 'x' ran out of memory .*--on-oom fallback"):
