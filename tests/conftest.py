@@ -54,3 +54,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a real PostgreSQL server for the whole session (tests/pg_server.py); skipped only without binaries."""
+    from pg_server import find_pg_bin, postgres_server
+
+    if os.environ.get("RRBENCH_TEST_POSTGRES_URL"):
+        yield os.environ["RRBENCH_TEST_POSTGRES_URL"]
+        return
+    pg_bin = find_pg_bin()
+    if pg_bin is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) installed; set RRBENCH_PG_BIN or "
+                    "RRBENCH_TEST_POSTGRES_URL to run the PostgreSQL tests")
+    with postgres_server(pg_bin) as url:
+        yield url
