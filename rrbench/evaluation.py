@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from rrbench import __version__
 from rrbench.errors import UsageError
-from rrbench.io import atomic_dir, atomic_write_text, canonical_hash, sha256_file, strict_json_dumps
-from rrbench.manifest import hardware, package_versions
+from rrbench.io import atomic_dir, atomic_write_text, sha256_file, strict_json_dumps
 from rrbench.metrics import RankedQuery, evaluate
-from rrbench.records import QRELS_FILE, RESULTS_FILE, RUN_FILE, SCHEMA_VERSION
+from rrbench.record_builder import METRIC_NOTES, build_record, task_identity
+from rrbench.records import QRELS_FILE, RESULTS_FILE, RUN_FILE
 from rrbench.tasks import Task, get_task
 from rrbench.trec import qrels_lines, read_run
 
@@ -115,43 +114,27 @@ def evaluate_run(task: str = "scifact-evidence", split: str = "dev_select", run:
     queries = sorted(loaded.split_queries(split), key=lambda q: q.query_id)
 
     digest = sha256_file(run_path)
-    hashed = {"task": {"id": loaded.id, "version": loaded.version, "data_sha256": loaded.data_sha256},
-              "split": split, "run_sha256": digest, "threshold": threshold}
-    config_hash = canonical_hash(hashed)
+    hashed = {"task": task_identity(loaded), "split": split, "run_sha256": digest, "threshold": threshold}
     command = ["rrbench", "evaluate", "--task", task, "--split", split, "--run", str(run_path)]
     if threshold is not None:
         command += ["--threshold", repr(float(threshold))]
     tags = _run_tags(run_path)
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "metrics": metrics,
-        "per_query": per_query,
-        "manifest": {
-            "kind": "evaluate",
-            "rrbench_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "task": {"id": loaded.id, "version": loaded.version, "data_sha256": loaded.data_sha256,
-                     "scope": loaded.spec.scope, "main_score": loaded.spec.main_score},
-            "split": split,
-            "components": {"run": {"path": str(run_path.resolve()), "sha256": digest, "tags": tags, **counts}},
+    record = build_record(
+        task=loaded, split=split, metrics=metrics, per_query=per_query, config=hashed, kind="evaluate",
+        components={"run": {"path": str(run_path.resolve()), "sha256": digest, "tags": tags, **counts}},
+        command=shlex.join(command),
+        metric_notes=METRIC_NOTES + "; split queries absent from the run count as empty rankings",
+        manifest={
             "threshold": {"value": None if threshold is None else float(threshold),
                           "source": "cli" if threshold is not None else
                           "none: an outside run's score scale is unknown (pass --threshold)",
                           "score_kind": None},
-            "metric_notes": "rank metrics (nDCG@10, RR@10, R@k) average over has-evidence queries; "
-                            "false_evidence_rate over no-evidence queries; split queries absent from the run "
-                            "count as empty rankings",
-            "config": hashed,
-            "config_hash": config_hash,
-            "packages": package_versions(),
-            "hardware": hardware(),
             "wall_time_s": round(time.perf_counter() - started, 3),
             "pairs_scored": 0,
             "pairs_per_s": None,
-            "command": shlex.join(command),
             "run_config": {"task": task, "split": split, "threshold": threshold},
-        },
-    }
+        })
+    config_hash = record["manifest"]["config_hash"]
     out_dir = Path(output) if output else Path(runs_dir) / (
         f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-eval-{config_hash[:8]}")
     qrels_text = []

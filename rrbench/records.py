@@ -18,7 +18,7 @@ from typing import Any
 
 from rrbench.errors import UsageError
 
-SCHEMA_VERSION = 1
+from rrbench.record_builder import SCHEMA_VERSION
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
 QRELS_FILE = "qrels.trec"

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench import __version__
-from rrbench.errors import PluginError, UsageError
-from rrbench.io import atomic_dir, atomic_write_text, canonical_hash, strict_json_dumps
-from rrbench.manifest import hardware, package_versions, peak_rss_mb
+from rrbench.errors import UsageError
+from rrbench.io import atomic_dir, atomic_write_text, strict_json_dumps
+from rrbench.manifest import peak_rss_mb
+from rrbench.record_builder import build_record, task_identity, with_optional
 from rrbench.metrics import RankedQuery, evaluate
 from rrbench.specs import NATURAL_THRESHOLDS
 from rrbench.tasks import Query, Task, get_task
@@ -29,7 +29,6 @@ from rrbench.scoring import rerank
 from rrbench.trec import final_ranking, qrels_lines, run_lines
 from rrbench.records import checkpoint_info, run_config_dict
 
-SCHEMA_VERSION = 1
 NO_RERANKER = "none"
 
 
@@ -140,7 +139,6 @@ def decide_threshold(config: RunConfig, score_kind: str | None) -> tuple[float |
 def execute(config: RunConfig) -> dict[str, Any]:
     """Run one evaluation and write its output folder; returns the result record."""
     from rrbench.models import load_reranker
-    from rrbench.retrievers import load_retriever
 
     config.validate()
     started = time.perf_counter()
@@ -207,7 +205,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
     components = {"retriever": candidates.describe,
                   "reranker": reranker.describe() if reranker is not None else None}
     hashed = {
-        "task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256},
+        "task": task_identity(task),
         "split": config.split,
         "retriever": {k: components["retriever"][k] for k in ("id", "revision", "options")},
         "reranker": None if reranker is None else {
@@ -219,46 +217,30 @@ def execute(config: RunConfig) -> dict[str, Any]:
         "top_k_rerank": config.top_k_rerank,
         "threshold": threshold,
     }
-    if config.context:  # only when set, so hashes of context-free runs stay what they were
-        hashed["context"] = config.context
-    config_hash = canonical_hash(hashed)
+    with_optional(hashed, context=config.context or None)  # absent when 0, so older hashes stay what they were
     wall = time.perf_counter() - started
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "metrics": metrics,
-        "per_query": per_query,
-        "manifest": {
-            "rrbench_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256,
-                     "scope": task.spec.scope, "main_score": task.spec.main_score},
-            "split": config.split,
-            "components": components,
+    record = build_record(
+        task=task, split=config.split, metrics=metrics, per_query=per_query, config=hashed,
+        components=components, command=reproduce_command(config),
+        manifest={
             "options": {"top_k_retriever": config.top_k_retriever, "top_k_rerank": config.top_k_rerank,
                         "max_length": config.max_length, "batch_size": config.batch_size,
                         "device": config.device, "dtype": config.dtype},
             "threshold": {"value": threshold, "source": threshold_source, "score_kind": score_kind},
-            "metric_notes": "rank metrics (nDCG@10, RR@10, R@k) average over has-evidence queries; "
-                            "false_evidence_rate over no-evidence queries",
-            "config": hashed,
-            "config_hash": config_hash,
             "seed": config.seed,
-            "packages": package_versions(),
-            "hardware": hardware(),
             "wall_time_s": round(wall, 3),
             "rerank_time_s": round(rerank_seconds, 3),
             "pairs_scored": pairs,
             "pairs_per_s": round(pairs / rerank_seconds, 2) if pairs and rerank_seconds > 0 else None,
             "peak_rss_mb": peak_rss_mb(),
-            "command": reproduce_command(config),
             "candidate_cache": candidates.cache_summary(),
             "run_config": run_config_dict(config),
             "cache": _cache_manifest(reranker, cache),
             # set when --on-oom fallback replaced the reranker by the retriever ranking; publish refuses such records
             "reranker_fallback": rerank_fallback,
             "checkpoint": checkpoint_info(reranker.weights_path) if reranker is not None else None,
-        },
-    }
+        })
+    config_hash = record["manifest"]["config_hash"]
     if cache is not None:
         _throughput_without_hits(record["manifest"], rerank_seconds)
         cache.close()
