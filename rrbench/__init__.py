@@ -12,6 +12,7 @@ from rrbench.specs import (
     FuserSpec,
     LossSpec,
     MinerSpec,
+    OptionSpec,
     RegimeSpec,
     RerankerSpec,
     RetrieverSpec,
@@ -21,7 +22,7 @@ from rrbench.specs import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "FuserSpec", "LossSpec", "MinerSpec", "RegimeSpec", "RerankerSpec", "RetrieverSpec", "TaskRef",
+    "FuserSpec", "LossSpec", "MinerSpec", "OptionSpec", "RegimeSpec", "RerankerSpec", "RetrieverSpec", "TaskRef",
     "__version__", "build_leaderboard", "evaluate", "get_reranker", "get_retriever", "get_task", "hookimpl",
     "publish", "reproduce", "run",
 ]

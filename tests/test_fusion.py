@@ -95,10 +95,11 @@ def test_fuser_plugins_fuse_like_the_functions():
 @pytest.mark.parametrize("name, options, fragment", [
     ("rrf", {"k0": 0}, "k0"),
     ("rrf", {"k0": -5}, "k0"),
-    ("weighted", {"alpha": 1.5}, "--alpha"),
-    ("weighted", {"alpha": -0.1}, "--alpha"),
-    ("weighted", {"norm": "softmax"}, "--norm"),
+    ("weighted", {"alpha": 1.5}, "option .alpha. must be within \\[0, 1\\]"),
+    ("weighted", {"alpha": -0.1}, "alpha"),
+    ("weighted", {"norm": "softmax"}, "minmax, zscore, rank"),
     ("rrf", {"alpha": 0.5}, "no option"),
+    ("rrf", {"k": 5}, "Did you mean: k0"),
 ])
 def test_bad_fusion_options_are_usage_errors(name, options, fragment):
     with pytest.raises(UsageError, match=fragment) as info:

@@ -150,7 +150,7 @@ def test_cli_bad_input_is_a_one_line_usage_error(assets, tmp_path, capsys):
     code, err = _cli(capsys, *base, "--loss", "gen-listwise", "--negatives", "2", "--loss-option", "min_group_size=4")
     assert code == 2 and "at least 4 sentences" in err
     code, err = _cli(capsys, *base, "--loss", "bce", "--loss-option", "temperature=2")
-    assert code == 2 and "no option(s) temperature" in err
+    assert code == 2 and "has no option 'temperature'" in err
     code, err = _cli(capsys, *base, "--regime", "r5-mse")
     assert code == 2 and "--teacher" in err
     code, err = _cli(capsys, *base, "--regime", "r5-mse", "--teacher", assets["bert"], "--cache-dir",

@@ -6,6 +6,7 @@ from typing import Any
 
 from rrbench.models.base import ModelOptions
 from rrbench.retrievers.base import Retriever
+from rrbench.specs import validate_options
 
 
 def load_retriever(name: str, model_path: str | None = None, device: str | None = None,
@@ -14,8 +15,9 @@ def load_retriever(name: str, model_path: str | None = None, device: str | None 
     from rrbench.registry import resolve
 
     entry = resolve("retrievers", name)
+    extra = validate_options(entry.spec, extra)
     factory = entry.spec.load()
-    return factory(entry.spec, ModelOptions(model_path=model_path, device=device, extra=dict(extra)))
+    return factory(entry.spec, ModelOptions(model_path=model_path, device=device, extra=extra))
 
 
 __all__ = ["Retriever", "load_retriever"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.errors import UsageError
-from rrbench.specs import MinerSpec
+from rrbench.specs import MinerSpec, validate_options
 from rrbench.tasks import Query, Task
 
 
@@ -37,11 +37,7 @@ class Miner:
     def __init__(self, spec: MinerSpec, seed: int = 13, **options: Any) -> None:
         self.spec = spec
         self.seed = int(seed)
-        unknown = set(options) - set(spec.options)
-        if unknown:
-            raise UsageError(f"miner {spec.id} has no option(s) {', '.join(sorted(unknown))}; "
-                             f"options: {', '.join(sorted(spec.options)) or 'none'}")
-        self.options = {**spec.options, **options}
+        self.options = validate_options(spec, options)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.spec.id, "seed": self.seed, "options": self.options}

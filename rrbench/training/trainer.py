@@ -25,6 +25,7 @@ from typing import Any
 
 from rrbench.errors import RRBenchError, UsageError
 from rrbench.io import atomic_write_text, canonical_hash, strict_json_dumps
+from rrbench.specs import validate_options
 from rrbench.training.config import TrainConfig
 from rrbench.training.data import DataOptions, build, options_dict
 
@@ -167,12 +168,8 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
 
     phases = _phases(config)
     specs = {p["name"]: _loss_spec(p["loss"]) for p in phases}
-    loss_options = {p["name"]: {**specs[p["name"]].options, **p["loss_options"]} for p in phases}
+    loss_options = {p["name"]: validate_options(specs[p["name"]], p["loss_options"]) for p in phases}
     for name, spec in specs.items():
-        unknown = set(loss_options[name]) - set(spec.options)
-        if unknown:
-            raise UsageError(f"loss {spec.id} has no option(s) {', '.join(sorted(unknown))}; "
-                             f"options: {', '.join(sorted(spec.options)) or 'none'}")
         if spec.input_format in ("listwise", "grouped"):
             size = (config.negatives + 1) if spec.input_format == "grouped" else (config.group_size or
                                                                                   config.negatives + 1)

@@ -1,0 +1,90 @@
+"""The option schema declared on specs: coercion, ranges, choices, close-match suggestions, built-in declarations."""
+
+from __future__ import annotations
+
+import pytest
+
+from rrbench.errors import UsageError
+from rrbench.registry import get_registry
+from rrbench.specs import FuserSpec, LossSpec, OptionSpec, validate_options
+
+SCHEMA = (
+    OptionSpec("k0", "float", 60.0, low=1.0, high=1000.0, log=True),
+    OptionSpec("depth", "int", None, low=1, high=10),
+    OptionSpec("norm", "str", "minmax", choices=("minmax", "zscore")),
+    OptionSpec("flag", "bool", False),
+)
+SPEC = FuserSpec(id="demo", loader="x:y", option_schema=SCHEMA)
+
+
+def test_defaults_come_from_the_schema():
+    assert SPEC.options == {"k0": 60.0, "depth": None, "norm": "minmax", "flag": False}
+    assert validate_options(SPEC, {}) == SPEC.options
+
+
+def test_command_line_strings_are_coerced():
+    out = validate_options(SPEC, {"k0": "20", "depth": "3", "norm": "zscore", "flag": "yes"})
+    assert out == {"k0": 20.0, "depth": 3, "norm": "zscore", "flag": True}
+    assert isinstance(out["depth"], int) and isinstance(out["k0"], float)
+    assert validate_options(SPEC, {"depth": "none"})["depth"] is None
+
+
+@pytest.mark.parametrize("given, fragment", [
+    ({"k0": 0.5}, "option 'k0' must be within [1, 1000], got 0.5"),
+    ({"k0": "nan"}, "option 'k0' must be a finite number"),
+    ({"depth": 2.5}, "option 'depth' must be an integer"),
+    ({"depth": True}, "option 'depth' must be an integer"),
+    ({"norm": "softmax"}, "option 'norm' must be one of minmax, zscore"),
+    ({"flag": "maybe"}, "option 'flag' must be true or false"),
+    ({"k0": None}, "option 'k0' needs a float value"),
+    ({"nrom": "rank"}, "has no option 'nrom' (options: depth, flag, k0, norm). Did you mean: norm?"),
+])
+def test_bad_values_are_one_line_usage_errors_naming_the_component(given, fragment):
+    with pytest.raises(UsageError) as info:
+        validate_options(SPEC, given)
+    message = str(info.value)
+    assert message.startswith("fuser 'demo'") and fragment in message and "\n" not in message
+
+
+def test_specs_without_schema_keep_their_plain_options():
+    spec = LossSpec(id="plain", loader="x:y", options={"scale": 2})
+    assert validate_options(spec, {"scale": "anything"}) == {"scale": "anything"}
+    with pytest.raises(UsageError, match="Did you mean: scale"):
+        validate_options(spec, {"scael": 3})
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"type": "list"}, "type must be one of"),
+    ({"low": 5, "high": 1}, "low 5 > high 1"),
+    ({"log": True, "low": 0}, "log=True needs low > 0"),
+    ({"default": 100, "high": 10}, "must be within"),
+    ({"type": "str", "low": 1, "default": "a"}, "low/high apply to int and float"),
+])
+def test_malformed_declarations_are_refused(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        OptionSpec(**{"name": "x", "type": "int", "default": 1, **kwargs})
+
+
+def test_options_outside_the_schema_are_refused_at_declaration():
+    with pytest.raises(ValueError, match="not declared in option_schema"):
+        FuserSpec(id="bad", loader="x:y", options={"k1": 1}, option_schema=SCHEMA)
+
+
+@pytest.mark.parametrize("kind, name, option, check", [
+    ("fusers", "rrf", "k0", lambda o: o.low > 0 and o.log and o.searchable),
+    ("fusers", "weighted", "alpha", lambda o: (o.low, o.high) == (0.0, 1.0)),
+    ("fusers", "weighted", "norm", lambda o: o.choices == ("minmax", "zscore", "rank")),
+    ("losses", "lambdaloss", "weighting_scheme", lambda o: "ndcg2pp" in o.choices and o.default == "ndcg2pp"),
+    ("losses", "lambdaloss", "k", lambda o: o.type == "int" and o.default is None),
+    ("losses", "mnrl", "scale", lambda o: o.log and o.default == 10.0),
+    ("retrievers", "bm25", "k1", lambda o: o.type == "float" and o.searchable),
+    ("miners", "n3-mixed", "hard_fraction", lambda o: (o.low, o.high) == (0.0, 1.0)),
+])
+def test_builtins_declare_searchable_options(kind, name, option, check):
+    spec = get_registry().get(kind, name).spec
+    declared = spec.option(option)
+    assert declared is not None and check(declared)
+    # every declared searchable number has a finite range a sampler can use
+    for o in spec.option_schema:
+        if o.searchable and o.type in ("int", "float") and o.choices is None:
+            assert o.low is not None and o.high is not None, (name, o.name)
