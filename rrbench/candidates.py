@@ -79,9 +79,25 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
 def retriever_identity(name: str, **extra: Any) -> dict[str, Any]:
     """What identifies a retriever's output without loading it: id, revision and effective options."""
     from rrbench.registry import resolve
+    from rrbench.specs import validate_options
 
     spec = resolve("retrievers", name).spec
-    return {"id": spec.id, "revision": spec.revision, "options": {**spec.options, **extra}}
+    return {"id": spec.id, "revision": spec.revision, "options": validate_options(spec, extra)}
+
+
+def split_retriever_options(retrievers: Sequence[str], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``--retriever-option`` values per retriever: ``KEY`` applies to a single retriever, ``RETRIEVER:KEY`` to one
+    of several (split at the last colon, so qualified names such as ``rrbench:bm25:k1`` work)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in given.items():
+        name, sep, option = key.rpartition(":")
+        if not sep:
+            if len(retrievers) != 1:
+                raise UsageError(f"--retriever-option {key}=...: with several retrievers say which one, "
+                                 f"e.g. {retrievers[0]}:{key}=VALUE")
+            name, option = retrievers[0], key
+        out.setdefault(name, {})[option] = value
+    return out
 
 
 def _queries_hash(queries: Sequence[Query]) -> str:
@@ -104,15 +120,17 @@ class Rankings:
 
 
 def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth: int, context: int = 0,
-             device: str | None = None, use_cache: bool = True, model_path: str | None = None) -> Rankings:
+             device: str | None = None, use_cache: bool = True, model_path: str | None = None,
+             options: dict[str, Any] | None = None) -> Rankings:
     """One retriever's top-``depth`` pools, from the candidate cache when a deep enough ranking is stored."""
+    options = dict(options or {})
     from rrbench.retrievers import load_retriever
     from rrbench.retrievers import store
 
     identity = {"task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256,
                          "scope": task.spec.scope},
                 "split": split, "queries": _queries_hash(queries), "context": context,
-                "retriever": {**retriever_identity(name), "model_path": model_path}}
+                "retriever": {**retriever_identity(name, **options), "model_path": model_path}}
     key = store.ranking_key(identity)
     if use_cache:
         hit = store.load_ranking(key)
@@ -124,7 +142,7 @@ def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth:
                 pools = [(i[:depth], s[:depth]) for i, s in zip(ids, scores)]
                 return Rankings(name, pools, meta["describe"], True, 0.0, depth)
     started = time.perf_counter()
-    retriever = load_retriever(name, device=device, model_path=model_path)
+    retriever = load_retriever(name, device=device, model_path=model_path, **options)
     pools = retrieve(task, queries, retriever, depth, context)
     seconds = time.perf_counter() - started
     describe = retriever.describe()
@@ -144,6 +162,8 @@ class GeneratorConfig:
     fusion: str | None = None
     fusion_options: dict[str, Any] = field(default_factory=dict)
     context: int = 0
+    #: per retriever name: options overriding its spec's (``--retriever-option``), validated against its schema
+    retriever_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.retrievers, str):
@@ -151,6 +171,10 @@ class GeneratorConfig:
         self.retrievers = tuple(dict.fromkeys(self.retrievers))
         if not self.retrievers:
             raise UsageError("give at least one --retriever")
+        stray = sorted(set(self.retriever_options) - set(self.retrievers))
+        if stray:
+            raise UsageError(f"--retriever-option for {stray[0]!r}, which is not a --retriever "
+                             f"({', '.join(self.retrievers)})")
         if self.context < 0:
             raise UsageError(f"--context must be >= 0, got {self.context}")
         if len(self.retrievers) > 1 and self.fusion is None:
@@ -166,7 +190,8 @@ def describe_generator(config: GeneratorConfig, members: Sequence[dict[str, Any]
                        fuser=None) -> dict[str, Any]:
     """The manifest entry of a generator. Its ``id``/``revision``/``options`` fully determine the pools."""
     if config.fusion is None:
-        base = dict(members[0]) if members else retriever_identity(config.retrievers[0])
+        name = config.retrievers[0]
+        base = dict(members[0]) if members else retriever_identity(name, **config.retriever_options.get(name, {}))
         return {**base, "context": config.context}
     from rrbench.fusion import load_fuser
 
@@ -175,7 +200,8 @@ def describe_generator(config: GeneratorConfig, members: Sequence[dict[str, Any]
         "id": fused_id(fuser.spec.id, config.retrievers), "hub_id": None, "revision": None,
         "score_kind": fuser.score_kind,
         "options": {"fusion": fuser.describe(),
-                    "retrievers": [retriever_identity(name) for name in config.retrievers]},
+                    "retrievers": [retriever_identity(name, **config.retriever_options.get(name, {}))
+                                   for name in config.retrievers]},
         "members": list(members) if members else None,
         "context": config.context,
     }
@@ -217,7 +243,10 @@ def generate(task: Task, split: str, queries: Sequence[Query], config: Generator
         from rrbench.fusion import load_fuser
 
         fuser = load_fuser(config.fusion, config.fusion_options)  # bad options fail before any model loads
-    sources = [rankings(task, split, queries, name, top_k, config.context, device, use_cache, model_path)
+    for name in config.retrievers:  # bad options fail before any model loads
+        retriever_identity(name, **config.retriever_options.get(name, {}))
+    sources = [rankings(task, split, queries, name, top_k, config.context, device, use_cache, model_path,
+                        config.retriever_options.get(name))
                for name in config.retrievers]
     if fuser is None:
         src = sources[0]

@@ -62,6 +62,11 @@ def cli() -> None:
 @click.option("--reranker-option", "reranker_option", multiple=True, metavar="KEY=VALUE",
               help="Backend knob, repeatable: group_size=64, packing=strided, cutoff_layers=28, "
                    "implementation=flag, template='...{query}...{document}'.")
+@click.option("--retriever-option", "retriever_option", multiple=True, metavar="KEY=VALUE",
+              help="Retriever option declared by its spec, repeatable: k1=1.2; with several --retriever, "
+                   "RETRIEVER:KEY=VALUE (see `rrbench list retrievers --json` for the declared options).")
+@click.option("--fusion-option", "fusion_option", multiple=True, metavar="KEY=VALUE",
+              help="Option of the --fusion method, repeatable (e.g. k0=20); overrides --rrf-k/--alpha/--norm.")
 @click.option("--on-oom", "on_oom", default="stop", show_default=True, type=click.Choice(["stop", "fallback"]),
               help="Reranker out of memory at batch size 1: stop, or fall back to the retriever ranking "
                    "(warned, recorded in the manifest).")
@@ -73,7 +78,7 @@ def cli() -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...],
-        **options: Any) -> None:
+        retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], **options: Any) -> None:
     """Evaluate a retriever (+ optional reranker) on a task split and write results.json, run.trec, qrels.trec."""
     from rrbench.models.knobs import parse_knobs
     from rrbench.runner import RunConfig, execute
@@ -83,6 +88,8 @@ def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: t
     if (options.get("cache_dir") or "").strip().lower() in {"off", "0", "none", "false", "no"}:
         options["cache_dir"], no_cache = None, True  # RRBENCH_CACHE=off
     retrievers = tuple(options.pop("retriever"))
+    options["retriever_options"] = parse_knobs(retriever_option, "--retriever-option", keep_colon=True)
+    options["fusion_options"] = parse_knobs(fusion_option, "--fusion-option")
     config = RunConfig(show_progress=False if quiet else None, reranker_options=extra, use_cache=not no_cache,
                        retriever=retrievers[0] if len(retrievers) == 1 else retrievers, **options)
     record = execute(config)

@@ -69,6 +69,10 @@ class RunConfig:
     instruction: str | None = None
     #: reranker OOM at batch size 1: "stop" (error) or "fallback" (retriever ranking, warned and recorded)
     on_oom: str = "stop"
+    #: ``--retriever-option``: ``{KEY: VALUE}`` for one retriever, ``{"RETRIEVER:KEY": VALUE}`` with several
+    retriever_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--fusion-option``: options of the fusion method, over its spec defaults and the --rrf-k/--alpha/--norm flags
+    fusion_options: dict[str, Any] = field(default_factory=dict)
 
     def retriever_ids(self) -> tuple[str, ...]:
         return (self.retriever,) if isinstance(self.retriever, str) else tuple(self.retriever)
@@ -80,7 +84,10 @@ class RunConfig:
             options = {"k0": self.rrf_k}
         elif self.fusion in ("weighted", "linear", "convex"):
             options = {"alpha": self.alpha, "norm": self.norm}
-        return GeneratorConfig(self.retriever_ids(), self.fusion, options, self.context)
+        from rrbench.candidates import split_retriever_options
+
+        return GeneratorConfig(self.retriever_ids(), self.fusion, {**options, **self.fusion_options}, self.context,
+                               split_retriever_options(self.retriever_ids(), self.retriever_options))
 
     def validate(self) -> None:
         if self.on_oom not in ("stop", "fallback"):
@@ -113,6 +120,8 @@ def reproduce_command(config: RunConfig) -> str:
              *(["--alpha", repr(config.alpha), "--norm", config.norm]
                if "alpha" in config.generator().fusion_options else []),
              *(["--context", str(config.context)] if config.context else []),
+             *(arg for k, v in config.retriever_options.items() for arg in ("--retriever-option", f"{k}={v}")),
+             *(arg for k, v in config.fusion_options.items() for arg in ("--fusion-option", f"{k}={v}")),
              "--reranker", config.reranker, "--top-k-retriever", str(config.top_k_retriever),
              "--top-k-rerank", str(config.top_k_rerank)]
     if config.model_path:

@@ -88,3 +88,42 @@ def test_builtins_declare_searchable_options(kind, name, option, check):
     for o in spec.option_schema:
         if o.searchable and o.type in ("int", "float") and o.choices is None:
             assert o.low is not None and o.high is not None, (name, o.name)
+
+
+def test_retriever_and_fusion_options_reach_the_components_and_the_record(mini_task, tmp_path):
+    from rrbench.runner import RunConfig, execute
+
+    def run(name, **kwargs):
+        kwargs.setdefault("retriever", "bm25")
+        config = RunConfig(task=str(mini_task), top_k_retriever=5, output=str(tmp_path / name),
+                           show_progress=False, use_cache=False, **kwargs)
+        return execute(config)["manifest"]
+
+    default = run("default")
+    tuned = run("tuned", retriever_options={"k1": "0", "b": 0.2})
+    retriever = tuned["components"]["retriever"]
+    assert retriever["options"]["k1"] == 0.0 and retriever["options"]["b"] == 0.2
+    assert default["components"]["retriever"]["options"]["k1"] == 1.5
+    assert "--retriever-option k1=0" in tuned["command"] and "--retriever-option" not in default["command"]
+    assert tuned["config_hash"] != default["config_hash"]
+
+    fused = run("fused", retriever=("bm25", "minilm-l6"),
+                fusion="rrf", fusion_options={"k0": "5"}, retriever_options={"bm25:k1": 1.0})
+    options = fused["components"]["retriever"]["options"]
+    assert options["fusion"]["options"] == {"k0": 5.0}
+    assert options["retrievers"][0]["options"]["k1"] == 1.0
+    assert "--fusion-option k0=5" in fused["command"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--retriever-option", "k2=1"), "retriever 'bm25' has no option 'k2' (options: b, k1, method, stemmer, "
+                                     "stopwords). Did you mean: k1?"),
+    (("--retriever-option", "method=okapi"), "option 'method' must be one of lucene"),
+    (("--retriever", "minilm-l6", "--fusion", "rrf", "--retriever-option", "k1=1"), "say which one"),
+    (("--retriever", "minilm-l6", "--fusion", "rrf", "--fusion-option", "k=3"), "Did you mean: k0?"),
+    (("--retriever-option", "novalue"), "--retriever-option must look like KEY=VALUE"),
+])
+def test_option_flags_bad_input_is_one_line_exit_2(mini_task, cli, args, fragment):
+    result = cli("run", "--task", str(mini_task), "--retriever", "bm25", *args)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1

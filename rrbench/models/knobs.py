@@ -16,16 +16,18 @@ from rrbench.errors import UsageError
 RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instruction", "trust_remote_code"}
 
 
-def parse_knobs(items: Iterable[str]) -> dict[str, Any]:
+def parse_knobs(items: Iterable[str], flag: str = "--reranker-option", keep_colon: bool = False) -> dict[str, Any]:
+    """``KEY=VALUE`` flags as a dict. ``keep_colon``: keys may be ``COMPONENT:KEY`` (only KEY is normalised)."""
     import yaml
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise UsageError(f"--reranker-option must look like KEY=VALUE, got {item!r}")
-        if key in RESERVED:
+        owner, colon, key = key.strip().rpartition(":") if keep_colon else ("", "", key)
+        key = owner + colon + key.strip().replace("-", "_")
+        if not sep or not key or (colon and not (owner and key.partition(":")[2])):
+            raise UsageError(f"{flag} must look like KEY=VALUE, got {item!r}")
+        if flag == "--reranker-option" and key in RESERVED:
             raise UsageError(f"--reranker-option {key}: use --{key.replace('_', '-')} instead")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
