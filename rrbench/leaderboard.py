@@ -1,114 +1,102 @@
-"""The leaderboard: published result records under ``leaderboard/<task>@<version>/``, and a README built from them.
+"""The leaderboard: published result records under ``leaderboard/<task>@<version>/<split>/``, and a README built
+from them.
 
-``publish`` is the gate: a record gets in only if it is strict JSON with every manifest field, was made on exactly
-the data the task has now (data hash), and its metrics follow from its own ``run.trec`` (recomputed here, so a
-hand-edited number is caught). ``build`` regenerates ``leaderboard/README.md`` from those records alone, so the
-table can never drift from the evidence behind it. Adjacent rows carry a paired randomisation test over queries, so
-that two systems whose difference is noise look that way.
+``publish`` is the submission: it runs every check of :mod:`rrbench.verify` and files the record under its derived
+name with a ``SHA256SUMS`` manifest, appending a line to ``CHANGELOG.md``. ``build`` regenerates the README from the
+records alone (so the table never drifts from its evidence), and ``check`` is what a leaderboard's CI runs: every
+record verified, and the committed README exactly what ``build`` would write.
+
+Each table shows the main score with a seeded 95% bootstrap interval over queries, compares every row with the
+leader by the paired randomisation test corrected for multiple comparisons (Holm by default, randomised Tukey HSD
+as an option), marks rows not significantly different from the leader as tied, and folds records that differ only in
+the training seed into one row (mean ± std). A board whose task version was bumped is marked superseded.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.io import atomic_dir, atomic_write_text
+from rrbench.io import atomic_dir, atomic_write_text, canonical_hash
 from rrbench.records import (
     RESULTS_FILE,
     RUN_FILE,
     RecordError,
-    describe_system,
     ensure_record_dir,
     load_record,
+    record_folder_name,
     require_valid,
+    system_identity,
 )
+from rrbench.significance import (
+    ALPHA,
+    SAMPLES,
+    bootstrap_ci,
+    compare_with_leader,
+    mean_std,
+    per_query_values,
+)
+from rrbench.verify import REFUSED_SPLITS, registered_version, verify_record, write_sums
 
 DEFAULT_DIR = "leaderboard"
 README = "README.md"
-METRIC_TOLERANCE = 1e-9
-PERMUTATIONS = 10_000
-SIGNIFICANCE = 0.05
+CHANGELOG = "CHANGELOG.md"
+METHODS = ("holm", "tukey")
 
 
 # -- publish ---------------------------------------------------------------------------------------------------------
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text.replace("→", "to")).strip("-").lower()[:80] or "record"
-
-
-def verify_for_publication(path: str | Path) -> dict[str, Any]:
-    """Every check ``publish`` makes; returns the record or raises :class:`RecordError` naming the first problem."""
-    from rrbench.errors import UsageError
-    from rrbench.evaluation import score_run
-    from rrbench.tasks import get_task
-
-    folder = ensure_record_dir(path)
-    file = folder / RESULTS_FILE
-    record = load_record(file)
-    require_valid(record, str(file))
-    manifest = record["manifest"]
-    fallback = manifest.get("reranker_fallback") or manifest.get("fallback")
-    if fallback:
-        raise RecordError(f"{file}: the reranker was replaced by the retriever's ranking (--on-oom fallback: "
-                          f"{fallback.get('reason') if isinstance(fallback, dict) else fallback}); such records "
-                          "are not published")
-    task_info = manifest["task"]
-    try:
-        task = get_task(task_info["id"])
-    except UsageError as exc:
-        raise RecordError(f"{file}: task {task_info['id']!r} is not a registered task ({exc})") from None
-    if task.version != task_info["version"]:
-        raise RecordError(f"{file}: record is for {task.id}@{task_info['version']}, the registered task is "
-                          f"version {task.version}")
-    if task.data_sha256 != task_info["data_sha256"]:
-        raise RecordError(f"{file}: manifest.task.data_sha256 {str(task_info['data_sha256'])[:12]}... does not match "
-                          f"task {task.id}@{task.version} ({task.data_sha256[:12]}...)")
-    metrics = record["metrics"]
-    cutoffs = tuple(int(k[2:]) for k in metrics if re.fullmatch(r"R@\d+", k))
-    threshold = manifest["threshold"]["value"]
-    recomputed, _, counts = score_run(task, manifest["split"], folder / RUN_FILE, threshold,
-                                      pool_k=max(cutoffs, default=None), extra_cutoffs=cutoffs)
-    for key, value in metrics.items():
-        if key not in recomputed:
-            continue
-        fresh = recomputed[key]
-        if (value is None) != (fresh is None) or (value is not None and abs(float(value) - float(fresh)) > METRIC_TOLERANCE):
-            raise RecordError(f"{file}: metrics.{key} = {value!r} does not follow from {RUN_FILE} "
-                              f"(recomputed {fresh!r}): the record was altered or belongs to another run")
-    return record
+def board_dir(leaderboard_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
+    return Path(leaderboard_dir) / f"{manifest['task']['id']}@{manifest['task']['version']}" / manifest["split"]
 
 
 def publish(path: str | Path, leaderboard_dir: str | Path = DEFAULT_DIR, replace: bool = False) -> Path:
-    """Verify a record and copy it (``results.json`` + ``run.trec``) into the leaderboard; returns its folder."""
-    record = verify_for_publication(path)
+    """Verify a record and file it (``results.json``, ``run.trec``, ``SHA256SUMS``); returns its folder."""
+    record = verify_record(path)
     folder = ensure_record_dir(path)
     manifest = record["manifest"]
-    base = Path(leaderboard_dir) / f"{manifest['task']['id']}@{manifest['task']['version']}" / manifest["split"]
-    target = base / f"{_slug(describe_system(manifest))}-{manifest['config_hash'][:8]}"
-    if base.is_dir():
-        for other in sorted(base.glob(f"*/{RESULTS_FILE}")):
-            try:
-                same = load_record(other)["manifest"].get("config_hash") == manifest["config_hash"]
-            except RecordError:
-                continue
-            if same and not replace:
-                raise RecordError(f"{other.parent}: this configuration (config hash {manifest['config_hash'][:12]}...) "
-                                  "is already published; pass --replace to overwrite it")
-            if same:
-                shutil.rmtree(other.parent)
+    base = board_dir(leaderboard_dir, manifest)
+    target = base / record_folder_name(manifest)
+    replaced = False
+    for other in sorted(base.glob(f"*/{RESULTS_FILE}")) if base.is_dir() else []:
+        try:
+            same = load_record(other)["manifest"].get("config_hash") == manifest["config_hash"]
+        except RecordError:
+            continue
+        if same and not replace:
+            raise RecordError(f"{other.parent}: this configuration (config hash {manifest['config_hash'][:12]}...) "
+                              "is already published; pass --replace to overwrite it")
+        if same:
+            shutil.rmtree(other.parent)
+            replaced = True
     with atomic_dir(target) as tmp:
         shutil.copyfile(folder / RESULTS_FILE, tmp / RESULTS_FILE)
         shutil.copyfile(folder / RUN_FILE, tmp / RUN_FILE)
+        write_sums(tmp)
+    _append_changelog(Path(leaderboard_dir), record, target, replaced)
     return target
 
 
-# -- build -----------------------------------------------------------------------------------------------------------
+def _append_changelog(root: Path, record: Mapping[str, Any], target: Path, replaced: bool) -> None:
+    manifest = record["manifest"]
+    main = manifest["task"]["main_score"]
+    value = record["metrics"].get(main)
+    day = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    line = (f"- {day} {'replaced' if replaced else 'added'} `{target.relative_to(root).as_posix()}`: "
+            f"{system_identity(manifest)}, {main} {_fmt(value)}\n")
+    log = root / CHANGELOG
+    text = log.read_text(encoding="utf-8") if log.is_file() else (
+        "# Leaderboard changelog\n\nOne line per record `rrbench publish` added, newest last.\n\n")
+    atomic_write_text(log, text + line)
+
+
+# -- collect ---------------------------------------------------------------------------------------------------------
 @dataclass
 class Entry:
     path: Path  # results.json
@@ -127,56 +115,122 @@ class Entry:
         value = self.record["metrics"].get(self.main_score)
         return None if value is None else float(value)
 
+    @property
+    def identity(self) -> str:
+        return system_identity(self.manifest)
+
 
 def collect(leaderboard_dir: str | Path = DEFAULT_DIR) -> dict[tuple[str, str], list[Entry]]:
-    """Published records grouped by (``task@version``, split); a malformed record stops the build, naming it."""
+    """Published records grouped by (``task@version``, split); a malformed or misfiled record stops it, naming it."""
     root = Path(leaderboard_dir)
     groups: dict[tuple[str, str], list[Entry]] = {}
     for file in sorted(root.glob(f"*@*/*/*/{RESULTS_FILE}")):
         record = load_record(file)
         require_valid(record, str(file))
-        task = record["manifest"]["task"]
+        manifest = record["manifest"]
+        task = manifest["task"]
         expected = f"{task['id']}@{task['version']}"
-        if file.parent.parent.parent.name != expected or file.parent.parent.name != record["manifest"]["split"]:
-            raise RecordError(f"{file}: record for {expected} split {record['manifest']['split']} is filed in the "
+        if file.parent.parent.parent.name != expected or file.parent.parent.name != manifest["split"]:
+            raise RecordError(f"{file}: folder: record for {expected} split {manifest['split']} is filed in the "
                               "wrong folder")
-        groups.setdefault((expected, record["manifest"]["split"]), []).append(Entry(file, record))
+        groups.setdefault((expected, manifest["split"]), []).append(Entry(file, record))
     for entries in groups.values():
-        entries.sort(key=lambda e: (e.main_value is None, -(e.main_value or 0.0), describe_system(e.manifest),
+        entries.sort(key=lambda e: (e.main_value is None, -(e.main_value or 0.0), e.identity,
                                     e.manifest["config_hash"]))
     return groups
 
 
-def paired_randomization(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]], metric: str,
-                         permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float | None, int]:
-    """Two-sided paired randomisation (sign-flip) test of the mean difference over queries both records scored.
-
-    Returns ``(p, n_queries)``; ``p`` is None when fewer than two common queries have the metric. Seeded, so the
-    README is identical every time it is rebuilt.
-    """
-    common = sorted(q for q in a if q in b and metric in a[q] and metric in b[q])
-    if len(common) < 2:
-        return None, len(common)
-    diff = np.asarray([a[q][metric] - b[q][metric] for q in common], dtype=np.float64)
-    observed = abs(diff.mean())
-    if observed == 0.0:
-        return 1.0, len(common)
-    rng = np.random.default_rng(seed)
-    signs = rng.integers(0, 2, size=(permutations, len(diff)), dtype=np.int8) * 2 - 1
-    means = np.abs((signs * diff).mean(axis=1))
-    extreme = int(np.count_nonzero(means >= observed - 1e-15))
-    return (extreme + 1) / (permutations + 1), len(common)
+# -- rows: seed groups, intervals, ties ------------------------------------------------------------------------------
+_TRAINING_KEYS = ("regime", "loss", "miner", "data_options", "base_model", "teacher")
 
 
+def _strip_seeds(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _strip_seeds(v) for k, v in obj.items() if k != "seed"}
+    if isinstance(obj, list):
+        return [_strip_seeds(v) for v in obj]
+    return obj
+
+
+def seed_group_key(manifest: Mapping[str, Any]) -> str:
+    """Equal for records whose configurations differ only in the training seed of their checkpoint."""
+    checkpoint = manifest.get("checkpoint")
+    training = checkpoint.get("training_manifest") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(training, Mapping) or not isinstance(manifest.get("config", {}).get("reranker"), Mapping):
+        return str(manifest["config_hash"])
+    config = dict(manifest["config"])
+    config["reranker"] = {k: v for k, v in config["reranker"].items() if k not in ("id", "revision", "fingerprint")}
+    return canonical_hash({"config": config, "training": _strip_seeds({k: training.get(k) for k in _TRAINING_KEYS})})
+
+
+@dataclass
+class Row:
+    """One leaderboard row: a record, or several that differ only in the training seed."""
+
+    entries: list[Entry]
+    main_score: str
+    per_query: dict[str, float] = field(default_factory=dict)
+    value: float | None = None
+    std: float | None = None
+    ci: tuple[float, float] | None = None
+    p: float | None = None
+    p_adjusted: float | None = None
+    tied: bool = False
+
+    @property
+    def first(self) -> Entry:
+        return self.entries[0]
+
+    @property
+    def name(self) -> str:
+        name = self.first.identity
+        if len(self.entries) > 1:
+            name = name.rsplit("@", 1)[0] + f" ({len(self.entries)} seeds)"
+        return name
+
+    def metric(self, key: str) -> float | None:
+        values = [e.record["metrics"].get(key) for e in self.entries]
+        if any(v is None for v in values):
+            return None
+        return mean_std(values)[0]
+
+
+def build_rows(entries: Sequence[Entry], method: str = "holm", alpha: float = ALPHA,
+               samples: int = SAMPLES) -> list[Row]:
+    """Rows sorted by main score, with bootstrap intervals and the corrected comparison with the leader."""
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        grouped.setdefault(seed_group_key(entry.manifest), []).append(entry)
+    rows = []
+    for members in grouped.values():
+        main = members[0].main_score
+        systems = [per_query_values(e.record["per_query"], main) for e in members]
+        shared = sorted(set.intersection(*(set(s) for s in systems)))
+        row = Row(members, main, {q: float(np.mean([s[q] for s in systems])) for q in shared})
+        values = [e.main_value for e in members]
+        if all(v is not None for v in values):
+            row.value, row.std = mean_std(values)  # type: ignore[arg-type]
+            row.std = row.std if len(members) > 1 else None
+        if row.per_query:
+            row.ci = bootstrap_ci([row.per_query[q] for q in shared], samples=samples)
+        rows.append(row)
+    rows.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.name, r.first.manifest["config_hash"]))
+    scored = [r for r in rows if r.per_query]
+    if len(scored) >= 2:
+        results = compare_with_leader([r.per_query for r in scored], method=method, alpha=alpha, samples=samples)
+        for row, result in zip(scored, results):
+            row.p, row.p_adjusted, row.tied = result["p"], result["p_adjusted"], result["tied"]
+    return rows
+
+
+# -- render ----------------------------------------------------------------------------------------------------------
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not math.isfinite(value):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return f"{float(value):.{digits}f}"
 
 
-def _notes(manifest: Mapping[str, Any]) -> str:
+def notes(manifest: Mapping[str, Any]) -> str:
     threshold = manifest.get("threshold", {})
     value = threshold.get("value")
     thr = "no threshold" if value is None else f"threshold {value:g}" + (
@@ -192,61 +246,119 @@ def _notes(manifest: Mapping[str, Any]) -> str:
     return " ".join(parts) + f"; {thr}"
 
 
-def render_table(entries: Sequence[Entry], base: Path) -> list[str]:
-    main = entries[0].main_score
-    lines = ["| Rank | System | nDCG@10 | MRR@10 | R@10 | FalseEvid | pairs/s | p vs next | Notes | Record |",
-             "|------|--------|---------|--------|------|-----------|---------|-----------|-------|--------|"]
-    best = entries[0].main_value
-    for i, entry in enumerate(entries):
-        metrics, manifest = entry.record["metrics"], entry.manifest
-        cells = {"nDCG@10": _fmt(metrics.get("nDCG@10")), "MRR@10": _fmt(metrics.get("RR@10")),
-                 "R@10": _fmt(metrics.get("R@10")), "FalseEvid": _fmt(metrics.get("false_evidence_rate"), 2)}
-        main_key = {"RR@10": "MRR@10"}.get(main, main)
-        if main_key in cells and entry.main_value is not None and entry.main_value == best:
-            cells[main_key] = f"**{cells[main_key]}**"
-        name = describe_system(manifest)
-        if i == 0:
-            name = f"**{name}**"
-        p_cell = ""
-        if i + 1 < len(entries):
-            p, n = paired_randomization(entry.record["per_query"], entries[i + 1].record["per_query"], main)
-            p_cell = "—" if p is None else (f"{p:.3f}" + ("" if p < SIGNIFICANCE else " ≈"))
-        rate = manifest.get("pairs_per_s")
-        link = entry.path.relative_to(base).as_posix()
-        lines.append(f"| {i + 1} | {name} | {cells['nDCG@10']} | {cells['MRR@10']} | {cells['R@10']} | "
-                     f"{cells['FalseEvid']} | {'—' if rate is None else f'{rate:.1f}'} | {p_cell} | "
-                     f"{_notes(manifest)} | [results.json]({link}) |")
+def vs_leader(row: Row, index: int) -> str:
+    if index == 0:
+        return "leader"
+    if row.p_adjusted is None:
+        return "—"
+    return f"{'≈ tied' if row.tied else 'below'} (p={row.p_adjusted:.3f})"
+
+
+def render_table(rows: Sequence[Row], base: Path) -> list[str]:
+    lines = ["| Rank | System | nDCG@10 | 95% CI | vs leader | MRR@10 | R@10 | FalseEvid | pairs/s | Notes | Record |",
+             "|------|--------|---------|--------|-----------|--------|------|-----------|---------|-------|--------|"]
+    for i, row in enumerate(rows):
+        manifest = row.first.manifest
+        value = _fmt(row.metric("nDCG@10"))
+        if row.std is not None and row.main_score == "nDCG@10":
+            value = f"{_fmt(row.value)} ± {_fmt(row.std)}"
+        ci = "—" if row.ci is None or row.main_score != "nDCG@10" else f"[{_fmt(row.ci[0])}, {_fmt(row.ci[1])}]"
+        name = f"**{row.name}**" if i == 0 else row.name
+        rate = manifest.get("pairs_per_s") if len(row.entries) == 1 else None
+        links = ", ".join(f"[{e.path.parent.name[-8:]}]({e.path.relative_to(base).as_posix()})" for e in row.entries)
+        lines.append(f"| {i + 1} | {name} | {value} | {ci} | {vs_leader(row, i)} | {_fmt(row.metric('RR@10'))} | "
+                     f"{_fmt(row.metric('R@10'))} | {_fmt(row.metric('false_evidence_rate'), 2)} | "
+                     f"{'—' if rate is None else f'{rate:.1f}'} | {notes(manifest)} | {links} |")
     return lines
 
 
-def render(leaderboard_dir: str | Path = DEFAULT_DIR) -> str:
+def superseded_by(board: str) -> str | None:
+    """``task@N`` when the registered task is now at a later version, else None."""
+    task_id, _, version = board.rpartition("@")
+    now = registered_version(task_id)
+    return f"{task_id}@{now}" if now is not None and version.isdigit() and now > int(version) else None
+
+
+def render(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm") -> str:
     """The leaderboard README as a string (deterministic: the same records always give the same bytes)."""
     base = Path(leaderboard_dir)
     groups = collect(base)
+    test = "Holm-Bonferroni-corrected paired sign-flip tests" if method == "holm" else "the randomised Tukey HSD test"
     out = ["# rrbench leaderboard", "",
            "<!-- Generated by `rrbench leaderboard build` from the records in this folder; do not edit by hand. -->",
            "",
-           "Built from the published result records alone (`rrbench publish DIR` adds one after checking it). "
-           "One table per task version and split, sorted by the task's main score. Rank metrics average over "
-           "has-evidence queries; **FalseEvid** is the share of no-evidence queries whose list holds a score at or "
-           "above the record's threshold (— when the record has no threshold). **pairs/s** is the reranker's "
-           "measured throughput on the hardware in the record (— for retrieval-only runs and outside runs). "
-           f"**p vs next**: two-sided paired randomisation test ({PERMUTATIONS} sign flips, over common queries) "
-           f"of the main score against the next row; ≈ marks p ≥ {SIGNIFICANCE}, a difference that may be noise.",
+           ("Built from the published result records alone (`rrbench publish DIR` adds one after re-checking it "
+           "against its own run file and the task's data; `rrbench leaderboard check` re-checks them all). One table "
+           "per task version and split, sorted by the task's main score. System names are derived from each record's "
+           "hashed configuration. Rank metrics average over has-evidence queries; **95% CI** is a seeded percentile "
+           f"bootstrap interval of the mean over queries ({SAMPLES} resamples). **vs leader**: every row against the "
+           f"first by {test} over common queries ({SAMPLES} samples); **≈ tied** marks an adjusted p ≥ {ALPHA}, "
+           "a difference from the leader that may be noise. Records that differ only in the training seed share a row "
+           "(mean ± std over seeds). **FalseEvid** is the share of no-evidence queries whose list holds a score at "
+           "or above the record's threshold (— without a threshold). **pairs/s** is the reranker's self-reported "
+           "throughput on the hardware in the record."),
            ""]
     if not groups:
         out += ["No records published yet.", ""]
-    for (task, split), entries in sorted(groups.items()):
-        out += [f"## {task} · {split}", "", f"Main score: {entries[0].main_score}. "
-                f"{len(entries)} record{'s' if len(entries) != 1 else ''}.", ""]
-        out += render_table(entries, base)
+    for (board, split), entries in sorted(groups.items()):
+        newer = superseded_by(board)
+        heading = f"## {board} · {split}" + (f" (superseded by {newer})" if newer else "")
+        rows = build_rows(entries, method=method)
+        out += [heading, ""]
+        if newer:
+            out += [(f"This board is superseded: the task is now at {newer}. Its records stay readable; new "
+                    "submissions go to the new board."), ""]
+        out += [f"Main score: {entries[0].main_score}. {len(entries)} record{'s' if len(entries) != 1 else ''}.", ""]
+        out += render_table(rows, base)
         out.append("")
     return "\n".join(out)
 
 
-def build(leaderboard_dir: str | Path = DEFAULT_DIR) -> Path:
+def build(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm") -> Path:
     """Regenerate ``<leaderboard_dir>/README.md`` from the records; returns its path."""
-    text = render(leaderboard_dir)
+    if method not in METHODS:
+        raise RecordError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    text = render(leaderboard_dir, method)
     target = Path(leaderboard_dir) / README
     atomic_write_text(target, text)
     return target
+
+
+# -- check -----------------------------------------------------------------------------------------------------------
+def check(leaderboard_dir: str | Path = DEFAULT_DIR) -> int:
+    """What a leaderboard's CI runs: verify every record and the README; returns the number of records checked."""
+    root = Path(leaderboard_dir)
+    if not root.is_dir():
+        raise RecordError(f"{root}: no leaderboard folder")
+    strays = sorted(p for p in root.glob("*@*/*/*") if p.is_dir() and not (p / RESULTS_FILE).is_file())
+    if strays:
+        raise RecordError(f"{strays[0]}: a folder in the leaderboard without {RESULTS_FILE}")
+    files = sorted(root.glob(f"*@*/*/*/{RESULTS_FILE}"))
+    for file in files:
+        if file.parent.parent.name in REFUSED_SPLITS:
+            raise RecordError(f"{file}: manifest.split: test-split records are not accepted (no test ledger yet)")
+        verify_record(file.parent, published=True)
+    readme = root / README
+    expected = render(root)
+    if not readme.is_file() or readme.read_text(encoding="utf-8") != expected:
+        raise RecordError(f"{readme}: not what `rrbench leaderboard build` produces from the records; run it and "
+                          "commit the result")
+    return len(files)
+
+
+__all__ = [
+    "CHANGELOG",
+    "DEFAULT_DIR",
+    "README",
+    "Entry",
+    "Row",
+    "board_dir",
+    "build",
+    "build_rows",
+    "check",
+    "collect",
+    "publish",
+    "render",
+    "seed_group_key",
+    "superseded_by",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -274,19 +275,65 @@ def reproduce(path: str | Path, output: str | Path | None = None, tolerance: flo
     return {"record": new, "comparison": rows, "ok": all(r["ok"] for r in rows), "config_hash_matches": same_hash}
 
 
-def describe_system(manifest: Mapping[str, Any]) -> str:
-    """A short human name for what produced a record: ``retriever -> reranker`` or the outside run's tag."""
+def _is_local_path(name: str, component: Mapping[str, Any]) -> bool:
+    """Whether a component id is really a local path (an ad-hoc ``--reranker ./folder``), never shown as a name."""
+    if component.get("weights_source") != "local-path":
+        return False
+    where = str(component.get("weights_path") or (component.get("options") or {}).get("model_path") or "")
+    name = name.rstrip("/")
+    return "/" in name or "\\" in name or (bool(where) and where.rstrip("/").endswith(name))
+
+
+def _reranker_identity(config: Mapping[str, Any], component: Mapping[str, Any],
+                       checkpoint: Mapping[str, Any] | None) -> str:
+    if isinstance(checkpoint, Mapping) and checkpoint.get("weights_sha256"):
+        training = checkpoint.get("training_manifest") or {}
+        base = training.get("base_model") or {}
+        base_name = base.get("hub_id") or (None if base.get("weights_source") == "local-path" else base.get("base"))
+        parts = [p for p in (base_name, training.get("regime"), training.get("loss")) if p]
+        return f"trained:{'/'.join(str(p) for p in parts) or 'checkpoint'}@{str(checkpoint['weights_sha256'])[:8]}"
+    name = str(config.get("id") or component.get("id") or "?")
+    if _is_local_path(name, component):
+        digest = str(config.get("fingerprint") or config.get("revision") or component.get("revision") or "")
+        return f"local-model@{digest[:8] or 'unknown'}"
+    return name
+
+
+def system_identity(manifest: Mapping[str, Any]) -> str:
+    """The name of what produced a record, derived from its hashed configuration, never from free text or a path.
+
+    ``retriever → reranker`` (or ``retriever (no reranker)``); an rrbench-trained checkpoint is
+    ``trained:<base>/<regime>/<loss>@<weights sha256[:8]>``, another local model ``local-model@<fingerprint[:8]>``;
+    an outside run scored with ``rrbench evaluate`` is ``run <tag>@<run sha256[:8]>``. The leaderboard folder of a
+    record is this name (slugged) plus the config hash, so two systems can never share a folder.
+    """
+    config = manifest.get("config") if isinstance(manifest.get("config"), Mapping) else {}
+    comps = manifest.get("components") if isinstance(manifest.get("components"), Mapping) else {}
     if manifest.get("kind") == "evaluate":
-        run = manifest.get("components", {}).get("run", {})
+        run = comps.get("run") or {}
         tags = run.get("tags") or ["?"]
-        return f"run {tags[0]}" + (f" (+{len(tags) - 1} tags)" if len(tags) > 1 else "")
-    comps = manifest.get("components", {})
-    retriever = comps.get("retriever") or {}
-    reranker = comps.get("reranker")
-    retr = retriever.get("id", "?")
-    if isinstance(comps.get("candidates"), Mapping) and comps["candidates"].get("id"):
-        retr = comps["candidates"]["id"]
-    return f"{retr} → {reranker['id']}" if reranker else f"{retr} (no reranker)"
+        return f"run {tags[0]}@{str(config.get('run_sha256') or '')[:8]}"
+    retriever_cfg = config.get("retriever") if isinstance(config.get("retriever"), Mapping) else {}
+    retriever = comps.get("retriever") if isinstance(comps.get("retriever"), Mapping) else {}
+    retr = str(retriever_cfg.get("id") or retriever.get("id") or "?")
+    if _is_local_path(retr, retriever):
+        retr = f"local-retriever@{str(retriever_cfg.get('revision') or '')[:8] or 'unknown'}"
+    reranker_cfg = config.get("reranker")
+    if not reranker_cfg:
+        return f"{retr} (no reranker)"
+    reranker = comps.get("reranker") if isinstance(comps.get("reranker"), Mapping) else {}
+    return f"{retr} → {_reranker_identity(reranker_cfg, reranker, manifest.get('checkpoint'))}"
+
+
+def system_slug(identity: str) -> str:
+    """A folder-safe form of :func:`system_identity` (``bm25 → minilm-l6`` becomes ``bm25-to-minilm-l6``)."""
+    text = identity.replace("→", "to").replace("@", "-").replace(":", "-")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()[:80] or "record"
+
+
+def record_folder_name(manifest: Mapping[str, Any]) -> str:
+    """``<system slug>-<config hash[:8]>``: the only name a published record's folder may have."""
+    return f"{system_slug(system_identity(manifest))}-{str(manifest.get('config_hash', ''))[:8]}"
 
 
 def ensure_record_dir(path: str | Path) -> Path:
@@ -297,6 +344,6 @@ def ensure_record_dir(path: str | Path) -> Path:
 
 
 __all__ = ["QRELS_FILE", "RESULTS_FILE", "RUN_FILE", "RecordError", "SCHEMA_VERSION", "check_record",
-           "checkpoint_info", "compare_metrics", "describe_system", "load_record", "loads_strict", "reproduce",
-           "require_valid", "run_config_dict"]
+           "checkpoint_info", "compare_metrics", "load_record", "loads_strict", "record_folder_name", "reproduce",
+           "require_valid", "run_config_dict", "system_identity", "system_slug"]
 

@@ -12,7 +12,7 @@ import pytest
 import rrbench
 from rrbench.cli import main
 from rrbench.io import sha256_file
-from rrbench.leaderboard import build, collect, paired_randomization, publish, render
+from rrbench.leaderboard import build, collect, publish, render
 from rrbench.records import RecordError, check_record, load_record, loads_strict, reproduce
 from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
 
@@ -195,19 +195,6 @@ def test_collect_sorts_by_main_score(runs, tmp_path):
     (entries,) = collect(tmp_path / "b").values()
     values = [e.main_value for e in entries]
     assert values == sorted(values, reverse=True)
-
-
-def test_paired_randomization_test():
-    a = {f"q{i}": {"m": 1.0} for i in range(30)}
-    b = {f"q{i}": {"m": 0.0} for i in range(30)}
-    p, n = paired_randomization(a, b, "m")
-    assert n == 30 and p < 0.001
-    p_same, _ = paired_randomization(a, a, "m")
-    assert p_same == 1.0
-    noisy = {f"q{i}": {"m": 1.0 if i % 2 else 0.0} for i in range(30)}
-    flipped = {f"q{i}": {"m": 0.0 if i % 2 else 1.0} for i in range(30)}
-    assert paired_randomization(noisy, flipped, "m")[0] > 0.5  # equal means: no evidence of a difference
-    assert paired_randomization({"q": {"m": 1.0}}, {"q": {"m": 0.0}}, "m") == (None, 1)
 
 
 def test_load_record_reports_missing_folder(tmp_path):

@@ -78,26 +78,120 @@ def register(cli: Any) -> None:
 
     @cli.command("publish")
     @click.argument("record_dir")
-    @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+    @click.option("--to", "--leaderboard-dir", "leaderboard_dir", default="leaderboard", show_default=True,
+                  help="Leaderboard folder to file the record in.")
     @click.option("--replace", is_flag=True, help="Overwrite an already published record of the same configuration.")
     def publish_cmd(record_dir: str, leaderboard_dir: str, replace: bool) -> None:
-        """Check a result record and add it to leaderboard/<task>@<version>/<split>/."""
+        """Verify a result record and file it under <task>@<version>/<split>/<system>-<hash>/ (with SHA256SUMS)."""
         from rrbench.leaderboard import publish
 
         target = publish(record_dir, leaderboard_dir, replace=replace)
         click.echo(f"published {target} (run `rrbench leaderboard build` to update the README)")
 
+    @cli.command("compare")
+    @click.argument("record_a")
+    @click.argument("record_b")
+    @click.option("--metric", default="nDCG@10", show_default=True)
+    @click.option("--samples", default=100_000, show_default=True, type=click.IntRange(min=100))
+    @click.option("--seed", default=0, show_default=True, type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+    def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: int, as_json: bool) -> None:
+        """Paired randomisation test of A against B over the queries both scored (is A really better?)."""
+        import json
+
+        from rrbench.records import load_record, require_valid
+        from rrbench.significance import compare_pair, per_query_values
+
+        records = []
+        for path in (record_a, record_b):
+            record = load_record(path)
+            require_valid(record, path)
+            records.append(per_query_values(record["per_query"], metric))
+        result = compare_pair(records[0], records[1], metric, samples=samples, seed=seed)
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), indent=2))
+            return
+        click.echo(f"{metric} over {result.queries} queries: A {result.mean_a:.4f}  B {result.mean_b:.4f}  "
+                   f"A-B {result.mean_diff:+.4f}  95% CI [{result.ci_diff[0]:+.4f}, {result.ci_diff[1]:+.4f}]")
+        click.echo(f"wins {result.wins}  losses {result.losses}  ties {result.ties}  p = {result.p_value:.4g} "
+                   f"({result.test})")
+
+    @cli.command("gate")
+    @click.option("--baseline", required=True,
+                  help="Baseline record folder, or leaderboard:<task>@<version>/<split>/<system>.")
+    @click.option("--candidate", required=True, help="Candidate run folder, or a run configuration file to run first.")
+    @click.option("--metric", default="nDCG@10", show_default=True)
+    @click.option("--max-drop", default=0.005, show_default=True, type=float,
+                  help="Tolerated drop of the metric's mean (the test's null-hypothesis margin).")
+    @click.option("--alpha", default=0.05, show_default=True, type=float)
+    @click.option("--max-fe-increase", default=None, type=float,
+                  help="Also fail when the false-evidence rate rises by more than this.")
+    @click.option("--samples", default=10_000, show_default=True, type=click.IntRange(min=100))
+    @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+    @click.option("--summary", default=None, help="Write the Markdown summary (a pull-request comment) here.")
+    @click.option("--candidate-output", default=None, help="Output folder of a candidate given as a configuration.")
+    def gate_cmd(baseline: str, candidate: str, metric: str, max_drop: float, alpha: float,
+                 max_fe_increase: float | None, samples: int, leaderboard_dir: str, summary: str | None,
+                 candidate_output: str | None) -> None:
+        """Fail (exit 1) only on a significant regression of the candidate against the baseline.
+
+        Exit codes: 0 pass; 1 regression (one-sided paired sign-flip test of H0 mean(candidate - baseline) >=
+        -max_drop rejected at alpha, or false-evidence rate up by more than --max-fe-increase); 2 unusable input
+        (other task version or split, no common queries, unreadable record); 3 the candidate configuration failed
+        to run. A crash is never reported as a regression.
+        """
+        from rrbench.errors import RRBenchError
+        from rrbench.gate import (
+            CandidateRunError,
+            RegressionFound,
+            gate,
+            load_pair,
+            table,
+            write_summaries,
+        )
+
+        try:
+            base, cand = load_pair(baseline, candidate, leaderboard_dir, candidate_output)
+            result = gate(base, cand, metric=metric, max_drop=max_drop, alpha=alpha,
+                          max_fe_increase=max_fe_increase, samples=samples)
+        except RRBenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never let an internal failure exit 1 (which means "regression")
+            raise CandidateRunError(f"gate failed unexpectedly: {type(exc).__name__}: {exc}") from None
+        click.echo(table(result))
+        for path in write_summaries(result, summary):
+            click.echo(f"summary written to {path}")
+        if result.exit_code:
+            raise RegressionFound(f"gate failed: {'; '.join(result.reasons)}")
+
     @cli.group("leaderboard")
     def leaderboard_group() -> None:
-        """Build the leaderboard from published records."""
+        """Build and check the leaderboard from published records."""
 
     @leaderboard_group.command("build")
     @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
-    def build_cmd(leaderboard_dir: str) -> None:
-        """Regenerate leaderboard/README.md from the records alone."""
+    @click.option("--method", default="holm", show_default=True, type=click.Choice(["holm", "tukey"]),
+                  help="Multiple-comparison correction of the tests against the leader.")
+    @click.option("--html", "html_dir", default=None, help="Also write a static HTML board (works from file://).")
+    def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
+        """Regenerate leaderboard/README.md from the records alone (and optionally an HTML board)."""
         from rrbench.leaderboard import build, collect
 
         groups = collect(leaderboard_dir)
-        path = build(leaderboard_dir)
+        path = build(leaderboard_dir, method=method)
         total = sum(len(v) for v in groups.values())
         click.echo(f"wrote {path}: {total} records in {len(groups)} tables")
+        if html_dir:
+            from rrbench.board_html import write_site
+
+            index = write_site(leaderboard_dir, html_dir, method=method)
+            click.echo(f"wrote HTML board {index}")
+
+    @leaderboard_group.command("check")
+    @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+    def check_cmd(leaderboard_dir: str) -> None:
+        """Verify every published record and that README.md is what `leaderboard build` makes (leaderboard CI)."""
+        from rrbench.leaderboard import check
+
+        count = check(leaderboard_dir)
+        click.echo(f"ok: {count} records verified; README.md is up to date")
