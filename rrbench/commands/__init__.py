@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "rrbench.commands.candidates",   # candidates, tasks import-beir
     "rrbench.commands.check",        # reranker conformance check
     "rrbench.commands.train",        # train
+    "rrbench.commands.matrix",       # matrix plan/run/status (issue 11)
 )
 
 

@@ -1,0 +1,122 @@
+"""``rrbench matrix plan|run|status``: the experiment matrix from one file (see docs/matrix.md).
+
+Imports stay light at module level (click only); the plan needs the registry and the task, ``run`` needs torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _measured_throughput(output: Path) -> float | None:
+    """Training pairs/s of this matrix's own finished trials, when a previous run recorded them."""
+    path = output / "hpo" / "throughput.json"
+    if path.is_file():
+        try:
+            return float(json.loads(path.read_text(encoding="utf-8"))["pairs_per_s"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _print_skipped(skipped: list[dict[str, Any]]) -> None:
+    if not skipped:
+        return
+    click.echo(f"skipped ({len(skipped)}):")
+    for item in skipped:
+        combo = " ".join(f"{k}={v}" for k, v in item["combination"].items())
+        click.echo(f"  {combo}: {item['reason']}")
+
+
+def register(cli: Any) -> None:
+    @cli.group("matrix")
+    def matrix() -> None:
+        """The experiment matrix: plan, run (any number of workers) and follow a research program from one file."""
+
+    @matrix.command("plan")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--output", default=None, help="Artifacts folder [default: the file's 'output:' or "
+                                                 "matrix-runs/NAME beside it].")
+    @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+    def plan_command(file: str, output: str | None, as_json: bool) -> None:
+        """Print the cells (keyed by config hash), what each needs first, skipped combinations and a cost estimate."""
+        from rrbench.matrix import build_plan, estimate_cost
+
+        plan = build_plan(file)
+        out = plan.output_dir(output)
+        cost = estimate_cost(plan, _measured_throughput(out))
+        skipped = [{"combination": s.combination, "reason": s.reason} for s in plan.skipped]
+        if as_json:
+            click.echo(json.dumps({"name": plan.spec.name, "output": str(out), "task_data_sha256": plan.task_hash,
+                                   "cells": [{**c.as_dict(), "estimated_s": cost["per_cell_s"][c.key]}
+                                             for c in plan.ordered()],
+                                   "skipped": skipped, "cost": cost}, indent=2))
+            return
+        click.echo(f"matrix {plan.spec.name}: {len(plan.cells)} cells, {len(plan.skipped)} skipped; "
+                   f"task {plan.spec.task}; artifacts in {out}")
+        click.echo(f"{'cell':16}  {'G':10} {'M':16} {'R':18} {'L':11} {'N':18} {'shape':12} {'est.':>7}  needs")
+        for cell in plan.ordered():
+            needs = ", ".join(cell.needs)
+            click.echo(f"{cell.key:16}  {cell.G:10} {cell.M:16} {cell.R:18} {cell.L or '-':11} {cell.N or '-':18} "
+                       f"{cell.shape:12} {_hours(cost['per_cell_s'][cell.key]):>7}  {needs}")
+        _print_skipped(skipped)
+        click.echo(f"estimated cost: {_hours(cost['total_s'])} on one worker at {cost['pairs_per_s']:.1f} training "
+                   f"pairs/s ({cost['source']}); {cost['assumes']}")
+
+    @matrix.command("run")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--storage", default=None, help="Optuna storage URL shared by all workers "
+                                                  "[default: sqlite in OUTPUT/hpo/]; see docs/matrix.md.")
+    @click.option("--output", default=None, help="Artifacts folder shared by all workers.")
+    @click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="This worker's local score cache.")
+    @click.option("--no-eval", is_flag=True, help="Train and select only; skip the selection-split run records.")
+    def run_command(file: str, storage: str | None, output: str | None, cache_dir: str | None,
+                    no_eval: bool) -> None:
+        """Work on the matrix until every cell is finished; start as many workers as you like."""
+        from rrbench.matrix import build_plan
+        from rrbench.matrix_run import run_matrix
+
+        plan = build_plan(file)
+        status = run_matrix(plan, output, storage, evaluate=not no_eval, cache_dir=cache_dir,
+                            log=lambda line: click.echo(line, err=True))
+        _print_status(status)
+
+    @matrix.command("status")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--storage", default=None, help="The storage URL the workers use.")
+    @click.option("--output", default=None, help="Artifacts folder.")
+    @click.option("--json", "as_json", is_flag=True)
+    def status_command(file: str, storage: str | None, output: str | None, as_json: bool) -> None:
+        """Show each cell's state (done, running, failed, pending), trial counts and best dev_select nDCG@10."""
+        from rrbench.matrix import build_plan
+        from rrbench.matrix_run import matrix_status
+
+        status = matrix_status(build_plan(file), output, storage)
+        if as_json:
+            click.echo(json.dumps(status, indent=2))
+        else:
+            _print_status(status)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    click.echo(f"matrix {status['name']} ({status['output']})")
+    click.echo(f"{'cell':16}  {'R':18} {'L':11} {'N':18} {'state':8} {'complete':>8} {'pruned':>6} {'failed':>6} "
+               f"{'best':>7}")
+    for row in status["cells"]:
+        t = row["trials"]
+        best = f"{row['best']:.4f}" if isinstance(row.get("best"), float) else "-"
+        click.echo(f"{row['key']:16}  {row['R']:18} {row['L'] or '-':11} {row['N'] or '-':18} {row['state']:8} "
+                   f"{t.get('complete', 0):>8} {t.get('pruned', 0):>6} {t.get('fail', 0):>6} {best:>7}")
+    _print_skipped(status["skipped"])
