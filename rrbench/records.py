@@ -272,7 +272,35 @@ def reproduce(path: str | Path, output: str | Path | None = None, tolerance: flo
                           f"{manifest['task']['data_sha256'][:12]}... now {new['manifest']['task']['data_sha256'][:12]}...)")
     rows = compare_metrics(old["metrics"], new["metrics"], tolerance)
     same_hash = new["manifest"].get("config_hash") == manifest.get("config_hash")
-    return {"record": new, "comparison": rows, "ok": all(r["ok"] for r in rows), "config_hash_matches": same_hash}
+    field_rows = compare_fields(old, new, tolerance)
+    return {"record": new, "comparison": rows, "fields": field_rows,
+            "ok": all(r["ok"] for r in rows) and all(f["ok"] for f in field_rows if f["decides"]),
+            "config_hash_matches": same_hash}
+
+
+def compare_fields(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> list[dict[str, Any]]:
+    """Rows ``{field, recorded, reproduced, ok, decides}`` beyond the aggregate metrics.
+
+    Per-query values and the query set decide whether a record reproduces; the config hash and the system name are
+    reported (they change legitimately when rrbench changes what it hashes, e.g. a path replaced by a weights hash).
+    """
+    old_pq, new_pq = old["per_query"], new["per_query"]
+    differing = 0
+    for query_id, values in old_pq.items():
+        fresh = new_pq.get(query_id)
+        if not isinstance(fresh, Mapping) or set(fresh) != set(values) or any(
+                abs(float(fresh[k]) - float(v)) > tolerance for k, v in values.items()):
+            differing += 1
+    om, nm = old["manifest"], new["manifest"]
+    return [
+        {"field": "per_query", "recorded": f"{len(old_pq)} queries", "decides": True, "ok": differing == 0
+         and set(old_pq) == set(new_pq), "reproduced": f"{len(new_pq)} queries, {differing} differ"},
+        {"field": "manifest.config_hash", "recorded": str(om.get("config_hash"))[:12],
+         "reproduced": str(nm.get("config_hash"))[:12], "ok": om.get("config_hash") == nm.get("config_hash"),
+         "decides": False},
+        {"field": "system", "recorded": system_identity(om), "reproduced": system_identity(nm),
+         "ok": system_identity(om) == system_identity(nm), "decides": False},
+    ]
 
 
 def _is_local_path(name: str, component: Mapping[str, Any]) -> bool:
@@ -284,6 +312,20 @@ def _is_local_path(name: str, component: Mapping[str, Any]) -> bool:
     return "/" in name or "\\" in name or (bool(where) and where.rstrip("/").endswith(name))
 
 
+def hashed_reranker_id(spec_id: str, component: Mapping[str, Any], checkpoint: Mapping[str, Any] | None,
+                       fingerprint: str) -> str:
+    """The reranker id that goes into the hashed configuration: never a local path, so hashes are machine-free.
+
+    A registered or hub id stays as it is; an rrbench-trained checkpoint is ``checkpoint@<weights sha256[:16]>``;
+    any other local model ``local@<fingerprint[:16]>`` (the fingerprint hashes the weight files' contents).
+    """
+    if isinstance(checkpoint, Mapping) and checkpoint.get("weights_sha256"):
+        return f"checkpoint@{str(checkpoint['weights_sha256'])[:16]}"
+    if _is_local_path(spec_id, component):
+        return f"local@{fingerprint[:16]}"
+    return spec_id
+
+
 def _reranker_identity(config: Mapping[str, Any], component: Mapping[str, Any],
                        checkpoint: Mapping[str, Any] | None) -> str:
     if isinstance(checkpoint, Mapping) and checkpoint.get("weights_sha256"):
@@ -293,6 +335,8 @@ def _reranker_identity(config: Mapping[str, Any], component: Mapping[str, Any],
         parts = [p for p in (base_name, training.get("regime"), training.get("loss")) if p]
         return f"trained:{'/'.join(str(p) for p in parts) or 'checkpoint'}@{str(checkpoint['weights_sha256'])[:8]}"
     name = str(config.get("id") or component.get("id") or "?")
+    if name.startswith("local@"):
+        return f"local-model@{name[len('local@'):][:8]}"
     if _is_local_path(name, component):
         digest = str(config.get("fingerprint") or config.get("revision") or component.get("revision") or "")
         return f"local-model@{digest[:8] or 'unknown'}"
@@ -344,6 +388,6 @@ def ensure_record_dir(path: str | Path) -> Path:
 
 
 __all__ = ["QRELS_FILE", "RESULTS_FILE", "RUN_FILE", "RecordError", "SCHEMA_VERSION", "check_record",
-           "checkpoint_info", "compare_metrics", "load_record", "loads_strict", "record_folder_name", "reproduce",
+           "checkpoint_info", "compare_metrics", "hashed_reranker_id", "load_record", "loads_strict", "record_folder_name", "reproduce",
            "require_valid", "run_config_dict", "system_identity", "system_slug"]
 

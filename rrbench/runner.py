@@ -27,7 +27,7 @@ from rrbench.tasks import Query, Task, get_task
 from rrbench.candidates import GeneratorConfig, generate
 from rrbench.scoring import rerank
 from rrbench.trec import final_ranking, qrels_lines, run_lines
-from rrbench.records import checkpoint_info, run_config_dict
+from rrbench.records import checkpoint_info, hashed_reranker_id, run_config_dict
 
 NO_RERANKER = "none"
 
@@ -134,7 +134,31 @@ def reproduce_command(config: RunConfig) -> str:
         parts += ["--threshold", repr(config.threshold)]
     if config.dtype != "float32":
         parts += ["--dtype", config.dtype]
+    if config.instruction is not None:
+        parts += ["--instruction", config.instruction]
+    knobs = dict(config.reranker_options)
+    if knobs.pop("trust_remote_code", False):
+        parts.append("--trust-remote-code")
+    for key, value in knobs.items():
+        parts += ["--reranker-option", f"{key}={_knob_text(value)}"]
+    if config.on_oom != "stop":
+        parts += ["--on-oom", config.on_oom]
     return shlex.join(parts)
+
+
+def _knob_text(value: Any) -> str:
+    """A KEY=VALUE value that ``parse_knobs`` (YAML) reads back as the same value and type."""
+    import json
+
+    import yaml
+
+    if isinstance(value, str):
+        try:
+            same = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            same = False
+        return value if same else json.dumps(value)
+    return json.dumps(value)
 
 
 def decide_threshold(config: RunConfig, score_kind: str | None) -> tuple[float | None, str]:
@@ -213,13 +237,21 @@ def execute(config: RunConfig) -> dict[str, Any]:
 
     components = {"retriever": candidates.describe,
                   "reranker": reranker.describe() if reranker is not None else None}
+    checkpoint = checkpoint_info(reranker.weights_path) if reranker is not None else None
+    reranker_id, fingerprint = None, None
+    if reranker is not None:
+        fingerprint = _fingerprint(reranker)
+        # a local path never enters the hash or the name: a checkpoint is identified by its weights' sha256
+        reranker_id = hashed_reranker_id(reranker.spec.id, components["reranker"], checkpoint, fingerprint)
+        if reranker_id != reranker.spec.id:
+            components["reranker"] = {**components["reranker"], "id": reranker_id, "given_as": reranker.spec.id}
     hashed = {
         "task": task_identity(task),
         "split": config.split,
         "retriever": {k: components["retriever"][k] for k in ("id", "revision", "options")},
         "reranker": None if reranker is None else {
             # the fingerprint hashes the weight files' contents (not their path), so the hash is machine-independent
-            "id": reranker.spec.id, "revision": reranker.revision, "fingerprint": _fingerprint(reranker),
+            "id": reranker_id, "revision": reranker.revision, "fingerprint": fingerprint,
             "max_length": config.max_length or reranker.spec.max_length, "dtype": config.dtype,
             "options": {k: v for k, v in reranker.options.extra.items()}},
         "top_k_retriever": config.top_k_retriever,
@@ -247,7 +279,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
             "cache": _cache_manifest(reranker, cache),
             # set when --on-oom fallback replaced the reranker by the retriever ranking; publish refuses such records
             "reranker_fallback": rerank_fallback,
-            "checkpoint": checkpoint_info(reranker.weights_path) if reranker is not None else None,
+            "checkpoint": checkpoint,
         })
     config_hash = record["manifest"]["config_hash"]
     if cache is not None:

@@ -200,3 +200,25 @@ def test_collect_sorts_by_main_score(runs, tmp_path):
 def test_load_record_reports_missing_folder(tmp_path):
     with pytest.raises(RecordError, match="no results.json"):
         load_record(tmp_path)
+
+
+def test_recorded_command_is_complete_and_reproduces_the_config_hash(registered_task, tiny_model, tmp_path):
+    """The manifest's command carries every option that changes a result; running it gives the same config hash."""
+    import shlex
+
+    record = rrbench.run(task=registered_task, reranker=str(tiny_model), output=str(tmp_path / "first"),
+                         show_progress=False, instruction="Find the evidence: ", on_oom="fallback", threshold=0.0,
+                         reranker_options={"trust_remote_code": True, "engine": False})
+    command = record["manifest"]["command"]
+    for flag in ("--instruction", "--trust-remote-code", "--reranker-option", "--on-oom", "--threshold"):
+        assert flag in command, (flag, command)
+    args = shlex.split(command)
+    assert args[:2] == ["rrbench", "run"]
+    assert main([*args[1:], "--output", str(tmp_path / "again"), "--quiet"]) == 0
+    again = load_record(tmp_path / "again")
+    assert again["manifest"]["config_hash"] == record["manifest"]["config_hash"]
+    assert again["manifest"]["config"] == record["manifest"]["config"]
+    assert again["manifest"]["command"] == command
+    # the hashed configuration names a local model by its weights' fingerprint, never by its path
+    assert str(tiny_model) not in json.dumps(record["manifest"]["config"])
+    assert record["manifest"]["config"]["reranker"]["id"].startswith("local@")

@@ -69,12 +69,15 @@ def register(cli: Any) -> None:
         if cache.get("enabled"):
             click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "
                        f"{cache['model_calls']} model calls")
+        for row in result["fields"]:
+            verdict = "same" if row["ok"] else ("MISMATCH" if row["decides"] else "differs")
+            click.echo(f"{row['field']:<24}{row['recorded']!s:>30}  {row['reproduced']!s:>30}  {verdict}")
         if not result["config_hash_matches"]:
             click.echo("note: the configuration hash differs (other weights, options or rrbench version)")
         if not result["ok"]:
-            raise RRBenchError(f"{record_dir}: reproduced metrics differ from the record "
+            raise RRBenchError(f"{record_dir}: reproduced metrics or per-query values differ from the record "
                                f"(tolerance {tolerance:g})")
-        click.echo("reproduced: all metrics match")
+        click.echo("reproduced: all metrics and per-query values match")
 
     @cli.command("publish")
     @click.argument("record_dir")
