@@ -52,8 +52,8 @@ PAIRWISE_LOSSES = ("ranknet",)
 LAYOUT = ("candidates", "reranker_scores", "train_runs", "hpo", "leaderboards", "plots")
 
 #: Training throughput used for cost estimates when nothing better is known: benchmarks/README.md, all-MiniLM-L6-v2
-#: as a cross-encoder, BCE, fp32, 2 threads, on the AVX2-only development machine. A matrix's own finished trials
-#: replace it (hpo/throughput.json), and ``throughput:`` in the file overrides both.
+#: as a cross-encoder, BCE, fp32, 2 threads, on the AVX2-only development machine. ``throughput:`` in the file
+#: (a figure measured on the machines that will run the matrix) overrides it.
 BENCHMARK_TRAIN_PAIRS_PER_S = 12.1
 #: Inference throughput for the selection-split evaluations (platform notes: CrossEncoder.predict, fp32, batch 32).
 BENCHMARK_EVAL_PAIRS_PER_S = 108.0
@@ -442,8 +442,8 @@ def _same_component(kind: str, value: str | None, wanted: str) -> bool:
 def estimate_cost(plan: Plan, measured_pairs_per_s: float | None = None) -> dict[str, Any]:
     """Seconds per cell and in total, from the task's real row counts and a training throughput.
 
-    Throughput comes from, in order: the file's ``throughput:``, ``measured_pairs_per_s`` (the matrix's own finished
-    trials), the training benchmark figure. The source is returned with the estimate so nobody mistakes a default
+    Throughput comes from, in order: the file's ``throughput:``, ``measured_pairs_per_s`` (a caller's measurement),
+    the training benchmark figure. The source is returned with the estimate so nobody mistakes a default
     for a measurement.
     """
     from rrbench.tasks import get_task
@@ -454,7 +454,7 @@ def estimate_cost(plan: Plan, measured_pairs_per_s: float | None = None) -> dict
     if plan.spec.throughput:
         rate, source = plan.spec.throughput, "matrix file 'throughput:'"
     elif measured_pairs_per_s:
-        rate, source = measured_pairs_per_s, "this matrix's finished trials (hpo/throughput.json)"
+        rate, source = measured_pairs_per_s, "measured by the caller"
     else:
         rate, source = BENCHMARK_TRAIN_PAIRS_PER_S, ("benchmarks/README.md training throughput "
                                                      "(MiniLM-L6 fp32, 2 threads, AVX2)")

@@ -237,9 +237,6 @@ def objective_for(cell: Cell, spec: MatrixSpec, space: dict[str, dict[str, Any]]
         trial.set_user_attr("output", str(out))
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
         trial.set_user_attr("eval", summary["eval"])
-        rows = sum(int(p.get("rows", 0)) * max(1, int(p.get("steps", 0))) for p in summary.get("phases", []))
-        if rows:
-            trial.set_user_attr("rows_x_steps", rows)
         return float(value)
 
     return objective

@@ -6,7 +6,6 @@ Imports stay light at module level (click only); the plan needs the registry and
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,17 +17,6 @@ def _hours(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def _measured_throughput(output: Path) -> float | None:
-    """Training pairs/s of this matrix's own finished trials, when a previous run recorded them."""
-    path = output / "hpo" / "throughput.json"
-    if path.is_file():
-        try:
-            return float(json.loads(path.read_text(encoding="utf-8"))["pairs_per_s"])
-        except (ValueError, KeyError, TypeError):
-            return None
-    return None
 
 
 def _print_skipped(skipped: list[dict[str, Any]]) -> None:
@@ -56,7 +44,7 @@ def register(cli: Any) -> None:
 
         plan = build_plan(file)
         out = plan.output_dir(output)
-        cost = estimate_cost(plan, _measured_throughput(out))
+        cost = estimate_cost(plan)
         skipped = [{"combination": s.combination, "reason": s.reason} for s in plan.skipped]
         if as_json:
             click.echo(json.dumps({"name": plan.spec.name, "output": str(out), "task_data_sha256": plan.task_hash,
