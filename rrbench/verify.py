@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rrbench.io import canonical_hash, sha256_file
+from rrbench.io import sha256_file
+from rrbench.record_builder import config_hash
 from rrbench.records import (
     RESULTS_FILE,
     RUN_FILE,
@@ -47,7 +48,7 @@ def _fail(file: Path, field: str, message: str) -> RecordError:
 
 
 def check_config_hash(manifest: Mapping[str, Any], file: Path) -> None:
-    fresh = canonical_hash(manifest["config"])
+    fresh = config_hash(manifest["config"])  # the builder's own rule, the only one
     if manifest["config_hash"] != fresh:
         raise _fail(file, "manifest.config_hash", f"{str(manifest['config_hash'])[:12]}... is not the hash of "
                     f"manifest.config ({fresh[:12]}...): the configuration or its hash was edited")
