@@ -25,6 +25,8 @@ BM25_SCHEMA = (
                help="BM25 variant (bm25s)"),
     OptionSpec("stemmer", "str", "english", searchable=False, help="a PyStemmer language, or none"),
     OptionSpec("stopwords", "str", "en", choices=("en", "none"), searchable=False, help="stopword list"),
+    OptionSpec("idf_scope", "str", "task", choices=("task", "split"), searchable=False,
+               help="term statistics from every sentence of the task (task) or only the evaluated split's posts"),
 )
 
 
@@ -62,7 +64,7 @@ def register_tasks(register):
 def register_retrievers(register):
     register(RetrieverSpec(
         id="bm25", loader="rrbench.retrievers.bm25:BM25Retriever",
-        description="Okapi BM25 via bm25s (corpus-level IDF), English stemming and stopwords",
+        description="Okapi BM25 via bm25s (IDF over all sentences of the task), English stemming and stopwords",
         option_schema=BM25_SCHEMA,
         score_kind="bm25",
     ))

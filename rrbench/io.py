@@ -62,6 +62,31 @@ def read_jsonl(path: str | Path, error: type[Exception] = TaskSpecError) -> Iter
         raise error(f"{path}: cannot read: {exc}") from None
 
 
+def read_json_object(path: str | Path, error: type[Exception] = UsageError) -> dict[str, Any]:
+    """A small JSON file that must hold one object (a checkpoint's metadata, a config): strict UTF-8, no NaN, and
+    a one-line error naming the file for anything else, never a traceback."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:
+        raise error(f"{path}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise error(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not valid JSON")
+
+
 def write_jsonl_gz(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Write rows as gzip-compressed JSONL with a fixed mtime, so the same rows always give the same bytes."""
     path = Path(path)

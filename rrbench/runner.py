@@ -24,7 +24,7 @@ from rrbench.record_builder import build_record, task_identity, with_optional
 from rrbench.metrics import RankedQuery, evaluate
 from rrbench.specs import NATURAL_THRESHOLDS
 from rrbench.tasks import Query, Task, get_task
-from rrbench.candidates import GeneratorConfig, generate
+from rrbench.candidates import GeneratorConfig, generate, hashed_generator
 from rrbench.scoring import rerank
 from rrbench.trec import final_ranking, qrels_lines, run_lines
 from rrbench.records import checkpoint_info, hashed_reranker_id, run_config_dict
@@ -248,7 +248,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
     hashed = {
         "task": task_identity(task),
         "split": config.split,
-        "retriever": {k: components["retriever"][k] for k in ("id", "revision", "options")},
+        "retriever": hashed_generator(components["retriever"]),
         "reranker": None if reranker is None else {
             # the fingerprint hashes the weight files' contents (not their path), so the hash is machine-independent
             "id": reranker_id, "revision": reranker.revision, "fingerprint": fingerprint,

@@ -44,6 +44,10 @@ def _stored_pairs(cache_dir: Path) -> int:
         return 0
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its KeyboardInterrupt handler
+
+
 def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tmp_path):
     task = _big_task(tmp_path / "big-task")
     cache_dir = Path(os.environ["RRBENCH_CACHE"])
@@ -51,7 +55,10 @@ def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tm
     proc = subprocess.Popen(
         [sys.executable, "-m", "rrbench.cli", "run", "--task", str(task), "--reranker", str(tiny_model),
          "--batch-size", "1", "--output", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # pytest may run with SIGINT ignored (nohup, a shell's `&`), and children inherit an ignored signal: the
+        # child must get Python's default handler back, or the signal below would be silently dropped
+        preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while _stored_pairs(cache_dir) == 0 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

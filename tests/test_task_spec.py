@@ -90,6 +90,11 @@ def _lines(rows: list[dict]) -> bytes:
     ("posts", MINI_POSTS + [{"post_id": "p9", "sentences": ["ok", "  "]}], "post 'p9' sentence 1 is empty"),
     ("posts", MINI_POSTS + [{"post_id": "p9", "sentences": ["ok"], "colour": 1}], "unknown field"),
     ("queries", MINI_QUERIES + [MINI_QUERIES[0]], "line 7: duplicate query_id 'q1'"),
+    # ids become TREC columns: whitespace inside one would split it (issue 14, defect 6)
+    ("queries", MINI_QUERIES + [{"query_id": "q 9", "post_id": "p1", "text": "t"}],
+     "line 7: field 'query_id' 'q 9' must be non-empty and contain no whitespace"),
+    ("queries", MINI_QUERIES + [{"query_id": "", "post_id": "p1", "text": "t"}], "field 'query_id' '' must be non-empty"),
+    ("posts", MINI_POSTS + [{"post_id": "p\t9", "sentences": ["ok"]}], "line 5: field 'post_id' .* no whitespace"),
     ("queries", MINI_QUERIES + [{"query_id": "q9", "post_id": "nope", "text": "t"}], "unknown post_id 'nope'"),
     ("qrels", MINI_QRELS + [{"query_id": "q1", "sentence": 4, "grade": 1}], "sentence 4 is past the end of post 'p1'"),
     ("qrels", MINI_QRELS + [{"query_id": "q1", "sentence": 1, "grade": -1}], "field 'grade' must be an integer >= 0"),

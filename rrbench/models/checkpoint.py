@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, get_args
 
-from rrbench.specs import RerankerSpec
+from rrbench.errors import UsageError
+from rrbench.io import read_json_object
+from rrbench.specs import RerankerSpec, ScoreKind
 
 CHECKPOINT_META = "rrbench_model.json"
 
@@ -15,7 +17,7 @@ CHECKPOINT_META = "rrbench_model.json"
 def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
     meta_file = path / CHECKPOINT_META
     if meta_file.is_file():
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta = _checked_meta(meta_file)
         return replace(generic, id=str(path), hub_id=None, revision=meta.get("weights_sha256"),
                        score_kind=meta.get("score_kind", generic.score_kind),
                        max_length=meta.get("max_length", generic.max_length),
@@ -24,3 +26,21 @@ def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
                        description=f"rrbench-trained checkpoint {path}")
     return replace(generic, id=str(path), hub_id=None, revision=None,
                    description=f"local cross-encoder checkpoint {path}")
+
+
+def _checked_meta(meta_file: Path) -> dict[str, Any]:
+    """The fields of ``rrbench_model.json`` that steer loading, checked: a hand-edited or damaged file is a user
+    error naming the file and field (exit 2), not a traceback from deep inside the loader."""
+    meta = read_json_object(meta_file)
+    kinds = get_args(ScoreKind)
+    if "score_kind" in meta and meta["score_kind"] not in kinds:
+        raise UsageError(f"{meta_file}: field 'score_kind' {meta['score_kind']!r} is not one of {', '.join(kinds)}")
+    max_length = meta.get("max_length")
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1):
+        raise UsageError(f"{meta_file}: field 'max_length' must be a positive integer, got {max_length!r}")
+    if not isinstance(meta.get("reranker_options", {}), dict):
+        raise UsageError(f"{meta_file}: field 'reranker_options' must be an object")
+    for key in ("weights_sha256",):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise UsageError(f"{meta_file}: field {key!r} must be a string")
+    return meta

@@ -29,10 +29,22 @@ class Retriever(ABC):
         """The options that change scores: part of the config hash."""
         return {**self.spec.options, **self.options.extra}
 
+    def weights_sha256(self) -> str | None:
+        """Content hash of the loaded weights (None without weights): keys the embedding and candidate caches and
+        enters the config hash, so weights changed in place never serve stale vectors or pools."""
+        if not hasattr(self, "_weights_sha256"):
+            from rrbench.cache import stored_weights_fingerprint
+
+            self._weights_sha256 = stored_weights_fingerprint(self.weights_path)
+        return self._weights_sha256
+
     def describe(self) -> dict[str, Any]:
-        return {"id": self.spec.id, "hub_id": self.spec.hub_id, "revision": self.spec.revision,
-                "score_kind": self.score_kind, "options": self.settings(),
-                "weights_source": self.weights_source, "weights_path": self.weights_path}
+        described = {"id": self.spec.id, "hub_id": self.spec.hub_id, "revision": self.spec.revision,
+                     "score_kind": self.score_kind, "options": self.settings(),
+                     "weights_source": self.weights_source, "weights_path": self.weights_path}
+        if self.weights_path:
+            described["weights_sha256"] = self.weights_sha256()
+        return described
 
     @abstractmethod
     def index(self, documents: Sequence[str]) -> None:

@@ -13,7 +13,6 @@ options that change vectors and the exact texts, so a second run over the same c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,15 +21,6 @@ from rrbench.models.base import ModelOptions
 from rrbench.retrievers import store
 from rrbench.retrievers.base import Retriever
 from rrbench.specs import RetrieverSpec
-
-
-def weights_fingerprint(path: str | None) -> list[tuple[str, int, int]]:
-    """Names, sizes and mtimes of a local weights folder's tensor files: cheap, and it changes when weights do."""
-    if not path or not Path(path).exists():
-        return []
-    root = Path(path)
-    files = [p for p in sorted(root.rglob("*")) if p.suffix in {".safetensors", ".bin", ".pt", ".onnx"}]
-    return [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
 
 
 class DenseRetriever(Retriever):
@@ -61,7 +51,7 @@ class DenseRetriever(Retriever):
         settings = {k: v for k, v in self.settings().items() if k not in ("index", "ef_search", "nprobe", "batch_size")}
         return {"hub_id": self.spec.hub_id, "revision": self.spec.revision,
                 "weights_source": self.weights_source, "weights_path": self.weights_path,
-                "weights": weights_fingerprint(self.weights_path), "settings": settings,
+                "weights_sha256": self.weights_sha256(), "settings": settings,
                 "max_seq_length": getattr(self.model, "max_seq_length", None), "dtype": self.options.dtype}
 
     def _encode(self, texts: Sequence[str], prompt: str | None = None) -> np.ndarray:

@@ -17,7 +17,6 @@ import numpy as np
 from rrbench.models.base import ModelOptions
 from rrbench.retrievers import store
 from rrbench.retrievers.base import Retriever
-from rrbench.retrievers.dense import weights_fingerprint
 from rrbench.specs import RetrieverSpec
 
 
@@ -61,7 +60,7 @@ class SpladeRetriever(Retriever):
     def model_identity(self) -> dict[str, Any]:
         settings = {k: v for k, v in self.settings().items() if k != "batch_size"}
         return {"id": self.spec.id, "hub_id": self.spec.hub_id, "revision": self.spec.revision,
-                "weights_path": self.weights_path, "weights": weights_fingerprint(self.weights_path),
+                "weights_path": self.weights_path, "weights_sha256": self.weights_sha256(),
                 "settings": settings, "max_seq_length": self.model.max_seq_length, "kind": "splade-csr"}
 
     def index(self, documents: Sequence[str]) -> None:

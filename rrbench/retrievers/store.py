@@ -7,36 +7,26 @@ context window), never of file names or timestamps: a stale entry cannot be serv
 processes computing the same entry write the same bytes. Files are written to a temporary name and renamed into
 place, so an interrupted run leaves no half-written entry.
 
-Location: ``$RRBENCH_CACHE`` > ``$XDG_CACHE_HOME/rrbench`` > ``~/.cache/rrbench`` (the same root as the reranker score
-cache in :mod:`rrbench.cache`), under ``embeddings/`` and ``candidates/``. ``RRBENCH_NO_CACHE=1`` disables both.
+Location: :func:`rrbench.cache.cache_root` (the same root as the reranker score cache), under ``embeddings/`` and
+``candidates/``. ``RRBENCH_CACHE=off`` disables both, as it does the score cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rrbench.cache import cache_disabled_by_env, cache_root
 from rrbench.io import atomic_write, canonical_hash
 
 
-def cache_root() -> Path:
-    """Same resolution order as the score cache, so one ``RRBENCH_CACHE`` moves every cache."""
-    if os.environ.get("RRBENCH_CACHE"):
-        return Path(os.environ["RRBENCH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rrbench"
-
-
 def cache_enabled() -> bool:
-    """Off with ``RRBENCH_NO_CACHE=1`` or ``RRBENCH_CACHE=off`` (the score cache's spelling)."""
-    if os.environ.get("RRBENCH_CACHE", "").strip().lower() in {"off", "0", "none", "false", "no"}:
-        return False
-    return os.environ.get("RRBENCH_NO_CACHE", "").strip().lower() not in {"1", "true", "yes", "on"}
+    """Off with ``RRBENCH_CACHE=off``: the same switch as the score cache's."""
+    return not cache_disabled_by_env()
 
 
 def texts_hash(texts: Sequence[str]) -> str:

@@ -166,6 +166,15 @@ def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> 
     return value
 
 
+def _require_id(obj: dict, key: str, where: str) -> str:
+    """An id field: a string or integer without whitespace and not empty. Ids become TREC query ids and docnos,
+    whose columns are separated by whitespace, so ``"q 1"`` would write run lines no TREC tool can read."""
+    value = str(_require(obj, key, (str, int), where))
+    if not value or any(c.isspace() for c in value):
+        raise TaskSpecError(f"{where}: field '{key}' {value!r} must be non-empty and contain no whitespace")
+    return value
+
+
 def load_task_dir(path: str | Path) -> Task:
     """Validate and load a task from a directory holding ``task.yaml`` (or the spec file itself)."""
     path = Path(path)
@@ -182,7 +191,7 @@ def load_task_dir(path: str | Path) -> Task:
     seen_posts: set[str] = set()
     for line, row in read_jsonl(posts_path):
         where = f"{posts_path} line {line}"
-        post_id = str(_require(row, "post_id", (str, int), where))
+        post_id = _require_id(row, "post_id", where)
         if post_id in seen_posts:
             raise TaskSpecError(f"{where}: duplicate post_id {post_id!r}")
         seen_posts.add(post_id)
@@ -211,7 +220,7 @@ def load_task_dir(path: str | Path) -> Task:
     queries: dict[str, Query] = {}
     for line, row in read_jsonl(queries_path):
         where = f"{queries_path} line {line}"
-        query_id = str(_require(row, "query_id", (str, int), where))
+        query_id = _require_id(row, "query_id", where)
         if query_id in queries:
             raise TaskSpecError(f"{where}: duplicate query_id {query_id!r}")
         text = _require(row, "text", str, where)
