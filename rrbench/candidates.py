@@ -65,16 +65,20 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
     retriever.index(candidate_texts(task, ids, context))
     name = f"retriever {retriever.spec.id!r}"
     pools = []
-    for query in queries:
-        if task.spec.scope == "post":
-            candidates = task.candidates(query)
-            scores = check_scores(retriever.score(query.text, local[candidates]), len(candidates), name)
-            order = np.lexsort((candidates, -scores))[:top_k]
-            pools.append((candidates[order], scores[order]))
-        else:
-            top, scores = retriever.search(query.text, min(top_k, len(ids)))
-            scores = check_scores(scores, len(top), name)
-            pools.append((ids[np.asarray(top, dtype=np.int64)], scores))
+    from rrbench.progress import progress
+
+    with progress(len(queries), f"retrieving ({retriever.spec.id})", unit="query") as bar:
+        for query in queries:
+            if task.spec.scope == "post":
+                candidates = task.candidates(query)
+                scores = check_scores(retriever.score(query.text, local[candidates]), len(candidates), name)
+                order = np.lexsort((candidates, -scores))[:top_k]
+                pools.append((candidates[order], scores[order]))
+            else:
+                top, scores = retriever.search(query.text, min(top_k, len(ids)))
+                scores = check_scores(scores, len(top), name)
+                pools.append((ids[np.asarray(top, dtype=np.int64)], scores))
+            bar.update(1)
     return pools
 
 

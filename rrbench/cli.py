@@ -83,7 +83,11 @@ def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: t
         retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], **options: Any) -> None:
     """Evaluate a retriever (+ optional reranker) on a task split and write results.json, run.trec, qrels.trec."""
     from rrbench.models.knobs import parse_knobs
+    from rrbench.progress import set_quiet
     from rrbench.runner import RunConfig, execute
+
+    if quiet:
+        set_quiet()
 
     extra = {"trust_remote_code": True} if trust_remote_code else {}
     extra.update(parse_knobs(reranker_option))

@@ -23,10 +23,9 @@ def check_scores(scores: Any, expected: int, component: str) -> np.ndarray:
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
-    from tqdm.auto import tqdm
+    from rrbench.progress import progress
 
-    return tqdm(total=total, desc=desc, unit="pair", disable=(None if enabled is None else not enabled),
-                leave=False, dynamic_ncols=True)
+    return progress(total, desc, enabled, unit="pair")
 
 
 def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, np.ndarray]], reranker,
@@ -39,7 +38,7 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
     heads = [pool[:top_k] for pool, _ in pools]
     if isinstance(reranker, ListwiseReranker):
         out = []
-        with _progress(sum(len(h) for h in heads), "reranking", progress) as bar:
+        with _progress(sum(len(h) for h in heads), f"reranking ({reranker.spec.id})", progress) as bar:
             for query, head in zip(queries, heads):
                 docs = [candidate_text(task, int(i), context) for i in head]
                 out.append(check_scores(reranker.score_list(query.text, docs), len(head), name))
@@ -49,7 +48,7 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
     d_texts = [candidate_text(task, int(i), context) for head in heads for i in head]
     scores = np.empty(len(q_texts), dtype=np.float64)
     chunk = max(256, reranker.options.batch_size * 8)
-    with _progress(len(q_texts), "reranking", progress) as bar:
+    with _progress(len(q_texts), f"reranking ({reranker.spec.id})", progress) as bar:
         for start in range(0, len(q_texts), chunk):
             stop = min(start + chunk, len(q_texts))
             scores[start:stop] = check_scores(reranker.score_pairs(q_texts[start:stop], d_texts[start:stop]),

@@ -116,8 +116,8 @@ def test_retriever_and_fusion_options_reach_the_components_and_the_record(mini_t
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (("--retriever-option", "k2=1"), "retriever 'bm25' has no option 'k2' (options: b, k1, method, stemmer, "
-                                     "stopwords). Did you mean: k1?"),
+    (("--retriever-option", "k2=1"), "retriever 'bm25' has no option 'k2' (options: b, idf_scope, k1, method, "
+                                     "stemmer, stopwords). Did you mean: k1?"),
     (("--retriever-option", "method=okapi"), "option 'method' must be one of lucene"),
     (("--retriever", "minilm-l6", "--fusion", "rrf", "--retriever-option", "k1=1"), "say which one"),
     (("--retriever", "minilm-l6", "--fusion", "rrf", "--fusion-option", "k=3"), "Did you mean: k0?"),

@@ -5,6 +5,7 @@ Nothing heavy is imported at module import time: the CLI's start-up stays fast.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,7 +49,8 @@ def candidates_table(task_name: str, split: str, retrievers: tuple[str, ...], fu
     Each retriever's ranking is computed once at the deepest K (and cached); a fused pool of size K fuses the
     retrievers' top-K lists, exactly what ``rrbench run --top-k-retriever K --fusion ...`` would use.
     """
-    from rrbench.candidates import GeneratorConfig, describe_generator, fuse_pools, rankings, recall_at
+    from rrbench.candidates import (GeneratorConfig, describe_generator, fuse_pools, rankings, recall_at,
+                                    retriever_identity)
     from rrbench.errors import UsageError
     from rrbench.fusion import load_fuser
     from rrbench.tasks import get_task
@@ -61,6 +63,8 @@ def candidates_table(task_name: str, split: str, retrievers: tuple[str, ...], fu
     queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
     if not queries:
         raise UsageError(f"task {task.id!r} split {split!r} has no queries")
+    for name in retrievers:  # unknown ids and missing weights fail before the first retriever starts working
+        retriever_identity(name)
     depth = max(ks)
     sources = [rankings(task, split, queries, name, depth, context, device, use_cache) for name in retrievers]
 
@@ -124,9 +128,10 @@ def register(cli: Any) -> None:
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the candidate cache.")
     @click.option("--output", default=None, help="Also write one TREC run per row (deepest K) into this folder.")
     @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+    @click.option("--quiet", is_flag=True, help="No progress bars (rrbench's nor the libraries').")
     def candidates(task_name: str, split: str, retrievers: tuple[str, ...], fusions: tuple[str, ...], ks: str,
                    rrf_k: float, alpha: float, norm: str, context: int, device: str | None, no_cache: bool,
-                   output: str | None, as_json: bool) -> None:
+                   output: str | None, as_json: bool, quiet: bool) -> None:
         """Recall@K of each retriever and each fusion of them on a task split; caches the candidate sets.
 
         R@K is averaged over has-evidence queries. Later `rrbench run` calls with the same task, split, retrievers
@@ -135,8 +140,14 @@ def register(cli: Any) -> None:
         from rrbench.errors import UsageError
         from rrbench.io import strict_json_dumps
 
+        if quiet:
+            from rrbench.progress import set_quiet
+
+            set_quiet()
         if context < 0:
             raise UsageError(f"--context must be >= 0, got {context}")
+        if output and Path(output).exists() and not Path(output).is_dir():
+            raise UsageError(f"--output {output} exists and is not a folder")
         result = candidates_table(task_name, split, retrievers, fusions, _parse_ks(ks), rrf_k, alpha, norm,
                                   context, device, use_cache=not no_cache)
         written = _write_runs(result, output) if output else []

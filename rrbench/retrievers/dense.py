@@ -19,7 +19,7 @@ import numpy as np
 
 from rrbench.models.base import ModelOptions
 from rrbench.retrievers import store
-from rrbench.retrievers.base import Retriever
+from rrbench.retrievers.base import Retriever, encode_with_progress
 from rrbench.specs import RetrieverSpec
 
 
@@ -55,10 +55,18 @@ class DenseRetriever(Retriever):
                 "max_seq_length": getattr(self.model, "max_seq_length", None), "dtype": self.options.dtype}
 
     def _encode(self, texts: Sequence[str], prompt: str | None = None) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), batch_size=int(self.settings().get("batch_size", 64)),
-                                            convert_to_numpy=True,
+        return np.asarray(self.model.encode(list(texts), batch_size=self._batch_size(), convert_to_numpy=True,
                                             normalize_embeddings=bool(self.settings().get("normalize", True)),
-                                            show_progress_bar=len(texts) > 2000, prompt=prompt), dtype=np.float32)
+                                            show_progress_bar=False, prompt=prompt), dtype=np.float32)
+
+    def _batch_size(self) -> int:
+        return int(self.settings().get("batch_size", 64))
+
+    def _encode_documents(self, documents: Sequence[str]) -> np.ndarray:
+        """Document vectors under one rrbench progress bar (the longest wait of a dense run)."""
+        return encode_with_progress(
+            lambda chunk: self._encode(chunk) if chunk else np.empty((0, 0), np.float32),
+            documents, self._batch_size(), f"encoding sentences ({self.spec.id})", np.concatenate)
 
     def index(self, documents: Sequence[str]) -> None:
         key = store.embedding_key(self.model_identity(), documents)
@@ -67,7 +75,7 @@ class DenseRetriever(Retriever):
         if self.cache_hit:
             self._embeddings = cached
         else:
-            self._embeddings = self._encode(documents)
+            self._embeddings = self._encode_documents(documents)
             store.save_embeddings(key, self._embeddings)
         self._faiss = None
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from rrbench.models.base import ModelOptions
 from rrbench.retrievers import store
-from rrbench.retrievers.base import Retriever
+from rrbench.retrievers.base import Retriever, encode_with_progress
 from rrbench.specs import RetrieverSpec
 
 
@@ -54,7 +54,7 @@ class SpladeRetriever(Retriever):
         encode = self.model.encode_query if query else self.model.encode_document
         tensor = encode(list(texts), batch_size=int(settings.get("batch_size", 32)), convert_to_tensor=True,
                         convert_to_sparse_tensor=True, max_active_dims=settings.get("max_active_dims"),
-                        show_progress_bar=len(texts) > 2000)
+                        show_progress_bar=False)
         return _to_csr(tensor)
 
     def model_identity(self) -> dict[str, Any]:
@@ -72,7 +72,10 @@ class SpladeRetriever(Retriever):
         if self.cache_hit:
             self._docs = cached
         else:
-            self._docs = sparse.csr_matrix(self._encode(documents, query=False))
+            self._docs = sparse.csr_matrix(encode_with_progress(
+                lambda chunk: self._encode(chunk, query=False), documents,
+                int(self.settings().get("batch_size", 32)), f"encoding sentences ({self.spec.id})",
+                lambda parts: sparse.vstack(parts, format="csr")))
             store.save_sparse(key, self._docs)
 
     def _query_vector(self, query: str):

@@ -148,11 +148,6 @@ def train(config: TrainConfig, overwrite: bool = False, show_progress: bool = Tr
 def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bool = True,
                  callbacks: Sequence[Any] = (), cache_dir: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Like :func:`train`, also returning the trained in-memory model (None when the folder was already complete)."""
-    import torch
-    import transformers
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer
-
     from rrbench.tasks import get_task
     from rrbench.training.evaluation import evaluate_model, make_evaluator
     from rrbench.training.losses import check_group_size
@@ -165,6 +160,11 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     task = get_task(config.task)
     train_queries = sorted(task.split_queries(config.train_split), key=lambda q: q.query_id)
     task.split_queries(config.eval_split)  # fail early on a bad split name
+    if task.spec.scope != "post":
+        raise UsageError(f"rrbench train needs a post-scope task (negatives are mined inside a query's post); "
+                         f"task {task.id!r} has {task.spec.scope} scope")
+    if not train_queries and config.train:
+        raise UsageError(f"task {task.id!r} split {config.train_split!r} has no queries to train on")
 
     phases = _phases(config)
     specs = {p["name"]: _loss_spec(p["loss"]) for p in phases}
@@ -190,8 +190,16 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
         summary["resumed"] = "already complete"
         return None, summary
+    # the heavy libraries load only now: every check above answers within a second or two (issue 14, defect 4)
+    import torch
+    import transformers
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+
     if not show_progress:
-        transformers.utils.logging.disable_progress_bar()
+        from rrbench.progress import set_quiet
+
+        set_quiet()
 
     if config.threads:
         torch.set_num_threads(config.threads)
