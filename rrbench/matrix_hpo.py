@@ -349,7 +349,11 @@ def tier_b_budget(spec: MatrixSpec) -> tuple[int, bool]:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed trial; ties go to the earliest *original* trial (a retry counts as the trial it
+    replaces), so a resumed study selects what an uninterrupted one would."""
     import optuna
 
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+    if not done:
+        return None
+    return max(done, key=lambda t: (t.value, -int(t.system_attrs.get("failed_trial", t.number))))

@@ -269,3 +269,56 @@ def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets,
     again = run_matrix(build_plan(path), tmp_path / "out", trainer=counting, log=lambda line: None)
     assert len(calls) == 2 and [row["state"] for row in again["cells"]] == ["done", "done"]
     assert matrix_status(plan, tmp_path / "out")["cells"][1]["trials"]["complete"] == 2
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_killed_single_worker_resumes_to_identical_records(tmp_path, tiny_assets):
+    """kill -9 a lone worker mid-trial, start it again: the final records equal an uninterrupted run's."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write(tmp_path, TINY.format(**tiny_assets).replace("max_steps: 4", "max_steps: 12"))
+    env = {**os.environ, "RRBENCH_HEARTBEAT_INTERVAL": "1", "RRBENCH_HEARTBEAT_GRACE": "3", "OMP_NUM_THREADS": "1"}
+
+    def worker(out):
+        return subprocess.Popen([sys.executable, "-m", "rrbench.cli", "matrix", "run", str(path), "--output",
+                                 str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    whole = worker(tmp_path / "whole")
+    output, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, output[-3000:]
+
+    victim = worker(tmp_path / "resumed")
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "resumed").glob("hpo/*/trial-*/train_config.json")):
+        assert victim.poll() is None and time.monotonic() < deadline, "the worker never started a trial"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    again = worker(tmp_path / "resumed")
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, output[-3000:]
+
+    plan = build_plan(path)
+    for cell in plan.cells:
+        a = json.loads((tmp_path / "whole" / "train_runs" / cell.key / "cell.json").read_text())
+        b = json.loads((tmp_path / "resumed" / "train_runs" / cell.key / "cell.json").read_text())
+        for key in ("best_value", "best_params", "best_eval", "dev_select"):
+            assert a.get(key) == b.get(key), key
+        ra = json.loads((tmp_path / "whole" / "leaderboards" / cell.key / "results.json").read_text())
+        rb = json.loads((tmp_path / "resumed" / "leaderboards" / cell.key / "results.json").read_text())
+        assert ra["metrics"] == rb["metrics"] and ra["per_query"] == rb["per_query"]
+        # the same weights, bit for bit (the records' config hashes differ only because a checkpoint's reranker id
+        # is its folder path, which differs between the two output folders)
+        if cell.shape != "none":
+            ma = json.loads((tmp_path / "whole" / "train_runs" / cell.key / "model" / "rrbench_model.json").read_text())
+            mb = json.loads((tmp_path / "resumed" / "train_runs" / cell.key / "model" / "rrbench_model.json")
+                            .read_text())
+            assert ma["weights_sha256"] == mb["weights_sha256"]
+    r1 = next(c for c in plan.cells if c.R == "r1")
+    resumed = json.loads((tmp_path / "resumed" / "train_runs" / r1.key / "cell.json").read_text())
+    assert resumed["trials"]["fail"] <= 1 and resumed["trials"]["complete"] == 2
