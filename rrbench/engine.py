@@ -11,7 +11,8 @@ because that is where the time goes on a sentence-level task (posts have few sen
   its own longest member, so short pairs do not pay for long ones; right padding, so a row's result never depends on
   what it was batched with (decoder backends read the last *real* token);
 - ``torch.inference_mode`` and an optional autocast dtype (bf16 is about 2x fp32 on CPUs with AVX512_BF16, fp16 on
-  GPUs), set by the backend;
+  GPUs), set by the backend; or, with ``framework="numpy"``, a forward that takes int64 numpy arrays (an ONNX Runtime
+  or OpenVINO session, see :mod:`rrbench.models.runtimes`), so every runtime gets the same batching;
 - **out of memory**: a batch that does not fit is split in half and retried, and later batches stay at the smaller
   size; a single sequence that does not fit raises :class:`RerankerOOMError` (the runner stops, or falls back to the
   retriever ranking when the user opted in with ``--on-oom fallback``).
@@ -80,7 +81,8 @@ class InferenceEngine:
 
     def __init__(self, forward: ForwardFn, *, pad_token_id: int, batch_size: int = 32,
                  token_budget: int | None = None, device: str = "cpu", autocast_dtype: Any = None,
-                 sort_by_length: bool = True, dedupe: bool = True, name: str = "reranker") -> None:
+                 sort_by_length: bool = True, dedupe: bool = True, name: str = "reranker",
+                 framework: str = "torch") -> None:
         if batch_size < 1:
             raise UsageError(f"{name}: batch size must be >= 1, got {batch_size}")
         if token_budget is not None and token_budget < 1:
@@ -94,6 +96,9 @@ class InferenceEngine:
         self.sort_by_length = sort_by_length
         self.dedupe = dedupe
         self.name = name
+        if framework not in ("torch", "numpy"):
+            raise UsageError(f"{name}: engine framework must be torch or numpy, got {framework!r}")
+        self.framework = framework
         self.stats = EngineStats(batch_size_now=batch_size)
 
     # -- public ---------------------------------------------------------------------------------------------------
@@ -174,8 +179,6 @@ class InferenceEngine:
             start = stop
 
     def _collate(self, batch: np.ndarray, features: Sequence[Features], lengths: np.ndarray) -> dict[str, Any]:
-        import torch
-
         width = int(lengths[batch].max())
         keys = [k for k in features[int(batch[0])] if k in ("input_ids", "token_type_ids", "attention_mask")]
         arrays = {"input_ids": np.full((len(batch), width), self.pad_token_id, dtype=np.int64),
@@ -192,20 +195,29 @@ class InferenceEngine:
         self.stats.batches += 1
         self.stats.padded_tokens += len(batch) * width
         self.stats.real_tokens += int(lengths[batch].sum())
+        if self.framework == "numpy":
+            return arrays
+        import torch
+
         return {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
 
     def _run(self, batch: np.ndarray, features: Sequence[Features], lengths: np.ndarray) -> np.ndarray:
         import contextlib
 
+        inputs = self._collate(batch, features, lengths)
+        if self.framework == "numpy":
+            return self._check_count(np.asarray(self.forward(inputs), dtype=np.float64).reshape(-1), batch)
         import torch
 
-        inputs = self._collate(batch, features, lengths)
         device_type = torch.device(self.device).type
         autocast = (torch.autocast(device_type=device_type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
             scores = self.forward(inputs)
         scores = scores.detach().float().cpu().numpy().astype(np.float64).reshape(-1)
+        return self._check_count(scores, batch)
+
+    def _check_count(self, scores: np.ndarray, batch: np.ndarray) -> np.ndarray:
         if scores.shape[0] != len(batch):
             raise PluginError(f"{self.name}: forward returned {scores.shape[0]} scores for a batch of {len(batch)}")
         return scores

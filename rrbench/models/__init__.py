@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rrbench.errors import UnknownComponentError
+from rrbench.errors import UnknownComponentError, UsageError
 from rrbench.models.base import ListwiseReranker, ModelOptions, PairwiseReranker, Reranker
 from rrbench.specs import RerankerSpec
 
@@ -45,9 +45,27 @@ def load_reranker(name: str, model_path: str | None = None, **options: Any) -> R
     known = {f for f in ModelOptions.__dataclass_fields__ if f != "extra"}
     base = {k: v for k, v in options.items() if k in known and v is not None}
     extra = {k: v for k, v in options.items() if k not in known and v is not None}
+    if "runtime" in extra:
+        from rrbench.models.runtimes import check_runtime
+
+        extra["runtime"] = check_runtime(extra["runtime"])
+        if extra["runtime"] == "torch":  # the default leaves no trace, so fingerprints and config hashes stay
+            del extra["runtime"]
+        elif spec.backend != "cross-encoder":
+            raise UsageError(f"--runtime {extra['runtime']} is for pointwise cross-encoders; reranker {spec.id} "
+                             f"has backend {spec.backend} (use --runtime torch)")
+    requested_dtype = base.get("dtype")
+    if requested_dtype == "auto":
+        from rrbench.models.loading import pick_device, resolve_dtype
+
+        base["dtype"] = resolve_dtype("auto", pick_device(base.get("device")),
+                                      str({**spec.options, **extra}.get("runtime", "torch")))
     model_options = ModelOptions(model_path=model_path or implied_path, extra={**spec.options, **extra}, **base)
     factory = spec.load()
-    return factory(spec, model_options)
+    reranker = factory(spec, model_options)
+    if requested_dtype == "auto":
+        reranker.dtype_requested = "auto"  # the options (fingerprint, manifest) hold the resolved dtype
+    return reranker
 
 
 __all__ = ["ListwiseReranker", "ModelOptions", "PairwiseReranker", "Reranker", "load_reranker",

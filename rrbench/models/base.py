@@ -47,6 +47,8 @@ class Reranker(ABC):
         self.weights_path: str | None = None
         self.weights_source: str | None = None
         self.revision: str | None = spec.revision
+        #: what the user asked for when it differs from ``options.dtype`` (``--dtype auto`` resolves at load)
+        self.dtype_requested: str | None = None
 
     @property
     def score_kind(self) -> str:
@@ -57,7 +59,8 @@ class Reranker(ABC):
         return {"id": self.spec.id, "hub_id": self.spec.hub_id, "revision": self.revision,
                 "backend": self.spec.backend, "score_kind": self.score_kind, "interaction": self.interaction,
                 "weights_source": self.weights_source, "weights_path": self.weights_path,
-                "options": self.options.describe()}
+                "options": self.options.describe(),
+                **({"dtype_requested": self.dtype_requested} if self.dtype_requested else {})}
 
 
 class PairwiseReranker(Reranker):

@@ -10,6 +10,10 @@ resolution; a spec can declare ``score_kind="probability"`` with option ``activa
 give the log-odds of the positive class. Option ``implementation: flag`` scores with FlagEmbedding's ``FlagReranker``
 (the BGE authors' reference implementation) instead.
 
+Both [CLS]-head checkpoints and the mean-pooled head that ``rrbench train --head mean`` writes are scored through one
+torch module (:class:`rrbench.models.scorer.PairScorer`); ``--runtime onnx|openvino`` exports that module and runs the
+export inside the same engine (:mod:`rrbench.models.runtimes`).
+
 Instruction-aware use: ``--instruction`` text (or a named variant) is prepended to the query, as MTEB does for
 cross-encoders without an instruction slot.
 """
@@ -25,9 +29,10 @@ import numpy as np
 from rrbench.engine import InferenceEngine, autocast_dtype_for, quantize_int8
 from rrbench.errors import UsageError
 from rrbench.models.base import ModelOptions, PairwiseReranker
-from rrbench.models.loading import pick_device, torch_dtype
+from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
 from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
 from rrbench.models.resolve import resolve_weights
+from rrbench.models.runtimes import ExportedModel, check_runtime, runtime_dtype
 from rrbench.specs import RerankerSpec
 
 IMPLEMENTATIONS = ("sentence-transformers", "flag")
@@ -53,6 +58,8 @@ class CrossEncoderReranker(PairwiseReranker):
         import torch
         from sentence_transformers import CrossEncoder
 
+        from rrbench.models.scorer import PairScorer
+
         implementation = str(options.extra.get("implementation", "sentence-transformers"))
         if implementation not in IMPLEMENTATIONS:
             raise UsageError(f"reranker {spec.id}: option implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
@@ -72,11 +79,18 @@ class CrossEncoderReranker(PairwiseReranker):
         self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
         self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
                                   activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
-        self.use_engine = truthy(options.extra.get("engine", True))
+        self.runtime = check_runtime(options.extra.get("runtime", "torch"))
+        # a non-torch runtime runs only through the engine (its export is the engine's forward)
+        self.use_engine = truthy(options.extra.get("engine", True)) or self.runtime != "torch"
         # ``CrossEncoder.model`` is a read-only view of the Transformer module's model: quantisation must change that
         # module in place (assigning ``.model`` would register a stray copy that nothing calls).
         hf_model = self.model.model
-        if options.dtype == "int8":
+        if self.runtime != "torch":
+            if torch.device(self.device).type != "cpu":
+                raise UsageError(f"--runtime {self.runtime} runs on the CPU; use --runtime torch with --device "
+                                 f"{self.device}")
+            runtime_dtype(self.runtime, options.dtype, bf16_is_native("cpu"))  # the torch module stays fp32
+        elif options.dtype == "int8":
             if torch.device(self.device).type != "cpu":
                 raise UsageError("--dtype int8 (dynamic quantisation) is CPU only")
             quantize_int8(hf_model)
@@ -86,9 +100,43 @@ class CrossEncoderReranker(PairwiseReranker):
         hf_model.eval()
         self.tokenizer = self.model.processor
         pad = self.tokenizer.pad_token_id
-        self.engine = InferenceEngine(self._forward, pad_token_id=0 if pad is None else pad,
+        self.pad_token_id = 0 if pad is None else pad
+        self.scorer = PairScorer(self.model, self.sigmoid) if self.use_engine else None
+        self.export: ExportedModel | None = None
+        forward = self._runtime_forward() if self.runtime != "torch" else self._forward
+        self.engine = InferenceEngine(forward, pad_token_id=self.pad_token_id,
                                       batch_size=options.batch_size, device=self.device,
-                                      token_budget=options.extra.get("token_budget"), name=f"reranker {spec.id}")
+                                      token_budget=options.extra.get("token_budget"), name=f"reranker {spec.id}",
+                                      framework="torch" if self.runtime == "torch" else "numpy")
+
+    def _runtime_forward(self):
+        """Export the scorer for ONNX Runtime / OpenVINO (or reuse the cached export) and open a CPU session."""
+        import torch
+
+        from rrbench.cache import weights_fingerprint
+        from rrbench.models import runtimes
+
+        dtype = runtime_dtype(self.runtime, self.options.dtype, bf16_is_native("cpu"))
+        names = ["input_ids", "attention_mask"]
+        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
+            names.append("token_type_ids")
+        options: dict[str, Any] = {
+            "runtime": self.runtime, "weights_sha256": weights_fingerprint(self.weights_path),
+            "head": self.scorer.kind, "sigmoid": self.sigmoid, "inputs": names, "opset": runtimes.OPSET,
+            "int8": dtype == "int8", "versions": runtimes.versions(self.runtime)}
+        calibration = None
+        if self.runtime == "openvino" and dtype == "int8":
+            task = str(self.options.extra.get("calibration_task", "scifact-evidence"))
+            calibration, options["calibration"] = runtimes.calibration_batches(task, self._encode, self.pad_token_id)
+        if self.runtime == "onnx":
+            self.export = runtimes.cached_export(
+                options, lambda target: runtimes.export_onnx(self.scorer, names, target, int8=dtype == "int8"))
+            name = "model.int8.onnx" if dtype == "int8" else "model.onnx"
+            return runtimes.OnnxForward(self.export.directory / name, threads=torch.get_num_threads())
+        self.export = runtimes.cached_export(
+            options, lambda target: runtimes.export_openvino(self.scorer, names, target, calibration))
+        return runtimes.OpenVinoForward(self.export.directory / "model.xml", threads=torch.get_num_threads(),
+                                        precision="bf16" if dtype == "bfloat16" else "f32")
 
     def _init_flag(self, path: str) -> None:
         from FlagEmbedding import FlagReranker
@@ -112,17 +160,12 @@ class CrossEncoderReranker(PairwiseReranker):
         return [{k: enc[k][i] for k in keys} for i in range(len(queries))]
 
     def _forward(self, inputs: dict[str, Any]):
-        logits = self.model.model(**inputs).logits
-        return self._head(logits)
+        return self.scorer(**inputs)
 
     def _head(self, logits):
-        import torch
+        from rrbench.models.scorer import apply_head
 
-        if logits.ndim == 2 and logits.shape[1] == 2:  # two-class heads: log-odds of the positive class
-            logits = logits[:, 1] - logits[:, 0]
-        elif logits.ndim == 2:
-            logits = logits[:, 0]
-        return torch.sigmoid(logits.float()) if self.sigmoid else logits
+        return apply_head(logits, self.sigmoid)
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         queries = self._queries(queries)
@@ -139,8 +182,11 @@ class CrossEncoderReranker(PairwiseReranker):
 
     def cache_fingerprint(self) -> dict[str, Any]:
         """What changes scores beyond the spec and options: the resolved instruction text and implementation."""
-        return {"instruction_text": self.instruction, "implementation": self.implementation,
-                "sigmoid": getattr(self, "sigmoid", False)}
+        out = {"instruction_text": self.instruction, "implementation": self.implementation,
+               "sigmoid": getattr(self, "sigmoid", False)}
+        if getattr(self, "runtime", "torch") != "torch":  # only then, so fingerprints of torch runs stay as they were
+            out["runtime"] = self.runtime
+        return out
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -148,4 +194,7 @@ class CrossEncoderReranker(PairwiseReranker):
         out["implementation"] = self.implementation
         if getattr(self, "engine", None) is not None and self.implementation != "flag":
             out["engine"] = self.engine.stats.as_dict()
+            out["runtime"] = self.runtime
+            if self.export is not None:
+                out["export"] = self.export.describe()
         return out

@@ -13,7 +13,7 @@ from typing import Any
 from rrbench.errors import UsageError
 
 #: knobs that must be set through their own flag (they are ModelOptions fields with validation and hashing there)
-RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instruction", "trust_remote_code"}
+RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instruction", "trust_remote_code", "runtime"}
 
 
 def parse_knobs(items: Iterable[str], flag: str = "--reranker-option", keep_colon: bool = False) -> dict[str, Any]:

@@ -20,21 +20,61 @@ def pick_device(requested: str | None) -> str:
     return "cpu"
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty where that file does not exist."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_bf16_is_native() -> bool:
+    """AVX512_BF16 or AMX-BF16 instructions. torch's own check (``_is_mkldnn_bf16_supported``) answers True on any
+    AVX-512 CPU, where oneDNN emulates bf16; the flags say what the silicon has. Without /proc/cpuinfo (macOS,
+    Windows) torch's answer is used."""
+    flags = cpu_flags()
+    if flags:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN
+        return False
+
+
 def bf16_is_native(device: str) -> bool:
     """Whether bf16 matrix products run in hardware on ``device``: CUDA GPUs that report bf16 support, CPUs with
-    AVX512_BF16 or AMX (oneDNN's check). Elsewhere torch emulates bf16, which on CPUs is tens of times slower than
-    fp32: the opposite of what a user asking for bf16 wants."""
+    AVX512_BF16 or AMX. Elsewhere bf16 is emulated, which on CPUs is tens of times slower than fp32: the opposite of
+    what a user asking for bf16 wants."""
     import torch
 
     kind = torch.device(device).type
     if kind == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if kind == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN
-            return False
+        return cpu_bf16_is_native()
     return True  # other accelerators (mps, xpu): trust the user
+
+
+def resolve_dtype(name: str, device: str, runtime: str = "torch") -> str:
+    """``--dtype auto`` -> the fastest dtype that keeps scores faithful on ``device``: bf16 where it is native
+    (AVX512_BF16/AMX CPUs, bf16 GPUs), fp16 on GPUs without bf16, fp32 otherwise (ONNX Runtime's CPU kernels: fp32).
+    Any other name is returned unchanged; int8 is never chosen automatically (it changes rankings)."""
+    if name != "auto":
+        return name
+    import torch
+
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bfloat16" if bf16_is_native(device) else "float16"
+    if kind == "cpu" and runtime != "onnx" and bf16_is_native(device):
+        return "bfloat16"
+    return "float32"
 
 
 _warned_emulated: set[str] = set()
