@@ -57,7 +57,10 @@ def cli() -> None:
 @click.option("--batch-size", default=32, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available).")
 @click.option("--dtype", default="float32", show_default=True,
-              type=click.Choice(["float32", "bfloat16", "float16", "int8"]))
+              type=click.Choice(["float32", "bfloat16", "float16", "int8", "auto"]),
+              help="auto: bf16 where native (AVX512_BF16/AMX CPU, GPU), fp16 on GPUs without bf16, else fp32.")
+@click.option("--runtime", default="torch", show_default=True,
+              help="Cross-encoder inference runtime: torch, onnx (ONNX Runtime) or openvino; exports are cached.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model repositories to run their own code.")
 @click.option("--instruction", default=None,
               help="Instruction-aware rerankers: a named variant (see docs/rerankers.md) or free text.")

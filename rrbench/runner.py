@@ -48,6 +48,8 @@ class RunConfig:
     batch_size: int = 32
     device: str | None = None
     dtype: str = "float32"
+    #: inference runtime of pointwise cross-encoders: torch, onnx or openvino (rrbench.models.runtimes)
+    runtime: str = "torch"
     model_path: str | None = None
     output: str | None = None
     seed: int = 13
@@ -90,6 +92,9 @@ class RunConfig:
                                split_retriever_options(self.retriever_ids(), self.retriever_options))
 
     def validate(self) -> None:
+        from rrbench.models.runtimes import check_runtime
+
+        self.runtime = check_runtime(self.runtime)  # before any model loads: unknown name, missing package
         if self.on_oom not in ("stop", "fallback"):
             raise UsageError(f"--on-oom must be stop or fallback, got {self.on_oom!r}")
         if self.top_k_retriever < 1:
@@ -134,6 +139,8 @@ def reproduce_command(config: RunConfig) -> str:
         parts += ["--threshold", repr(config.threshold)]
     if config.dtype != "float32":
         parts += ["--dtype", config.dtype]
+    if config.runtime != "torch":
+        parts += ["--runtime", config.runtime]
     if config.instruction is not None:
         parts += ["--instruction", config.instruction]
     knobs = dict(config.reranker_options)
@@ -184,7 +191,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
     if config.reranker != NO_RERANKER:
         reranker = load_reranker(config.reranker, model_path=config.model_path, device=config.device,
                                  max_length=config.max_length, batch_size=config.batch_size, dtype=config.dtype,
-                                 instruction=config.instruction, **config.reranker_options)
+                                 instruction=config.instruction, runtime=config.runtime, **config.reranker_options)
     retriever_model_path = config.retriever_model_path or (
         config.model_path if config.reranker == NO_RERANKER else None)
     generator = config.generator()

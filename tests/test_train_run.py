@@ -167,6 +167,7 @@ def test_mean_pooled_head_trains_and_reloads_to_identical_scores(assets, tmp_pat
     pair = ("aspirin prevents heart attacks", "Participants were recruited from three hospitals.")
     expected = model.predict([pair], activation_fn=torch.nn.Identity(), convert_to_numpy=True)
     meta = json.loads((out / "rrbench_model.json").read_text())
-    assert meta["reranker_options"] == {"engine": False}
-    np.testing.assert_allclose(load_reranker(str(out)).score_pairs([pair[0]], [pair[1]]), expected, rtol=1e-5,
-                               atol=1e-6)
+    assert meta["reranker_options"] == {}  # scored by rrbench's engine, not a bypass
+    reranker = load_reranker(str(out))
+    assert reranker.use_engine and reranker.scorer.kind == "chain"
+    np.testing.assert_allclose(reranker.score_pairs([pair[0]], [pair[1]]), expected, rtol=1e-5, atol=1e-6)

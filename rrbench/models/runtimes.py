@@ -51,7 +51,11 @@ def check_runtime(name: str) -> str:
         raise UsageError(f"unknown runtime {name!r}; choose from {', '.join(RUNTIMES)}.{close_matches(runtime, RUNTIMES)}")
     if runtime in _REQUIRES:
         module, extra = _REQUIRES[runtime]
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked install
+            found = False
+        if not found:
             raise UsageError(f"--runtime {runtime} needs the {module} package, which is not installed: "
                              f"pip install 'rrbench[{extra}]'")
     return runtime
@@ -165,8 +169,12 @@ def export_onnx(scorer: Any, input_names: list[str], target: Path, int8: bool) -
                           opset_version=OPSET, dynamo=False)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        quantize_dynamic(str(target / "model.onnx"), str(target / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        # ORT's recipe: optimise + shape-infer first (its symbolic pass cannot follow HF attention masks: skipped)
+        quant_pre_process(str(target / "model.onnx"), str(target / "model.pre.onnx"), skip_symbolic_shape=True)
+        quantize_dynamic(str(target / "model.pre.onnx"), str(target / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        (target / "model.pre.onnx").unlink()
 
 
 def export_openvino(scorer: Any, input_names: list[str], target: Path,
@@ -182,7 +190,11 @@ def export_openvino(scorer: Any, input_names: list[str], target: Path,
         warnings.simplefilter("ignore")
         model = ov.convert_model(scorer, example_input=example_inputs(input_names))
     if calibration is not None:
+        import logging
+
         import nncf
+
+        logging.getLogger("nncf").setLevel(logging.WARNING)
 
         model = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(calibration))

@@ -98,14 +98,6 @@ def _mean_pooled(path: Path, max_length: int, device: str):
                         device=device)
 
 
-def needs_module_forward(directory: Path) -> bool:
-    """True when the checkpoint's score is not a plain sequence-classification logit (extra head modules)."""
-    modules = directory / "modules.json"
-    if not modules.is_file():
-        return is_causal_lm(directory)
-    return len(json.loads(modules.read_text(encoding="utf-8"))) > 1 or is_causal_lm(directory)
-
-
 def weights_sha256(directory: Path) -> str:
     """sha256 of the weights file a checkpoint's manifest vouches for."""
     for name in ("model.safetensors", "pytorch_model.bin"):
@@ -137,9 +129,9 @@ def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_lengt
         "score_kind": "logit",
         "max_length": max_length,
         "weights_sha256": weights_sha256(directory),
-        # Extra head modules (a causal LM's LogitScore, a mean-pooled Dense) are scored through
-        # sentence-transformers' own forward, not rrbench's sequence-classification fast path.
-        "reranker_options": {"engine": False} if needs_module_forward(directory) else {},
+        # A causal LM's LogitScore head is scored through sentence-transformers' own forward; the engine scores
+        # [CLS] heads and the mean-pooled head (rrbench.models.scorer), on every --runtime.
+        "reranker_options": {"engine": False} if is_causal_lm(directory) else {},
         "training": training,
     }
     atomic_write_text(directory / CHECKPOINT_META, strict_json_dumps(meta))
