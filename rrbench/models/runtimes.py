@@ -78,9 +78,9 @@ def runtime_dtype(runtime: str, dtype: str, native_bf16: bool) -> str:
 # -- the export cache ------------------------------------------------------------------------------------------------
 def exports_root() -> Path | None:
     """``<cache root>/exports``, or None when caching is off (exports then live in a temporary folder)."""
-    from rrbench.cache import cache_disabled_by_env, default_cache_dir
+    from rrbench.cache import cache_disabled_by_env, cache_root
 
-    return None if cache_disabled_by_env() else default_cache_dir() / "exports"
+    return None if cache_disabled_by_env() else cache_root() / "exports"
 
 
 def export_key(options: dict[str, Any]) -> str:
