@@ -214,6 +214,9 @@ class GeneratorConfig:
                              f"({', '.join(self.retrievers)})")
         if self.context < 0:
             raise UsageError(f"--context must be >= 0, got {self.context}")
+        if self.fusion is not None and len(self.retrievers) < 2:
+            raise UsageError(f"--fusion {self.fusion} fuses several retrievers: give at least two --retriever "
+                             f"(got only {self.retrievers[0]})")
         if len(self.retrievers) > 1 and self.fusion is None:
             raise UsageError(f"{len(self.retrievers)} retrievers ({', '.join(self.retrievers)}) need a --fusion "
                              f"method (rrf or weighted) to combine them")

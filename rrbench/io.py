@@ -13,12 +13,18 @@ import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from rrbench.errors import TaskSpecError, UsageError
+
+
+#: Longest JSONL line rrbench reads: one post, query or judgement per line never comes near it, and the bound keeps
+#: a wrong or hostile file (one endless line) from exhausting memory.
+MAX_LINE_BYTES = 16 << 20
 
 
 def sha256_file(path: str | Path) -> str:
@@ -44,11 +50,16 @@ def read_jsonl(path: str | Path, error: type[Exception] = TaskSpecError) -> Iter
         raise error(f"{path}: file not found")
     try:
         with _open_bytes(path) as handle:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise error(f"{path} line {number}: longer than {MAX_LINE_BYTES // (1 << 20)} MiB "
+                                f"(a line holds one post or query; is this the right file?)")
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise error(f"{path} line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                if number == 1:
+                    line = line.removeprefix("\ufeff")  # a byte-order mark some editors write: harmless
                 if not line.strip():
                     continue
                 try:
@@ -58,7 +69,7 @@ def read_jsonl(path: str | Path, error: type[Exception] = TaskSpecError) -> Iter
                 if not isinstance(obj, dict):
                     raise error(f"{path} line {number}: expected a JSON object, got {type(obj).__name__}")
                 yield number, obj
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise error(f"{path}: cannot read: {exc}") from None
 
 

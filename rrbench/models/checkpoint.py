@@ -7,14 +7,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
-from rrbench.errors import UsageError
+from rrbench.errors import MissingWeightsError, UsageError
 from rrbench.io import read_json_object
 from rrbench.specs import RerankerSpec, ScoreKind
 
 CHECKPOINT_META = "rrbench_model.json"
 
 
+#: File names that hold model weights (any of them, at any depth: sentence-transformers nests modules in folders).
+_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin", "*.pt", "*.onnx", "*.gguf")
+
+
 def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
+    if path.is_dir() and not any(next(path.rglob(p), None) for p in _WEIGHT_PATTERNS):
+        raise MissingWeightsError(f"{path}: no model weights in this checkpoint folder (expected *.safetensors or "
+                                  f"pytorch_model.bin)")
     meta_file = path / CHECKPOINT_META
     if meta_file.is_file():
         meta = _checked_meta(meta_file)

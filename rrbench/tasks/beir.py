@@ -16,6 +16,7 @@ Everything is validated before anything is written, and the task folder appears 
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,39 @@ from rrbench.io import atomic_dir, read_jsonl, sha256_file, write_jsonl_gz
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+#: Largest BEIR file imported (``RRBENCH_MAX_IMPORT_BYTES`` overrides it): an import reads every document into
+#: memory, so a wrong folder or a hostile file should stop with a clear line, not exhaust the machine.
+MAX_IMPORT_BYTES = 8 << 30
+
+
+def _check_size(path: Path) -> None:
+    limit = int(os.environ.get("RRBENCH_MAX_IMPORT_BYTES", MAX_IMPORT_BYTES))
+    size = path.stat().st_size
+    if size > limit:
+        raise UsageError(f"{path}: {size} bytes is more than the import limit of {limit} bytes "
+                         f"(raise it with RRBENCH_MAX_IMPORT_BYTES)")
+
+
 def _read_id(row: dict[str, Any], where: str) -> str:
     value = row.get("_id")
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
         raise UsageError(f"{where}: missing or invalid field '_id'")
+    if any(c.isspace() for c in str(value)):
+        raise UsageError(f"{where}: field '_id' {str(value)!r} contains whitespace (ids become TREC columns)")
     return str(value)
 
 
 def _read_qrels(path: Path) -> list[tuple[str, str, int, int]]:
+    _check_size(path)
+    try:
+        return _qrels_rows(path)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise UsageError(f"{path}: malformed TSV: {exc}") from None
+
+
+def _qrels_rows(path: Path) -> list[tuple[str, str, int, int]]:
     rows = []
     with open(path, encoding="utf-8", newline="") as handle:
         for number, parts in enumerate(csv.reader(handle, delimiter="\t"), start=1):
@@ -62,6 +88,7 @@ def import_beir(source: str | Path, task_id: str, dest_root: str | Path, force: 
     for name in ("corpus.jsonl", "queries.jsonl"):
         if not (source / name).is_file():
             raise UsageError(f"{source}: {name} not found (a BEIR folder has corpus.jsonl, queries.jsonl, qrels/)")
+        _check_size(source / name)
     qrel_files = sorted((source / "qrels").glob("*.tsv")) if (source / "qrels").is_dir() else []
     if not qrel_files:
         raise UsageError(f"{source / 'qrels'}: no qrels/<split>.tsv file found")

@@ -144,7 +144,12 @@ class Task:
 
 
 def _checked_path(root: Path, spec_path: Path, field_name: str, data_file: DataFile) -> Path:
+    """A data file of the spec: inside the task folder (no absolute path, no ``..``, no symlink leading out), present,
+    and with the sha256 the spec declares. A spec must not make rrbench read files elsewhere on the machine."""
     path = (root / data_file.path).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise TaskSpecError(f"{spec_path}: field '{field_name}': data file {data_file.path} lies outside the task "
+                            f"folder {root} (absolute paths, '..' and symlinks out are refused)")
     if not path.is_file():
         raise TaskSpecError(f"{spec_path}: field '{field_name}': data file {data_file.path} not found in {root}")
     actual = sha256_file(path)
