@@ -104,3 +104,22 @@ def test_compare_pair_and_mean_std():
         compare_pair(a, {"q0": 0.1}, "nDCG@10")
     assert mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
     assert mean_std([4.0]) == (4.0, 0.0)
+
+
+def test_compare_command_on_committed_records(capsys):
+    """`rrbench compare A B` replaces `python -m rrbench.training.compare`, with the CLI's error handling."""
+    import json
+    from pathlib import Path
+
+    from rrbench.cli import main
+
+    board = Path(__file__).resolve().parent.parent / "leaderboard" / "scifact-evidence@1"
+    minilm, bm25 = (next((board / "dev_select").glob(f"{name}-*")) for name in ("bm25-to-minilm-l6", "bm25-no-reranker"))
+    assert main(["compare", str(minilm), str(bm25), "--samples", "2000", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["queries"] == 101 and 0 < result["p_value"] <= 1
+    assert result["mean_diff"] == pytest.approx(result["mean_a"] - result["mean_b"])
+    other_split = next((board / "dev_final").glob("bm25-no-reranker-*"))
+    assert main(["compare", str(minilm), str(other_split)]) == 2
+    err = capsys.readouterr().err
+    assert "different queries" in err and err.count("\n") == 1
