@@ -263,6 +263,9 @@ def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets,
     assert (out / "train_runs" / r1.key / "model" / "rrbench_model.json").is_file()
     record = json.loads((out / "leaderboards" / r1.key / "results.json").read_text())
     assert record["metrics"]["nDCG@10"] == info["dev_select"]["nDCG@10"]
+    # the value the trainer selected on (and Optuna saw) is what `rrbench run` reports for the checkpoint
+    for key in ("nDCG@10", "RR@10", "R@10"):
+        assert info["best_eval"][key] == pytest.approx(record["metrics"][key], abs=1e-9), key
     # the selection-split value Optuna saw comes from the trainer's evaluation of the same checkpoint
     assert info["best_value"] == pytest.approx(info["best_eval"]["nDCG@10"], abs=1e-12)
     # again: nothing is recomputed

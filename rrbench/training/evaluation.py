@@ -1,8 +1,11 @@
 """In-training evaluation on the selection split, and decision-threshold calibration on no-evidence queries.
 
-During training every sentence of each evaluation query's post is scored (posts are short, so this is the
-reranking the final model will do on a full candidate pool) and scored with :func:`rrbench.metrics.evaluate`, the
-same metric code as ``rrbench run``. The evaluator appends one JSON line per evaluation to ``train_metrics.jsonl`` so
+During training the selection split is evaluated through the same path as ``rrbench run`` with its default
+generator (BM25, pool of 100: within a post, the whole post) and every pool candidate reranked: the same candidate
+pools (:func:`rrbench.candidates.generate`), texts and scoring loop (:func:`rrbench.scoring.rerank`, here with the
+in-memory model), final ranking and tie-breaking (:func:`rrbench.trec.final_ranking`) and metrics
+(:func:`rrbench.metrics.evaluate`). So the nDCG@10 that selects a checkpoint, and that Tier B's pruners see, is
+the one ``rrbench run --reranker CHECKPOINT --top-k-rerank 100`` reports. The evaluator appends one JSON line per evaluation to ``train_metrics.jsonl`` so
 a run's learning curve survives a crash.
 
 Calibration: a query is *answered* when its best sentence scores at or above the threshold. No-evidence queries
@@ -25,34 +28,81 @@ from rrbench.tasks import Query, Task
 from rrbench.training.data import doc_text, query_text
 
 
-def score_split(model, task: Task, queries: Sequence[Query], instruction: str | None, context_window: int,
-                batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per query: ``(global ids of its post, raw scores)``; raw means no activation (logits/log-odds)."""
-    import torch
+#: The candidate generator and pool of ``rrbench run``'s defaults: within a post the pool is the whole post, ordered by
+#: BM25 (which then only breaks ties), and every candidate of it is reranked.
+EVAL_RETRIEVER = "bm25"
+EVAL_POOL = 100
 
-    pools = [task.candidates(q) for q in queries]
-    pairs = [(query_text(q, instruction), doc_text(task, int(i), context_window)) for q, pool in zip(queries, pools)
-             for i in pool]
+
+class _InMemoryReranker:
+    """The model being trained, seen through the pointwise reranker interface that :func:`rrbench.scoring.rerank`
+    calls, so in-training evaluation builds texts, pools, rankings and metrics exactly as ``rrbench run`` does."""
+
+    def __init__(self, model, instruction: str | None, batch_size: int) -> None:
+        from types import SimpleNamespace
+
+        self.model, self.instruction = model, instruction
+        self.spec = SimpleNamespace(id="model in training")
+        self.options = SimpleNamespace(batch_size=batch_size)
+
+    def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        import torch
+
+        pairs = [(self._query(q), d) for q, d in zip(queries, documents)]
+        flat = np.asarray(self.model.predict(pairs, batch_size=self.options.batch_size,
+                                             activation_fn=torch.nn.Identity(), show_progress_bar=False,
+                                             convert_to_numpy=True), dtype=np.float64)
+        return flat.reshape(len(pairs), -1)[:, -1] if flat.ndim > 1 else flat
+
+    def _query(self, text: str) -> str:
+        if not self.instruction:
+            return text
+        return self.instruction.replace("{query}", text) if "{query}" in self.instruction else \
+            f"{self.instruction} {text}"
+
+
+def eval_pools(task: Task, split: str, queries: Sequence[Query], context_window: int = 0):
+    """``rrbench run``'s default candidate pools for ``queries`` (computed once per evaluator, cached on disk)."""
+    from rrbench.candidates import GeneratorConfig, generate
+
+    return generate(task, split, queries, GeneratorConfig((EVAL_RETRIEVER,), context=context_window), EVAL_POOL,
+                    device="cpu").pools
+
+
+def score_split(model, task: Task, queries: Sequence[Query], instruction: str | None, context_window: int,
+                batch_size: int, pools) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per query: ``(pool ids in retriever order, retriever scores, raw model scores of the pool)``.
+
+    Raw means no activation (logits/log-odds). Scored through :func:`rrbench.scoring.rerank`, the same code (texts,
+    context) that ``rrbench run`` uses.
+    """
+    from rrbench.scoring import rerank
+
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        flat = np.asarray(model.predict(pairs, batch_size=batch_size, activation_fn=torch.nn.Identity(),
-                                        show_progress_bar=False, convert_to_numpy=True), dtype=np.float64)
-    if was_training:
-        model.train()
-    flat = flat.reshape(len(pairs), -1)[:, -1] if flat.ndim > 1 else flat
-    bounds = np.cumsum([0] + [len(p) for p in pools])
-    return [(pool, flat[bounds[i]:bounds[i + 1]]) for i, pool in enumerate(pools)]
+    try:
+        import torch
+
+        with torch.inference_mode():
+            heads = rerank(task, queries, pools, _InMemoryReranker(model, instruction, batch_size), EVAL_POOL, False,
+                           context=context_window)
+    finally:
+        if was_training:
+            model.train()
+    return [(pool, retr, head) for (pool, retr), head in zip(pools, heads)]
 
 
-def ranked_queries(task: Task, queries: Sequence[Query], scored: Sequence[tuple[np.ndarray, np.ndarray]]
-                   ) -> list[RankedQuery]:
+def ranked_queries(task: Task, queries: Sequence[Query],
+                   scored: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[RankedQuery]:
+    """Rankings as ``rrbench run`` makes them (:func:`rrbench.trec.final_ranking`); decisions use the raw scores."""
+    from rrbench.trec import final_ranking
+
     out = []
-    for query, (ids, scores) in zip(queries, scored):
-        order = np.lexsort((ids, -scores))
+    for query, (pool, retr, head) in zip(queries, scored):
+        ranked, _ = final_ranking(pool, head, retr)
         judged = task.qrels.get(query.query_id, {})
-        out.append(RankedQuery(query.query_id, task.relevance(query, ids[order]),
-                               np.asarray(list(judged.values()), dtype=np.float64), scores[order]))
+        out.append(RankedQuery(query.query_id, task.relevance(query, ranked),
+                               np.asarray(list(judged.values()), dtype=np.float64), head))
     return out
 
 
@@ -79,10 +129,12 @@ def calibrate_threshold(rows: Sequence[RankedQuery]) -> dict[str, Any]:
 
 
 def evaluate_model(model, task: Task, split: str, instruction: str | None = None, context_window: int = 0,
-                   batch_size: int = 64, calibrate: bool = False) -> dict[str, Any]:
+                   batch_size: int = 64, calibrate: bool = False, pools=None) -> dict[str, Any]:
     queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
-    rows = ranked_queries(task, queries, score_split(model, task, queries, instruction, context_window, batch_size))
-    metrics, _ = evaluate(rows)
+    pools = pools if pools is not None else eval_pools(task, split, queries, context_window)
+    rows = ranked_queries(task, queries, score_split(model, task, queries, instruction, context_window, batch_size,
+                                                     pools))
+    metrics, _ = evaluate(rows, pool_k=EVAL_POOL)
     out: dict[str, Any] = {k: safe_float(v) if isinstance(v, float) else v for k, v in metrics.items()
                            if k in ("nDCG@10", "RR@10", "R@10", "queries", "queries_has_evidence",
                                     "queries_no_evidence")}
@@ -96,6 +148,9 @@ def make_evaluator(task: Task, split: str, log_path: Path, instruction: str | No
     """A sentence-transformers evaluator reporting nDCG@10 on ``split`` (primary metric for early stopping)."""
     from sentence_transformers.base.evaluation import BaseEvaluator
 
+    queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
+    pools = eval_pools(task, split, queries, context_window)
+
     class SplitEvaluator(BaseEvaluator):
         def __init__(self) -> None:
             super().__init__()
@@ -104,7 +159,7 @@ def make_evaluator(task: Task, split: str, log_path: Path, instruction: str | No
 
         def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
             started = time.perf_counter()
-            result = evaluate_model(model, task, split, instruction, context_window, batch_size)
+            result = evaluate_model(model, task, split, instruction, context_window, batch_size, pools=pools)
             metrics = {"ndcg@10": result["nDCG@10"] or 0.0, "rr@10": result["RR@10"] or 0.0,
                        "r@10": result["R@10"] or 0.0}
             line = {"split": split, "epoch": epoch, "step": steps, **result,
