@@ -43,7 +43,7 @@ from rrbench.significance import (
     mean_std,
     per_query_values,
 )
-from rrbench.verify import REFUSED_SPLITS, registered_version, verify_record, write_sums
+from rrbench.verify import LEDGER_FILE, registered_version, verify_record, write_sums
 
 DEFAULT_DIR = "leaderboard"
 README = "README.md"
@@ -58,7 +58,7 @@ def board_dir(leaderboard_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
 
 def publish(path: str | Path, leaderboard_dir: str | Path = DEFAULT_DIR, replace: bool = False) -> Path:
     """Verify a record and file it (``results.json``, ``run.trec``, ``SHA256SUMS``); returns its folder."""
-    record = verify_record(path)
+    record = verify_record(path, ledger=Path(leaderboard_dir) / LEDGER_FILE)
     folder = ensure_record_dir(path)
     manifest = record["manifest"]
     base = board_dir(leaderboard_dir, manifest)
@@ -335,9 +335,7 @@ def check(leaderboard_dir: str | Path = DEFAULT_DIR) -> int:
         raise RecordError(f"{strays[0]}: a folder in the leaderboard without {RESULTS_FILE}")
     files = sorted(root.glob(f"*@*/*/*/{RESULTS_FILE}"))
     for file in files:
-        if file.parent.parent.name in REFUSED_SPLITS:
-            raise RecordError(f"{file}: manifest.split: test-split records are not accepted (no test ledger yet)")
-        verify_record(file.parent, published=True)
+        verify_record(file.parent, published=True, ledger=root / LEDGER_FILE)
     readme = root / README
     expected = render(root)
     if not readme.is_file() or readme.read_text(encoding="utf-8") != expected:

@@ -33,8 +33,9 @@ from rrbench.records import (
 
 METRIC_TOLERANCE = 1e-9
 SUMS_FILE = "SHA256SUMS"
-#: splits a leaderboard never shows (there is no test ledger yet, so a test-split record cannot be vetted)
-REFUSED_SPLITS = ("test",)
+#: splits whose records need an entry in the test ledger (rrbench.ledger): the test split is one-time per configuration
+LEDGER_SPLITS = ("test",)
+LEDGER_FILE = "test-ledger.jsonl"
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -229,11 +230,28 @@ def registered_version(task_id: str) -> int | None:
         return None
 
 
-def verify_record(path: str | Path, published: bool = False) -> dict[str, Any]:
+def check_ledger(manifest: Mapping[str, Any], file: Path, ledger: str | Path | None) -> None:
+    """A test-split record is accepted only when its configuration is in the test ledger (it used the split once,
+    as a confirmation, through ``rrbench run --final``), for the same task data."""
+    from rrbench import ledger as test_ledger
+
+    entry = test_ledger.previous_use(str(manifest["config_hash"]), ledger)
+    where = test_ledger.ledger_path(ledger)
+    if entry is None:
+        raise _fail(file, "manifest.split", f"{manifest['split']!r} record whose configuration "
+                    f"{str(manifest['config_hash'])[:12]} is not in the test ledger {where}: the test split is "
+                    "scored once per configuration, with --final")
+    if entry.get("task_data_sha256") != manifest["task"]["data_sha256"]:
+        raise _fail(file, "manifest.task.data_sha256", f"differs from the test ledger's entry for this configuration "
+                    f"({where})")
+
+
+def verify_record(path: str | Path, published: bool = False, ledger: str | Path | None = None) -> dict[str, Any]:
     """Every check; returns the record or raises :class:`RecordError` naming the first field at fault.
 
     ``published=True`` adds the checks of a record inside a leaderboard: its folder name and ``SHA256SUMS``;
-    records of a superseded task version are then checked for consistency only (their data is gone).
+    records of a superseded task version are then checked for consistency only (their data is gone). ``ledger`` is
+    the test ledger that test-split records must be in (default: ``rrbench.ledger``'s own default).
     """
     from rrbench.errors import UsageError
     from rrbench.tasks import get_task
@@ -248,9 +266,8 @@ def verify_record(path: str | Path, published: bool = False) -> dict[str, Any]:
         raise _fail(file, "manifest.reranker_fallback", "the reranker was replaced by the retriever's ranking "
                     f"(--on-oom fallback: {fallback.get('reason') if isinstance(fallback, dict) else fallback}); "
                     "such records are not published")
-    if manifest["split"] in REFUSED_SPLITS:
-        raise _fail(file, "manifest.split", f"{manifest['split']!r} records are not accepted: the test split is "
-                    "scored only for configurations in the test ledger, which does not exist yet")
+    if manifest["split"] in LEDGER_SPLITS:
+        check_ledger(manifest, file, ledger)
     if published:
         check_sums(folder, file)
         check_folder_name(manifest, folder, file)
@@ -274,4 +291,4 @@ def verify_record(path: str | Path, published: bool = False) -> dict[str, Any]:
     return record
 
 
-__all__ = ["REFUSED_SPLITS", "SUMS_FILE", "check_sums", "registered_version", "verify_record", "write_sums"]
+__all__ = ["LEDGER_FILE", "LEDGER_SPLITS", "SUMS_FILE", "check_ledger", "check_sums", "registered_version", "verify_record", "write_sums"]

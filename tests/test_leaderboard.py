@@ -229,3 +229,36 @@ def test_committed_leaderboard_passes_check():
     assert check(ROOT / "leaderboard") >= 1
     for file in (ROOT / "leaderboard").glob("*/*/*/results.json"):
         assert verify_record(file.parent, published=True)
+
+
+def test_test_split_records_need_the_test_ledger(tmp_path, capsys):
+    """A test-split record is published only when its configuration is in the board's test ledger."""
+    from dataclasses import fields
+
+    from rrbench import ledger
+    from rrbench.registry import reset_registry
+    from rrbench.runner import RunConfig
+
+    splits = {q["query_id"]: ("test" if q["query_id"] in ("q1", "q2", "q4") else "dev_select") for q in MINI_QUERIES}
+    write_task(Path(os.environ["RRBENCH_TASKS_DIR"]) / "mini-task", MINI_POSTS, MINI_QUERIES, MINI_QRELS, splits=splits)
+    reset_registry()
+    try:
+        final = {"final": True} if "final" in {f.name for f in fields(RunConfig)} else {}
+        os.environ[ledger.ENV] = str(tmp_path / "runner-ledger.jsonl")
+        record = rrbench.run(task="mini-task", split="test", output=str(tmp_path / "test-run"), show_progress=False,
+                             **final)
+        board = tmp_path / "board"
+        assert main(["publish", str(tmp_path / "test-run"), "--to", str(board)]) == 2
+        assert "not in the test ledger" in capsys.readouterr().err
+        manifest = record["manifest"]
+        ledger.claim(manifest["config_hash"], "mini-task", manifest["task"]["data_sha256"],
+                     path=board / "test-ledger.jsonl")
+        assert main(["publish", str(tmp_path / "test-run"), "--to", str(board)]) == 0
+        build(board)
+        assert check(board) == 1
+        (board / "test-ledger.jsonl").write_text("")  # a record whose ledger line was removed is refused
+        with pytest.raises(RecordError, match="manifest.split: 'test' record whose configuration"):
+            check(board)
+    finally:
+        os.environ.pop(ledger.ENV, None)
+        reset_registry()
