@@ -152,6 +152,9 @@ def train_options(cell: Cell, spec: MatrixSpec, params: dict[str, Any], output: 
                               "output": str(output), "seed": spec.seeds[0]}
     loss_options = dict(fixed.pop("loss_options", {}) or {})
     miner_options = dict(fixed.pop("miner_options", {}) or {})
+    declared = _declared_options(cell)
+    # fixed loss./miner. options apply to the cells whose component declares them (one file, several losses)
+    fixed = {k: v for k, v in fixed.items() if not k.startswith(("loss.", "miner.")) or k in declared}
     for name, value in {**fixed, **params}.items():
         if name.startswith("loss."):
             loss_options[name[5:]] = value
@@ -163,6 +166,19 @@ def train_options(cell: Cell, spec: MatrixSpec, params: dict[str, Any], output: 
     if cell.teacher:
         values["teacher"] = cell.teacher
     return values
+
+
+def _declared_options(cell: Cell) -> set[str]:
+    from rrbench.registry import resolve
+
+    out: set[str] = set()
+    for prefix, kind, component in (("loss", "losses", cell.L), ("miner", "miners", cell.N)):
+        if component is None:
+            continue
+        spec = resolve(kind, component).spec
+        names = [o.name for o in spec.option_schema] or list(spec.options)
+        out.update(f"{prefix}.{name}" for name in names)
+    return out
 
 
 def report_callback(report: Callable[[float], None], evaluations: int):

@@ -73,6 +73,32 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
     return execute(config)
 
 
+def _teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache_dir: str | None) -> str:
+    """Make an R5 teacher cell's scores on the training split available to this worker; returns the teacher path.
+
+    Distillation reads a teacher's scores from the score cache, which stays local to each worker, so every worker
+    scores the training split with the teacher checkpoint once (a cache hit afterwards). The first worker's record
+    of that scoring is kept under ``reranker_scores/<teacher cell>/train`` (per-query scores in its run.trec).
+    """
+    import tempfile
+
+    from rrbench.runner import RunConfig, execute
+
+    model = output / "train_runs" / teacher_key / "model"
+    kept = output / "reranker_scores" / teacher_key / "train"
+    target = kept if not kept.exists() else Path(tempfile.mkdtemp(prefix="rrbench-teacher-")) / "train"
+    try:
+        execute(RunConfig(task=plan.spec.task, split="train", reranker=str(model), top_k_retriever=1000,
+                          top_k_rerank=1000, output=str(target), show_progress=False, cache_dir=cache_dir))
+    except UsageError:
+        if not (kept / "results.json").is_file():
+            raise
+    finally:
+        if target != kept:
+            shutil.rmtree(target.parent, ignore_errors=True)
+    return str(model)
+
+
 def _finish_cell(plan: Plan, cell: Cell, study, output: Path, evaluate: bool, cache_dir: str | None) -> None:
     """Copy the best trial's checkpoint to train_runs/<cell>/model, evaluate it, and write cell.json last."""
     final = output / "train_runs" / cell.key
@@ -130,7 +156,7 @@ def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | 
                 space = cell_space(cell, plan.spec)
                 study = open_cell_study(cell, plan.spec, storage, space, label)
                 if cell.teacher and cell.teacher.startswith("cell:"):
-                    cell.teacher = str(out / "train_runs" / cell.teacher[5:] / "model")
+                    cell.teacher = _teacher_scores(plan, cell, cell.teacher[5:], out, cache_dir)
                 objective = objective_for(cell, plan.spec, space, out / "hpo" / cell.key, trainer)
                 counts = run_study(study, objective, *tier_b_budget(plan.spec), poll_s=poll_s)
                 log(f"cell {cell.key}: {counts['complete']} complete, {counts['pruned']} pruned, "

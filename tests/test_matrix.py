@@ -325,3 +325,23 @@ def test_killed_single_worker_resumes_to_identical_records(tmp_path, tiny_assets
     r1 = next(c for c in plan.cells if c.R == "r1")
     resumed = json.loads((tmp_path / "resumed" / "train_runs" / r1.key / "cell.json").read_text())
     assert resumed["trials"]["fail"] <= 1 and resumed["trials"]["complete"] == 2
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_r5_cell_distils_from_another_cell(tmp_path, tiny_assets):
+    import json
+
+    from rrbench.matrix_run import run_matrix
+
+    text = TINY.format(**tiny_assets).replace("R: [r0, r1]", "R: [r1, r5-mse]") + "    teacher: {R: r1}\n"
+    plan = build_plan(write(tmp_path, text))
+    teacher, student = plan.ordered()
+    assert (teacher.R, student.R) == ("r1", "r5-mse") and teacher.key in student.needs
+    status = run_matrix(plan, tmp_path / "out", log=lambda line: None)
+    assert [row["state"] for row in status["cells"]] == ["done", "done"]
+    info = json.loads((tmp_path / "out" / "train_runs" / student.key / "cell.json").read_text())
+    assert info["trials"]["complete"] == 2
+    config = json.loads((tmp_path / "out" / "train_runs" / student.key / "model" / "train_config.json").read_text())
+    assert config["config"]["teacher"] == str(tmp_path / "out" / "train_runs" / teacher.key / "model")
+    assert config["config"]["loss"] == "mse"
+    assert (tmp_path / "out" / "reranker_scores" / teacher.key / "train" / "run.trec").is_file()
