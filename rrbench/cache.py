@@ -123,7 +123,9 @@ def list_key(query: str, documents: Sequence[str]) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:KEY_BYTES]
 
 
-def _weight_files(root: Path) -> Iterator[Path]:
+def weight_files(root: Path) -> Iterator[Path]:
+    """Every file of a weights folder that can influence a score (not training leftovers, hidden or ``checkpoint-*``
+    folders, docs)."""
     if root.is_file():
         yield root
         return
@@ -313,7 +315,7 @@ def weights_fingerprint(path: str | Path, cache: ScoreCache | None = None) -> st
     """
     root = Path(path)
     parts = []
-    for file in _weight_files(root):
+    for file in weight_files(root):
         parts.append(f"{file.relative_to(root) if root.is_dir() else file.name}\t{_file_digest(file, cache)}")
     if not parts:
         raise UsageError(f"{root}: no weight files found to fingerprint")

@@ -14,14 +14,16 @@ from rrbench.specs import RerankerSpec, ScoreKind
 CHECKPOINT_META = "rrbench_model.json"
 
 
-#: File names that hold model weights (any of them, at any depth: sentence-transformers nests modules in folders).
-_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin", "*.pt", "*.onnx", "*.gguf")
+#: Suffixes of files that hold model weights (at any depth: sentence-transformers nests modules in folders).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".gguf")
 
 
 def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
-    if path.is_dir() and not any(next(path.rglob(p), None) for p in _WEIGHT_PATTERNS):
+    from rrbench.cache import weight_files
+
+    if path.is_dir() and not any(f.suffix in _WEIGHT_SUFFIXES for f in weight_files(path)):
         raise MissingWeightsError(f"{path}: no model weights in this checkpoint folder (expected *.safetensors or "
-                                  f"pytorch_model.bin)")
+                                  f"pytorch_model.bin; a training still running or interrupted has none yet)")
     meta_file = path / CHECKPOINT_META
     if meta_file.is_file():
         meta = _checked_meta(meta_file)
