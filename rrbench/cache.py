@@ -366,7 +366,7 @@ def model_fingerprint(reranker: Any, cache: ScoreCache | None = None) -> tuple[s
         "trust_remote_code": options.trust_remote_code, "options": extra,
     }
     custom = getattr(reranker, "cache_fingerprint", None)
-    if callable(custom):
+    if callable(custom) and custom() is not None:
         info["custom"] = custom()
     if weights is None and info.get("custom") is None and not info["revision"]:
         # Nothing pins what the model is: hashing only its name would serve stale scores after an update.

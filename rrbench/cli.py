@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from rrbench import __version__
-from rrbench.errors import RRBenchError, os_error_message, write_crash_log
+from rrbench.errors import RRBenchError, UsageError, os_error_message, write_crash_log
 from rrbench.specs import KINDS
 
 
@@ -44,16 +44,39 @@ def cli() -> None:
               help="Weighted fusion: per-query score normalisation.")
 @click.option("--context", default=0, show_default=True, type=int,
               help="Neighbouring sentences each side read with a candidate (the ranked unit stays the sentence).")
-@click.option("--reranker", default="none", show_default=True,
-              help="Reranker id/alias, hub id or local checkpoint; 'none' evaluates the retriever alone.")
+@click.option("--reranker", default=("none",), show_default=True, multiple=True,
+              help="Reranker id/alias, hub id or local checkpoint; 'none' evaluates the retriever alone. Repeat it "
+                   "for a score-level ensemble (see --ensemble-weight).")
 @click.option("--model-path", default=None, help="Local weights to use with the --reranker spec's template and options.")
 @click.option("--top-k-retriever", "top_k_retriever", default=100, show_default=True, type=int,
               help="Candidate pool size K (capped at the candidates in scope).")
 @click.option("--top-k-rerank", "top_k_rerank", default=20, show_default=True, type=int,
               help="How many of the pool's best candidates the reranker scores.")
 @click.option("--max-length", default=None, type=int, help="Token limit per pair (default: the model's spec).")
-@click.option("--threshold", default=None, type=float,
-              help="Decision threshold (default: 0.5 for probabilities, 0 for logits, none for cosine).")
+@click.option("--threshold", default=None,
+              help="Decision threshold: a number (on the calibrated probability when --calibrator is set), "
+                   "'checkpoint' (the one a trained checkpoint carries) or 'fit' (best balanced accuracy on "
+                   "--calibrate-on). Default: 0.5 for probabilities, 0 for logits, none for cosine/BM25.")
+@click.option("--calibrator", default="none", show_default=True,
+              help="Calibrator of the decision (`rrbench list calibrators`): platt, temperature, isotonic, none.")
+@click.option("--calibrate-on", "calibrate_on", default=None,
+              help="Split the calibrator / fitted threshold is fitted on (never the evaluated split, except with "
+                   "--cross-fit).")
+@click.option("--cross-fit", "cross_fit", default=None, type=int,
+              help="Fit calibrator/threshold on the evaluated split itself by grouped K-fold cross-fitting.")
+@click.option("--abstain", default="max", show_default=True, type=click.Choice(["max", "margin"]),
+              help="Abstention policy: the best score, or its margin over the second best, against the threshold.")
+@click.option("--ensemble-weight", "ensemble_weights", multiple=True, type=float,
+              help="One weight per --reranker for an ensemble (default: equal weights).")
+@click.option("--ensemble-norm", "ensemble_norm", default="minmax", show_default=True,
+              type=click.Choice(["minmax", "zscore"]), help="Per-query normalisation of ensemble members for ranking.")
+@click.option("--interpolate", default=0.0, show_default=True, type=float,
+              help="Weight beta of the retriever score mixed into the reranker score (0: rerank only).")
+@click.option("--interpolate-norm", "interpolate_norm", default="minmax", show_default=True,
+              type=click.Choice(["minmax", "zscore"]), help="Per-query normalisation used by --interpolate.")
+@click.option("--seed", default=13, show_default=True, type=int, help="Seed of the grouped --cross-fit folds.")
+@click.option("--config", "config_file", default=None,
+              help="YAML/JSON file of run options (e.g. a sweep's best.yaml); flags given here override it.")
 @click.option("--batch-size", default=32, show_default=True, type=int)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available).")
 @click.option("--dtype", default="float32", show_default=True,
@@ -83,26 +106,66 @@ def cli() -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...],
-        retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], **options: Any) -> None:
-    """Evaluate a retriever (+ optional reranker) on a task split and write results.json, run.trec, qrels.trec."""
+        retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], config_file: str | None,
+        **options: Any) -> None:
+    """Evaluate a retriever (+ optional rerankers) on a task split and write results.json, run.trec, qrels.trec."""
+    from rrbench.runner import execute
+
+    from rrbench.models.knobs import parse_knobs
+
+    ctx = click.get_current_context()
+    for name, given, flag, colon in (("retriever_options", retriever_option, "--retriever-option", True),
+                                     ("fusion_options", fusion_option, "--fusion-option", False)):
+        if given:  # only when given, so a --config file's value stays otherwise
+            options[name] = parse_knobs(given, flag, keep_colon=colon)
+    config = run_config_from_cli(ctx, options, config_file, quiet, trust_remote_code, no_cache, reranker_option)
+    record = execute(config)
+    _print_summary(record)
+
+
+def _parse_threshold(value: Any) -> float | str | None:
+    if value is None or isinstance(value, float):
+        return value
+    text = str(value).strip()
+    if text in ("checkpoint", "fit"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--threshold must be a number, 'checkpoint' or 'fit', got {value!r}") from None
+
+
+def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file: str | None, quiet: bool,
+                        trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...]):
+    """A RunConfig from ``rrbench run`` flags, on top of a ``--config`` file when given (explicit flags win)."""
+    from click.core import ParameterSource
+
     from rrbench.models.knobs import parse_knobs
     from rrbench.progress import set_quiet
-    from rrbench.runner import RunConfig, execute
+    from rrbench.runner import RunConfig, load_config_file
 
     if quiet:
         set_quiet()
-
     extra = {"trust_remote_code": True} if trust_remote_code else {}
     extra.update(parse_knobs(reranker_option))
     if (options.get("cache_dir") or "").strip().lower() in {"off", "0", "none", "false", "no"}:
         options["cache_dir"], no_cache = None, True  # RRBENCH_CACHE=off
+    given = {name for name in options if name.endswith("_options") or
+             ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     retrievers = tuple(options.pop("retriever"))
-    options["retriever_options"] = parse_knobs(retriever_option, "--retriever-option", keep_colon=True)
-    options["fusion_options"] = parse_knobs(fusion_option, "--fusion-option")
-    config = RunConfig(show_progress=False if quiet else None, reranker_options=extra, use_cache=not no_cache,
-                       retriever=retrievers[0] if len(retrievers) == 1 else retrievers, **options)
-    record = execute(config)
-    _print_summary(record)
+    rerankers = tuple(options.pop("reranker"))
+    options["threshold"] = _parse_threshold(options.get("threshold"))
+    from_file = {str(k).replace("-", "_"): v for k, v in (load_config_file(config_file) if config_file else {}).items()}
+    flags = {**options, "retriever": retrievers if len(retrievers) > 1 else retrievers[0],
+             "reranker": rerankers if len(rerankers) > 1 else rerankers[0]}
+    values = {name: (value if name in given or name not in from_file else from_file[name])
+              for name, value in flags.items()}
+    values.update({k: v for k, v in from_file.items() if k not in flags})  # options with no flag (selected_on...)
+    values["threshold"] = _parse_threshold(values.get("threshold"))
+    values["reranker_options"] = {**dict(values.get("reranker_options") or {}), **extra}
+    values["show_progress"] = False if quiet else None
+    values["use_cache"] = not no_cache
+    return RunConfig.from_mapping(values, config_file or "rrbench run")
 
 
 def _fmt(value: Any) -> str:

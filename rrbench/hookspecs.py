@@ -53,5 +53,10 @@ def register_tasks(register: Register) -> None:
 
 
 @hookspec
+def register_calibrators(register: Register) -> None:
+    """Register calibrators of the decision stage: ``register(CalibratorSpec(...))``."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the ``rrbench`` command group: ``@cli.command() def mycmd(): ...``."""

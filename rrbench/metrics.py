@@ -79,53 +79,65 @@ def false_evidence(decision_scores: Sequence[np.ndarray | None], threshold: floa
 
 def evaluate(queries: Sequence[RankedQuery], pool_k: int | None = None, threshold: float | None = None,
              extra_cutoffs: Sequence[int] = ()) -> tuple[dict[str, float | int | None], dict[str, dict[str, float]]]:
-    """Compute summary metrics and per-query values.
+    """Compute summary metrics and per-query values from per-query rankings (see :func:`evaluate_arrays`).
 
-    Returns ``(metrics, per_query)``. ``metrics`` holds ``nDCG@10``, ``RR@10``, ``R@10``, ``R@<pool_k>`` (and any
-    ``extra_cutoffs``) averaged over has-evidence queries, ``false_evidence_rate`` over no-evidence queries (``None``
-    without a threshold), and the query counts they were averaged over.
+    A query is answered when its best decision score reaches ``threshold`` (the max policy of
+    :mod:`rrbench.decide`); without a threshold no decision metric is computed.
     """
-    with_evidence = [q for q in queries if q.has_evidence]
-    without = [q for q in queries if not q.has_evidence]
-    cutoffs = sorted({RANK_METRIC_DEPTH, *(c for c in extra_cutoffs if c > 0),
-                      *([pool_k] if pool_k else [])})
-    depth = max([cutoffs[-1], *(len(q.ranked_grades) for q in with_evidence)] or [RANK_METRIC_DEPTH])
-    per_query: dict[str, dict[str, float]] = {q.query_id: {} for q in queries}
-    metrics: dict[str, float | int | None] = {}
+    depth = max([RANK_METRIC_DEPTH, pool_k or 0, *(len(q.ranked_grades) for q in queries)])
+    ranked = _pad([q.ranked_grades for q in queries], depth)
+    ideal = _pad([q.judged_grades for q in queries], max([len(q.judged_grades) for q in queries] + [1]))
+    answered = None
+    if threshold is not None:
+        answered = false_evidence([q.decision_scores for q in queries], threshold).astype(bool)
+    return evaluate_arrays([q.query_id for q in queries], ranked, ideal, answered, pool_k=pool_k,
+                           extra_cutoffs=extra_cutoffs)
 
-    if with_evidence:
-        ranked = _pad([q.ranked_grades for q in with_evidence], depth)
-        ideal = _pad([q.judged_grades for q in with_evidence], max(len(q.judged_grades) for q in with_evidence))
-        n_relevant = (ideal >= 1).sum(axis=1)
-        columns = {
-            "nDCG@10": ndcg_at_k(ranked, ideal, RANK_METRIC_DEPTH),
-            "RR@10": rr_at_k(ranked, RANK_METRIC_DEPTH),
-        }
+
+def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndarray, answered: np.ndarray | None,
+                    pool_k: int | None = None, extra_cutoffs: Sequence[int] = (), per_query: bool = True
+                    ) -> tuple[dict[str, float | int | None], dict[str, dict[str, float]]]:
+    """Metrics over padded arrays: the one implementation behind ``rrbench run``, ``evaluate`` and the sweep.
+
+    ``ranked``: grades in final rank order, ``(queries, depth)``, zero-padded; ``ideal``: every judged grade of each
+    query, zero-padded; ``answered``: the decision per query (None: no decision metrics). Returns ``(metrics,
+    per_query)``; ``metrics`` holds ``nDCG@10``, ``RR@10``, ``R@10``, ``R@<pool_k>`` (and ``extra_cutoffs``) averaged
+    over has-evidence queries, ``false_evidence_rate`` over no-evidence queries (None without decisions),
+    ``answer_rate_has_evidence`` and the query counts. ``per_query=False`` skips the per-query dict (sweeps).
+    """
+    has = (ideal >= 1).any(axis=1)
+    cutoffs = sorted({RANK_METRIC_DEPTH, *(c for c in extra_cutoffs if c > 0), *([pool_k] if pool_k else [])})
+    rows: dict[str, dict[str, float]] = {q: {} for q in query_ids} if per_query else {}
+    metrics: dict[str, float | int | None] = {}
+    evidence_ids = [q for q, h in zip(query_ids, has) if h] if per_query else []
+    if has.any():
+        r, i = ranked[has], ideal[has]
+        n_relevant = (i >= 1).sum(axis=1)
+        columns = {"nDCG@10": ndcg_at_k(r, i, RANK_METRIC_DEPTH), "RR@10": rr_at_k(r, RANK_METRIC_DEPTH)}
         for k in cutoffs:
-            columns[f"R@{k}"] = recall_at_k(ranked, n_relevant, k)
+            columns[f"R@{k}"] = recall_at_k(r, n_relevant, k)
         for name, values in columns.items():
             metrics[name] = float(values.mean())
-            for q, value in zip(with_evidence, values):
-                per_query[q.query_id][name] = float(value)
+            for q, value in zip(evidence_ids, values):
+                rows[q][name] = float(value)
     else:
         for name in ["nDCG@10", "RR@10", *(f"R@{k}" for k in cutoffs)]:
             metrics[name] = None
-
-    if threshold is not None and without:
-        flags = false_evidence([q.decision_scores for q in without], threshold)
+    if answered is not None and (~has).any():
+        flags = np.asarray(answered, dtype=np.float64)[~has]
         metrics["false_evidence_rate"] = float(flags.mean())
-        for q, flag in zip(without, flags):
-            per_query[q.query_id]["false_evidence"] = float(flag)
+        if per_query:
+            for q, flag in zip((q for q, h in zip(query_ids, has) if not h), flags):
+                rows[q]["false_evidence"] = float(flag)
     else:
         metrics["false_evidence_rate"] = None
-    if threshold is not None and with_evidence:
+    if answered is not None and has.any():
         # Share of has-evidence queries that return at least one sentence: the other side of the trade-off.
-        hits = false_evidence([q.decision_scores for q in with_evidence], threshold)
-        metrics["answer_rate_has_evidence"] = float(hits.mean())
-    metrics["queries"] = len(queries)
-    metrics["queries_has_evidence"] = len(with_evidence)
-    metrics["queries_no_evidence"] = len(without)
-    return metrics, per_query
+        metrics["answer_rate_has_evidence"] = float(np.asarray(answered, dtype=np.float64)[has].mean())
+    metrics["queries"] = len(query_ids)
+    metrics["queries_has_evidence"] = int(has.sum())
+    metrics["queries_no_evidence"] = int((~has).sum())
+    return metrics, rows
 
 
 def safe_float(value: float | None) -> float | None:

@@ -19,7 +19,7 @@ Interaction = Literal["pointwise", "listwise", "bi-encoder"]
 #: Score kinds whose natural decision boundary is known; others have no default threshold.
 NATURAL_THRESHOLDS: dict[str, float] = {"probability": 0.5, "logit": 0.0, "log-odds": 0.0}
 
-KINDS = ("rerankers", "retrievers", "fusers", "losses", "miners", "regimes", "tasks")
+KINDS = ("rerankers", "retrievers", "fusers", "losses", "miners", "regimes", "tasks", "calibrators")
 
 
 def singular(kind: str) -> str:
@@ -256,6 +256,18 @@ class RegimeSpec(ComponentSpec):
 
 
 @dataclass(frozen=True)
+class CalibratorSpec(ComponentSpec):
+    """A calibrator of the decision stage: maps a query statistic to a probability (see rrbench.decide).
+
+    ``score_kinds`` lists the score kinds it can interpret (empty: any kind).
+    """
+
+    kind: ClassVar[str] = "calibrators"
+
+    score_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TaskRef(ComponentSpec):
     """A task is data: the loader points at a directory holding ``task.yaml``. Use :meth:`from_path`."""
 
@@ -277,6 +289,7 @@ SPEC_CLASSES: dict[str, type[ComponentSpec]] = {
     "miners": MinerSpec,
     "regimes": RegimeSpec,
     "tasks": TaskRef,
+    "calibrators": CalibratorSpec,
 }
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "rrbench.commands.check",        # reranker conformance check
     "rrbench.commands.train",        # train
     "rrbench.commands.matrix",       # matrix plan/run/status (issue 11)
+    "rrbench.commands.sweep",        # sweep, sweep fill, plot reliability
 )
 
 

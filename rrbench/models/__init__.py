@@ -36,7 +36,7 @@ def resolve_reranker_spec(name: str) -> tuple[RerankerSpec, str | None]:
         raise
 
 
-def load_reranker(name: str, model_path: str | None = None, **options: Any) -> Reranker:
+def load_reranker(name: str, model_path: str | None = None, deferred: bool = False, **options: Any) -> Reranker:
     """Instantiate a reranker by registered id/alias, full hub id or local checkpoint path.
 
     ``options`` are :class:`ModelOptions` fields; unknown keys go to ``ModelOptions.extra`` (backend knobs).
@@ -62,7 +62,12 @@ def load_reranker(name: str, model_path: str | None = None, **options: Any) -> R
                                       str({**spec.options, **extra}.get("runtime", "torch")))
     model_options = ModelOptions(model_path=model_path or implied_path, extra={**spec.options, **extra}, **base)
     factory = spec.load()
-    reranker = factory(spec, model_options)
+    if deferred:  # built only when a score is missing from the cache (rrbench.models.lazy)
+        from rrbench.models.lazy import defer
+
+        reranker = defer(factory, spec, model_options)
+    else:
+        reranker = factory(spec, model_options)
     if requested_dtype == "auto":
         reranker.dtype_requested = "auto"  # the options (fingerprint, manifest) hold the resolved dtype
     return reranker

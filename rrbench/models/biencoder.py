@@ -18,6 +18,11 @@ class BiEncoderReranker(PairwiseReranker):
         super().__init__(spec, options)
         self.model, self.weights_path, self.weights_source = load_sentence_transformer(spec, options)
 
+    @classmethod
+    def fingerprint_extra(cls, spec: RerankerSpec, options: ModelOptions) -> None:
+        """Nothing beyond spec, options and weights decides its scores: deferrable (rrbench.models.lazy)."""
+        return None
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         vectors = self.model.encode(unique, batch_size=self.options.batch_size, convert_to_numpy=True,

@@ -180,13 +180,26 @@ class CrossEncoderReranker(PairwiseReranker):
                                     show_progress_bar=False, convert_to_tensor=True)
         return self._head(scores.reshape(len(queries), -1)).float().cpu().numpy().astype(np.float64).reshape(-1)
 
-    def cache_fingerprint(self) -> dict[str, Any]:
-        """What changes scores beyond the spec and options: the resolved instruction text and implementation."""
-        out = {"instruction_text": self.instruction, "implementation": self.implementation,
-               "sigmoid": getattr(self, "sigmoid", False)}
-        if getattr(self, "runtime", "torch") != "torch":  # only then, so fingerprints of torch runs stay as they were
-            out["runtime"] = self.runtime
+    @classmethod
+    def fingerprint_extra(cls, spec: RerankerSpec, options: ModelOptions) -> dict[str, Any]:
+        """What changes scores beyond the spec and options, known without loading the model (rrbench.models.lazy
+        builds the cache key from it): the resolved instruction text, implementation, activation and runtime."""
+        from rrbench.models.runtimes import check_runtime
+
+        implementation = str(options.extra.get("implementation", "sentence-transformers"))
+        sigmoid = implementation != "flag" and (spec.options.get("activation") == "sigmoid"
+                                                or options.extra.get("activation") == "sigmoid")
+        out: dict[str, Any] = {
+            "instruction_text": resolve_instruction(options.instruction, QUERY_PREFIX_INSTRUCTIONS, spec.instruction,
+                                                    spec.id),
+            "implementation": implementation, "sigmoid": bool(sigmoid)}
+        runtime = check_runtime(options.extra.get("runtime", "torch"))
+        if runtime != "torch":  # only then, so fingerprints of torch runs stay as they were
+            out["runtime"] = runtime
         return out
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        return type(self).fingerprint_extra(self.spec, self.options)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

@@ -107,25 +107,13 @@ def ranked_queries(task: Task, queries: Sequence[Query],
 
 
 def calibrate_threshold(rows: Sequence[RankedQuery]) -> dict[str, Any]:
-    """The threshold maximising balanced accuracy of answer / abstain over has- and no-evidence queries."""
+    """The decision threshold with the best balanced accuracy of answer/abstain (rrbench.decide.fit_threshold, the
+    one implementation ``rrbench run --threshold fit`` uses too), over the best score of each query."""
+    from rrbench.decide import fit_threshold
+
     best = np.asarray([float(np.max(r.decision_scores)) if r.decision_scores is not None and len(r.decision_scores)
                        else -np.inf for r in rows])
-    has = np.asarray([r.has_evidence for r in rows])
-    if has.all() or (~has).all():
-        return {"threshold": None, "reason": "the evaluation split needs both has- and no-evidence queries"}
-    candidates = np.unique(best[np.isfinite(best)])
-    candidates = np.concatenate([candidates, [candidates[-1] + 1.0]])  # also "never answer"
-    answer_rate = np.asarray([(best[has] >= t).mean() for t in candidates])
-    fer = np.asarray([(best[~has] >= t).mean() for t in candidates])
-    balanced = (answer_rate + (1.0 - fer)) / 2.0
-    j = int(np.argmax(balanced))
-    # Midpoint to the next lower candidate: the same decisions on this split, more robust on the next one.
-    lower = candidates[j - 1] if j > 0 else candidates[j] - 1.0
-    threshold = float((candidates[j] + lower) / 2.0)
-    return {"threshold": threshold, "false_evidence_rate": float(fer[j]),
-            "answer_rate_has_evidence": float(answer_rate[j]), "balanced_accuracy": float(balanced[j]),
-            "queries_has_evidence": int(has.sum()), "queries_no_evidence": int((~has).sum()),
-            "rule": "max balanced accuracy of answer/abstain; midpoint below the chosen score"}
+    return fit_threshold(best, np.asarray([r.has_evidence for r in rows]))
 
 
 def evaluate_model(model, task: Task, split: str, instruction: str | None = None, context_window: int = 0,

@@ -1,0 +1,209 @@
+"""Tier A sweeps: cache-only trials, equality with `rrbench run`, the constraint, resume, bad spaces."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rrbench.cli import main
+from rrbench.testing.fixtures import write_task
+
+WORDS = ("aspirin heart attack vitamin bone fracture coffee sleep caffeine mood exercise walking insulin glucose "
+         "diabetes tumour growth cell mouse trial dose placebo risk blood pressure kidney liver protein gene "
+         "expression immune response infection virus vaccine antibody").split()
+
+
+def make_sweep_task(directory: Path) -> Path:
+    """24 posts; one or two claims each, a third of them without evidence; posts 0-15 dev_select, the rest dev_final."""
+    rng = random.Random(7)
+    posts, queries, qrels, splits = [], [], [], {}
+    for p in range(24):
+        sentences = [" ".join(rng.sample(WORDS, 6)) + "." for _ in range(rng.randint(4, 7))]
+        posts.append({"post_id": f"p{p}", "sentences": sentences})
+        for c in range(rng.randint(1, 2)):
+            qid = f"q{p}-{c}"
+            if rng.random() < 0.35:
+                text = " ".join(rng.sample(WORDS, 4))
+            else:
+                target = rng.randrange(len(sentences))
+                text = " ".join(sentences[target].rstrip(".").split()[:3] + rng.sample(WORDS, 1))
+                qrels.append({"query_id": qid, "sentence": target, "grade": rng.choice([1, 2])})
+            queries.append({"query_id": qid, "post_id": f"p{p}", "text": text})
+            splits[qid] = "dev_select" if p < 16 else "dev_final"
+    return write_task(directory, posts, queries, qrels, splits=splits)
+
+
+@pytest.fixture(scope="module")
+def sweep_env(tmp_path_factory, tiny_model):
+    import os
+
+    root = tmp_path_factory.mktemp("sweep")
+    task = make_sweep_task(root / "sweep-task")
+    cache = root / "cache"
+    old = os.environ.get("RRBENCH_CACHE")
+    os.environ["RRBENCH_CACHE"] = str(cache)
+    args = ["--task", str(task), "--reranker", str(tiny_model), "--reranker", "minilm-l6", "--quiet"]
+    yield {"root": root, "task": task, "args": args, "cache": cache}
+    if old is None:
+        os.environ.pop("RRBENCH_CACHE", None)
+    else:
+        os.environ["RRBENCH_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache(sweep_env, monkeypatch):
+    monkeypatch.setenv("RRBENCH_CACHE", str(sweep_env["cache"]))
+
+
+def test_a_sweep_without_cached_scores_stops_before_any_trial(sweep_env, capsys):
+    out = sweep_env["root"] / "unfilled"
+    code = main(["sweep", *sweep_env["args"], "--trials", "5", "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "rrbench sweep fill" in err and "lacks" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def filled(sweep_env):
+    assert main(["sweep", "fill", *sweep_env["args"]]) == 0
+    return sweep_env
+
+
+@pytest.fixture(scope="module")
+def swept(filled):
+    """30 random-sampler trials with model loading forbidden: every score must come from the cache."""
+    from rrbench.models import lazy
+
+    def forbidden(self):
+        raise AssertionError(f"a sweep trial tried to load {self.spec.id}")
+
+    original = lazy._Deferred.model
+    lazy._Deferred.model = forbidden
+    try:
+        out = filled["root"] / "sweep"
+        code = main(["sweep", *filled["args"], "--trials", "30", "--sampler", "random", "--max-fe", "0.5",
+                     "--output", str(out)])
+    finally:
+        lazy._Deferred.model = original
+    assert code == 0
+    return {**filled, "out": out}
+
+
+def _study(out: Path):
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.sqlite'}")
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def test_trials_equal_ordinary_runs_of_the_same_configuration(swept, tmp_path):
+    from optuna.trial import TrialState
+
+    from rrbench.runner import RunConfig, execute
+
+    trials = [t for t in _study(swept["out"]).trials if t.state == TrialState.COMPLETE]
+    assert len(trials) == 30
+    picked = trials[::6]
+    for trial in picked:
+        config = RunConfig.from_mapping({**trial.user_attrs["config"], "output": str(tmp_path / f"t{trial.number}"),
+                                         "show_progress": False}, "trial")
+        record = execute(config)
+        for key in ("nDCG@10", "RR@10", "R@10", "false_evidence_rate", "answer_rate_has_evidence"):
+            expected = trial.user_attrs.get(key)
+            actual = record["metrics"].get(key)
+            assert (expected is None) == (actual is None), (trial.number, key)
+            if expected is not None:
+                assert abs(expected - actual) <= 1e-9, (trial.number, key, expected, actual)
+        assert abs(trial.value - record["metrics"]["nDCG@10"]) <= 1e-9
+
+
+def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(swept, tmp_path):
+    best = json.loads((swept["out"] / "best.json").read_text())
+    assert best["feasible"] is True
+    assert best["metrics"]["false_evidence_rate"] <= 0.5
+    rows = (swept["out"] / "trials.csv").read_text().splitlines()[1:]
+    feasible = [float(r.split(",")[1]) for r in rows if r.split(",")[4] == "1"]
+    assert best["metrics"]["nDCG@10"] == pytest.approx(max(feasible), abs=1e-6)
+    assert (swept["out"] / "pareto.png").stat().st_size > 1000
+    out = tmp_path / "confirm"
+    assert main(["run", "--config", str(swept["out"] / "best.yaml"), "--split", "dev_final", "--quiet",
+                 "--output", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["manifest"]["selected_on"] == "dev_select"
+    assert record["manifest"]["split"] == "dev_final"
+
+
+def test_a_fitted_configuration_reproduces_its_cross_fitted_metrics_and_is_refused_without(swept, tmp_path, capsys):
+    from optuna.trial import TrialState
+
+    from rrbench.sweep_report import best_config_file
+
+    fitted = [t for t in _study(swept["out"]).trials
+              if t.state == TrialState.COMPLETE and t.user_attrs["config"].get("calibrate_on")]
+    assert fitted, "the random sampler drew no configuration that needs a fit"
+    trial = fitted[0]
+    file = tmp_path / "fitted.yaml"
+    file.write_text(yaml.safe_dump(best_config_file(trial.user_attrs["config"], "dev_select")))
+    assert main(["run", "--config", str(file), "--split", "dev_select", "--quiet", "--output",
+                 str(tmp_path / "refused")]) == 2
+    assert "--cross-fit" in capsys.readouterr().err
+    out = tmp_path / "crossfit"
+    assert main(["run", "--config", str(file), "--split", "dev_select", "--cross-fit", "5", "--quiet",
+                 "--output", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert abs(record["metrics"]["nDCG@10"] - trial.value) <= 1e-9
+    fe = trial.user_attrs.get("false_evidence_rate")
+    assert fe is not None and abs(record["metrics"]["false_evidence_rate"] - fe) <= 1e-9
+
+
+def test_an_infeasible_budget_is_said_plainly_and_the_front_still_reported(filled, capsys):
+    space = filled["root"] / "always-answer.yaml"
+    space.write_text(yaml.safe_dump({"threshold_mode": ["fixed"], "calibrator": ["none"], "abstain": ["max"],
+                                     "threshold_quantile": 0.0}))
+    out = filled["root"] / "infeasible"
+    assert main(["sweep", *filled["args"], "--space", str(space), "--trials", "6", "--max-fe", "0",
+                 "--sampler", "random", "--output", str(out)]) == 0
+    assert "infeasible" in capsys.readouterr().out
+    best = json.loads((out / "best.json").read_text())
+    assert best["feasible"] is False and "no completed trial" in best["reason"]
+    assert json.loads((out / "pareto.json").read_text())["fe"]
+    assert (out / "pareto.png").is_file() and not (out / "best.yaml").exists()
+
+
+def test_resume_continues_the_same_study_and_fails_stale_trials(filled):
+    from optuna.trial import TrialState
+
+    out = filled["root"] / "resume"
+    assert main(["sweep", *filled["args"], "--trials", "4", "--sampler", "random", "--output", str(out)]) == 0
+    study = _study(out)
+    study.ask()  # a trial a killed process left RUNNING
+    assert main(["sweep", *filled["args"], "--trials", "7", "--sampler", "random", "--output", str(out)]) == 0
+    states = [t.state for t in _study(out).trials]
+    assert states.count(TrialState.COMPLETE) == 7  # the 4 kept, 3 more; none counted twice
+    assert states.count(TrialState.RUNNING) == 0 and states.count(TrialState.FAIL) == 1
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"top_k_rerunk": [5]}, "unknown dimension 'top_k_rerunk'"),
+    ({"alpha": {"low": 0.2, "high": 1.5}}, "within [0, 1]"),
+    ({"interpolate": {"low": 0.6, "high": 0.2}}, "empty range"),
+    ({"calibrator": []}, "empty list"),
+])
+def test_bad_spaces_are_one_line_errors(filled, tmp_path, capsys, space, message):
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump(space))
+    assert main(["sweep", *filled["args"], "--space", str(file), "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_max_fe_outside_the_unit_interval_is_refused(filled, tmp_path, capsys):
+    assert main(["sweep", *filled["args"], "--max-fe", "1.5", "--output", str(tmp_path / "x")]) == 2
+    assert "--max-fe" in capsys.readouterr().err
