@@ -444,13 +444,10 @@ class _CachedMixin:
         return self._inner.describe()
 
 
-def _import_bases():
-    from rrbench.models.base import ListwiseReranker, PairwiseReranker
-
-    return PairwiseReranker, ListwiseReranker
-
-
-_Pairwise, _Listwise = _import_bases()
+# the wrappers must *be* pairwise/listwise rerankers (the engine dispatches on the class); models.base imports
+# nothing from here, so this module-level import is not a cycle
+from rrbench.models.base import ListwiseReranker as _Listwise  # noqa: E402
+from rrbench.models.base import PairwiseReranker as _Pairwise  # noqa: E402
 
 
 class CachedPairwiseReranker(_CachedMixin, _Pairwise):

@@ -56,7 +56,7 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
     scores do not change with the split it is evaluated in; others index only the posts they score.
     """
     if task.spec.scope == "post" and getattr(retriever, "index_scope", "split") != "task":
-        posts = sorted({q.post_id for q in queries}, key=task.post_index.get)
+        posts = sorted({q.post_id for q in queries}, key=lambda post: task.post_index[post])
         ids = np.concatenate([np.arange(*task.post_slice(p)) for p in posts])
     else:
         ids = np.arange(len(task.sentences))

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -237,7 +238,7 @@ def plugins(as_json: bool) -> None:
     from rrbench.registry import get_registry
 
     registry = get_registry()
-    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "status": p.status,
+    rows: list[dict[str, Any]] = [{"name": p.name, "distribution": p.distribution, "version": p.version, "status": p.status,
              "reason": p.reason, "hooks": p.hooks, "components": p.counts} for p in registry.plugins.values()]
     clashes = [{"kind": c.kind, "name": c.name, "plugins": list(c.plugins)} for c in registry.clashes()]
     if as_json:
@@ -367,12 +368,22 @@ def _debug_traceback() -> None:
         traceback.print_exc()
 
 
+def _log_dir() -> Path | None:
+    """``<cache root>/logs``; None when the cache root itself is unusable (that must not hide the original error)."""
+    from rrbench.cache import cache_root
+
+    try:
+        return cache_root() / "logs"
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _internal_error(exc: Exception) -> int:
     """An error rrbench did not expect: one line, the traceback in a log file (or on screen with RRBENCH_DEBUG=1)."""
     if _debug():
         traceback.print_exc()
         return 1
-    log = write_crash_log(traceback.format_exc())
+    log = write_crash_log(traceback.format_exc(), _log_dir())
     where = f"traceback in {log}" if log else "no writable place for a log"
     click.echo(f"rrbench: internal error: {type(exc).__name__}: {_one_line(exc)} ({where}; "
                f"RRBENCH_DEBUG=1 prints it)", err=True)

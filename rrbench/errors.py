@@ -62,19 +62,13 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{where}: {exc.strerror or exc}"
 
 
-def write_crash_log(text: str) -> Path | None:
-    """Keep the traceback of an unexpected error in a log file (``<cache root>/logs``, else the temp folder) so the
-    user sees one line and can still send the details; None when no location is writable."""
+def write_crash_log(text: str, preferred: Path | None = None) -> Path | None:
+    """Keep the traceback of an unexpected error in a log file (``preferred``, else the temp folder) so the user
+    sees one line and can still send the details; None when no location is writable."""
     import tempfile
     import time
 
-    from rrbench.cache import cache_root
-
-    candidates = []
-    try:
-        candidates.append(cache_root() / "logs")
-    except Exception:  # an unusable cache root must not hide the original error
-        pass
+    candidates = [preferred] if preferred is not None else []
     candidates.append(Path(tempfile.gettempdir()) / "rrbench-logs")
     name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     for folder in candidates:

@@ -10,6 +10,7 @@ unsupervised (only sentence texts are read, never a label), so nothing leaks fro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BM25Retriever(Retriever):
         self.stemmer_name = str(settings.get("stemmer") or "none")
         self.stopwords = settings.get("stopwords")
         self.idf_scope = str(settings.get("idf_scope", "split"))  # values checked by the spec's option schema
-        self._model = None
+        self._model: Any = None
         self._n = 0
 
     @property

@@ -169,7 +169,9 @@ def import_beir(source: str | Path, task_id: str, dest_root: str | Path, force: 
         shutil.rmtree(dest)
     with atomic_dir(dest) as tmp:
         hashes = {}
-        for name, rows in {"posts": posts, "queries": queries, "qrels": qrels, "splits": splits}.items():
+        tables: dict[str, list[dict[str, Any]]] = {"posts": posts, "queries": queries, "qrels": qrels,
+                                                   "splits": splits}
+        for name, rows in tables.items():
             write_jsonl_gz(tmp / f"{name}.jsonl.gz", rows)
             hashes[name] = sha256_file(tmp / f"{name}.jsonl.gz")
         provenance = "; ".join(f"{name} sha256 {digest}" for name, digest in source_hashes.items())

@@ -6,10 +6,10 @@ integer arrays, which keeps scoring, caching and metric computation vectorised.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +161,7 @@ def _checked_path(root: Path, spec_path: Path, field_name: str, data_file: DataF
     return path
 
 
-def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> object:
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in obj:
         raise TaskSpecError(f"{where}: missing field '{key}'")
     value = obj[key]
@@ -231,16 +231,16 @@ def load_task_dir(path: str | Path) -> Task:
         text = _require(row, "text", str, where)
         if not str(text).strip():
             raise TaskSpecError(f"{where}: query {query_id!r} has empty text")
-        post_id = row.get("post_id")
+        query_post = row.get("post_id")
         if spec.scope == "post":
-            post_id = str(_require(row, "post_id", (str, int), where))
-            if post_id not in sizes:
-                raise TaskSpecError(f"{where}: query {query_id!r} refers to unknown post_id {post_id!r}")
+            query_post = str(_require(row, "post_id", (str, int), where))
+            if query_post not in sizes:
+                raise TaskSpecError(f"{where}: query {query_id!r} refers to unknown post_id {query_post!r}")
         criterion = row.get("criterion_id")
         extra = set(row) - {"query_id", "post_id", "text", "criterion_id"}
         if extra:
             raise TaskSpecError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
-        queries[query_id] = Query(query_id, str(post_id) if post_id is not None else "",
+        queries[query_id] = Query(query_id, str(query_post) if query_post is not None else "",
                                   str(text), None if criterion is None else str(criterion))
     if not queries:
         raise TaskSpecError(f"{queries_path}: no queries")
@@ -324,7 +324,3 @@ def _check_grouping(spec_path: Path, queries: dict[str, Query], split_of: dict[s
                     f"{spec_path}: grouped split leaks {attr.replace('_id', '')} {key!r} across splits "
                     f"{seen[key]!r} and {split!r}"
                 )
-
-
-def count_by_split(task: Task) -> Counter:
-    return Counter(task.split_of.values())

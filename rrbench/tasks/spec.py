@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rrbench.errors import TaskSpecError
 
-SC_EVIDENCE_SPLITS = ("train", "dev_select", "dev_final", "test")
 SUPPORTED_MAIN_SCORES = ("nDCG@10", "RR@10", "R@10")
 
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from rrbench.metrics import RankedQuery, evaluate, safe_float
 from rrbench.tasks import Query, Task
-from rrbench.training.data import doc_text, query_text
 
 
 #: The candidate generator and pool of ``rrbench run``'s defaults: within a post the pool is the whole post, ordered by
