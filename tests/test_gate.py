@@ -18,7 +18,8 @@ from rrbench.gate import gate, markdown
 from rrbench.records import load_record
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ROOT / "leaderboard" / "scifact-evidence@1" / "dev_select" / "bm25-no-reranker-915440ed"
+# the committed BM25 record (its hash suffix changes whenever BM25 does, so it is looked up by system name)
+BASE = next((ROOT / "leaderboard" / "scifact-evidence@1" / "dev_select").glob("bm25-no-reranker-*"))
 BASELINE_REF = "leaderboard:scifact-evidence@1/dev_select/bm25-no-reranker"
 
 
