@@ -196,3 +196,77 @@ def test_dtype_auto_is_resolved_recorded_and_fingerprinted(tiny_model, monkeypat
     monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx512_bf16"})
     bf16 = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu", dtype="auto")
     assert bf16.options.dtype == "bfloat16" and model_fingerprint(bf16)[1]["dtype"] == "bfloat16"
+
+
+# -- bf16 training -----------------------------------------------------------------------------------------------------
+def test_bf16_training_modes_follow_the_hardware(monkeypatch):
+    from rrbench.models import loading
+
+    monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.warns(UserWarning, match="--bf16 auto: bf16 is not native .* training in fp32"):
+        assert loading.resolve_bf16_training("auto", "cpu") is False
+    with pytest.raises(UsageError, match="--bf16 on: bf16 is not native"):
+        loading.resolve_bf16_training("on", "cpu")
+    assert loading.resolve_bf16_training("off", "cpu") is False
+    monkeypatch.setattr(loading, "_warned_emulated", set())
+    with pytest.warns(UserWarning, match="emulated"):
+        assert loading.resolve_bf16_training("force", "cpu") is True
+    monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert loading.resolve_bf16_training("auto", "cpu") is True and loading.resolve_bf16_training("on", "cpu")
+
+
+def test_train_bf16_auto_falls_back_with_a_warning(monkeypatch):
+    """The CLI path: `rrbench train --bf16 auto` on a CPU without bf16 trains in fp32 and says so."""
+    from click.testing import CliRunner
+
+    from rrbench.cli import _add_plugin_commands, cli
+    from rrbench.models import loading
+    from rrbench.training import trainer
+
+    if "train" not in cli.commands:
+        _add_plugin_commands()
+
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen["bf16"] = config.bf16
+        raise SystemExit(0)
+
+    monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(loading, "pick_device", lambda requested: "cpu")
+    monkeypatch.setattr(trainer, "train", fake_train)
+    with pytest.warns(UserWarning, match="training in fp32"):
+        CliRunner().invoke(cli, ["train", "--bf16", "auto", "--output", "x"], catch_exceptions=False)
+    assert seen == {"bf16": False}
+    seen.clear()
+    result = CliRunner().invoke(cli, ["train", "--bf16", "on", "--output", "x"])
+    assert "bf16" not in seen and "--bf16 on: bf16 is not native" in str(result.exception)
+
+
+# -- faiss on the GPU (plumbing only: no GPU here) ---------------------------------------------------------------------
+def test_faiss_stays_on_cpu_with_one_line_without_faiss_gpu(monkeypatch, capsys):
+    import faiss
+
+    from rrbench.retrievers import faiss_device
+
+    index = faiss.IndexFlatIP(4)
+    assert faiss_device.faiss_on_device(index, "cpu") == (index, "cpu")
+    monkeypatch.setattr(faiss_device, "_said", set())
+    monkeypatch.delattr(faiss, "StandardGpuResources", raising=False)
+    assert faiss_device.faiss_on_device(index, "cuda") == (index, "cpu")
+    assert faiss_device.faiss_on_device(index, "cuda:0") == (index, "cpu")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rrbench: faiss-gpu is not installed (pip install 'rrbench[gpu]'): dense search runs on faiss-cpu"]
+
+
+def test_faiss_moves_the_index_when_the_gpu_build_is_there(monkeypatch):
+    import faiss
+
+    from rrbench.retrievers import faiss_device
+
+    moved = []
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: "resources", raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda res, gpu, index: moved.append(gpu) or "gpu-index",
+                        raising=False)
+    assert faiss_device.faiss_on_device(faiss.IndexFlatIP(4), "cuda:1") == ("gpu-index", "gpu") and moved == [1]

@@ -58,7 +58,10 @@ def register(cli: Any) -> None:
     @click.option("--teacher", default=None, help="R5: teacher reranker whose cached scores are distilled.")
     @click.option("--loss-option", "loss_option", multiple=True, help="key=value for the loss (repeatable).")
     @click.option("--miner-option", "miner_option", multiple=True, help="key=value for the miner (repeatable).")
-    @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (CPU with AVX512-BF16, or GPU).")
+    @click.option("--bf16", type=click.Choice(["auto", "on", "off", "force"]), default=None, is_flag=False,
+                  flag_value="on", help="bf16 autocast: auto (where native: AVX512_BF16/AMX CPU, bf16 GPU; else fp32 "
+                                        "with a warning), on (native only), off (default), force (even emulated).")
+    @click.option("--no-bf16", "no_bf16", is_flag=True, hidden=True, help="Same as --bf16 off.")
     @click.option("--threads", type=int, default=None,
                   help="torch CPU threads (fewer than cores helps on a shared machine).")
     @click.option("--cache-dir", default=None, help="Score cache holding the teacher's scores.")
@@ -76,7 +79,12 @@ def register(cli: Any) -> None:
         from rrbench.training.regimes import resolve_config
         from rrbench.training.trainer import train
 
+        bf16_mode = "off" if flags.pop("no_bf16") else flags.pop("bf16")
         explicit = {k: v for k, v in flags.items() if v is not None}
+        if bf16_mode is not None:
+            from rrbench.models.loading import pick_device, resolve_bf16_training
+
+            explicit["bf16"] = resolve_bf16_training(bf16_mode, pick_device(None))
         if max_length is not None:
             explicit["max_length"] = max_length
         explicit["loss_options"] = _parse_kv(loss_option, "--loss-option")

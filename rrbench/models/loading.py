@@ -77,6 +77,32 @@ def resolve_dtype(name: str, device: str, runtime: str = "torch") -> str:
     return "float32"
 
 
+BF16_MODES = ("auto", "on", "off", "force")
+
+
+def resolve_bf16_training(mode: str, device: str) -> bool:
+    """``rrbench train --bf16 MODE`` -> whether to train with bf16 autocast on ``device``.
+
+    Emulated bf16 makes CPU training about 100x slower, so ``auto`` uses bf16 only where it is native and falls back
+    to fp32 (with a warning) elsewhere; ``on`` refuses to run emulated; ``force`` runs bf16 regardless (warned)."""
+    if mode not in BF16_MODES:
+        raise UsageError(f"--bf16 must be one of {', '.join(BF16_MODES)}, got {mode!r}")
+    if mode == "off":
+        return False
+    if bf16_is_native(device):
+        return True
+    if mode == "auto":
+        warnings.warn(f"--bf16 auto: bf16 is not native on this {device} (no AVX512_BF16/AMX, or no bf16 GPU "
+                      f"support), where it would run emulated and far slower; training in fp32", UserWarning,
+                      stacklevel=2)
+        return False
+    if mode == "on":
+        raise UsageError(f"--bf16 on: bf16 is not native on this {device} (no AVX512_BF16/AMX, or no bf16 GPU "
+                         f"support); use --bf16 auto (fp32 here) or --bf16 force (emulated, far slower)")
+    warn_if_bf16_emulated(device)
+    return True
+
+
 _warned_emulated: set[str] = set()
 
 

@@ -95,7 +95,9 @@ class DenseRetriever(Retriever):
                 index.hnsw.efSearch = int(settings["ef_search"])
             if "nprobe" in settings:
                 faiss.extract_index_ivf(index).nprobe = int(settings["nprobe"])
-            self._faiss = index
+            from rrbench.retrievers.faiss_device import faiss_on_device
+
+            self._faiss, self.faiss_device = faiss_on_device(index, str(self.model.device))
         return self._faiss
 
     def encode_query(self, query: str) -> np.ndarray:
