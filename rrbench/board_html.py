@@ -245,8 +245,11 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
         out.append(f"<tr class=\"{'tied' if row.tied else ''}\">" + "".join(tds) + "</tr>")
     out.append("</tbody></table>")
     out.append("<h2>Trade-offs</h2><div class=\"plots\">")
-    fe_points = [(row.metric("false_evidence_rate"), row.metric(main), row.name) for row in rows
-                 if row.metric("false_evidence_rate") is not None and row.metric(main) is not None]
+    fe_points: list[tuple[float, float, str]] = []
+    for row in rows:
+        fe, value = row.metric("false_evidence_rate"), row.metric(main)
+        if fe is not None and value is not None:
+            fe_points.append((fe, value, row.name))
     out.append("<figure>" + svg_scatter(fe_points, "false-evidence rate (lower is better)", main, False,
                                          f"{main} vs false-evidence rate")
                + f"<figcaption>{_e(main)} against the false-evidence rate; the dashed line is the Pareto front. Rows "

@@ -197,6 +197,7 @@ def checkpoint_info(weights_path: str | None) -> dict[str, Any] | None:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt")
                    and p.name not in ("training_args.bin", "optimizer.pt", "scheduler.pt"))
     per_file = {p.name: sha256_file(p) for p in files}
+    weights_sha: str | None
     if len(per_file) == 1:
         weights_sha = next(iter(per_file.values()))
     else:
@@ -351,22 +352,25 @@ def system_identity(manifest: Mapping[str, Any]) -> str:
     an outside run scored with ``rrbench evaluate`` is ``run <tag>@<run sha256[:8]>``. The leaderboard folder of a
     record is this name (slugged) plus the config hash, so two systems can never share a folder.
     """
-    config = manifest.get("config") if isinstance(manifest.get("config"), Mapping) else {}
-    comps = manifest.get("components") if isinstance(manifest.get("components"), Mapping) else {}
+    config: Mapping[str, Any] = _mapping(manifest.get("config"))
+    comps: Mapping[str, Any] = _mapping(manifest.get("components"))
     if manifest.get("kind") == "evaluate":
         run = comps.get("run") or {}
         tags = run.get("tags") or ["?"]
         return f"run {tags[0]}@{str(config.get('run_sha256') or '')[:8]}"
-    retriever_cfg = config.get("retriever") if isinstance(config.get("retriever"), Mapping) else {}
-    retriever = comps.get("retriever") if isinstance(comps.get("retriever"), Mapping) else {}
+    retriever_cfg, retriever = _mapping(config.get("retriever")), _mapping(comps.get("retriever"))
     retr = str(retriever_cfg.get("id") or retriever.get("id") or "?")
     if _is_local_path(retr, retriever):
         retr = f"local-retriever@{str(retriever_cfg.get('revision') or '')[:8] or 'unknown'}"
     reranker_cfg = config.get("reranker")
     if not reranker_cfg:
         return f"{retr} (no reranker)"
-    reranker = comps.get("reranker") if isinstance(comps.get("reranker"), Mapping) else {}
-    return f"{retr} → {_reranker_identity(reranker_cfg, reranker, manifest.get('checkpoint'))}"
+    reranker = _mapping(comps.get("reranker"))
+    return f"{retr} → {_reranker_identity(_mapping(reranker_cfg), reranker, manifest.get('checkpoint'))}"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def system_slug(identity: str) -> str:

@@ -92,7 +92,7 @@ def check_components(manifest: Mapping[str, Any], file: Path, folder: Path) -> N
         if key in options and options[key] != config.get(key):
             raise _fail(file, f"manifest.options.{key}", f"{options[key]!r} disagrees with manifest.config.{key} "
                         f"{config.get(key)!r}")
-    if reranker is not None:
+    if isinstance(reranker, Mapping) and isinstance(hashed_reranker, Mapping):
         for key in ("id", "revision"):
             if reranker.get(key) != hashed_reranker.get(key):
                 raise _fail(file, f"manifest.components.reranker.{key}", f"{reranker.get(key)!r} disagrees with "
