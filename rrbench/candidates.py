@@ -268,6 +268,20 @@ def fuse_pools(fuser, member_pools: Sequence[Sequence[Pool]], top_k: int) -> lis
     return out
 
 
+def check_generator(config: GeneratorConfig, model_path: str | None = None) -> None:
+    """Everything about a generator that can be checked without work: retriever ids, their options and weights,
+    the fuser and its options. Commands call it before loading any model, so a typo costs a second, not a model
+    load (issue 14, defect 4)."""
+    if model_path is not None and len(config.retrievers) > 1:
+        raise UsageError("--retriever-model-path needs exactly one --retriever")
+    if config.fusion is not None:
+        from rrbench.fusion import load_fuser
+
+        load_fuser(config.fusion, config.fusion_options)
+    for name in config.retrievers:
+        retriever_identity(name, model_path, **config.retriever_options.get(name, {}))
+
+
 def generate(task: Task, split: str, queries: Sequence[Query], config: GeneratorConfig, top_k: int,
              device: str | None = None, use_cache: bool = True, model_path: str | None = None) -> Candidates:
     """Pools of at most ``top_k`` candidates per query. A fusion fuses each retriever's top ``top_k``.

@@ -166,7 +166,24 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
     values["reranker_options"] = {**dict(values.get("reranker_options") or {}), **extra}
     values["show_progress"] = False if quiet else None
     values["use_cache"] = not no_cache
+    _check_flag_combinations(given, values)
     return RunConfig.from_mapping(values, config_file or "rrbench run")
+
+
+def _check_flag_combinations(given: set[str], values: dict[str, Any]) -> None:
+    """Flags that would be silently ignored, or ask for the impossible, are errors (issue 14 corpus)."""
+    fusion = values.get("fusion")
+    for flag, name, methods in (("--alpha", "alpha", ("weighted", "linear", "convex")),
+                                ("--norm", "norm", ("weighted", "linear", "convex")),
+                                ("--rrf-k", "rrf_k", ("rrf", "reciprocal-rank-fusion"))):
+        if name in given and fusion not in methods:
+            raise UsageError(f"{flag} applies to --fusion {methods[0]} only"
+                             + (f", not --fusion {fusion}" if fusion else " (no --fusion given)"))
+    rerankers = values.get("reranker")
+    reranking = rerankers not in (None, "none", ("none",))
+    if "top_k_rerank" in given and reranking and values["top_k_rerank"] > values["top_k_retriever"]:
+        raise UsageError(f"--top-k-rerank {values['top_k_rerank']} is larger than the candidate pool "
+                         f"(--top-k-retriever {values['top_k_retriever']}): a reranker scores only the pool")
 
 
 def _fmt(value: Any) -> str:

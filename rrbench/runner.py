@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.candidates import GeneratorConfig, generate, hashed_generator
+from rrbench.candidates import GeneratorConfig, check_generator, generate, hashed_generator
 from rrbench.decide import DecisionConfig
 from rrbench.errors import UsageError
 from rrbench.io import atomic_dir, atomic_write_text, strict_json_dumps
@@ -380,6 +380,9 @@ def execute(config: RunConfig) -> dict[str, Any]:
     task.split_queries(config.split)  # unknown split names fail here, before any model is touched
     if config.calibrate_on and config.calibrate_on != config.split:
         task.split_queries(config.calibrate_on)
+    # retriever ids, options and weights, and the fuser, before any reranker loads (issue 14, defect 4)
+    check_generator(config.generator(), config.retriever_model_path or (
+        config.model_path if not config.reranker_ids() else None))
     members = load_members(config)
     from rrbench.cache import open_cache, wrap
 

@@ -73,12 +73,33 @@ def test_quiet_run_prints_no_loading_bars_even_off_a_terminal(mini_task, tmp_pat
     assert "Loading weights" not in result.stderr and "%|" not in result.stderr
 
 
-def _train_failure(args: list[str]) -> tuple[int, str, bool]:
-    """Run `rrbench train` in a fresh interpreter; also report whether torch got imported before the error."""
+def _light_failure(command: str, args: list[str]) -> tuple[int, str, bool]:
+    """Run an rrbench command in a fresh interpreter; also report whether torch got imported before the error."""
     code = ("import sys\nfrom rrbench.cli import main\nrc = main(sys.argv[1:])\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\nsys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, "train", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code, command, *args], capture_output=True, text=True)
     return done.returncode, done.stderr.strip(), "NO-TORCH" in done.stdout
+
+
+def _train_failure(args: list[str]) -> tuple[int, str, bool]:
+    return _light_failure("train", args)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--output", "{task}"], "output directory exists and is not empty"),
+    (["--retriever", "bm52"], "unknown retriever 'bm52'"),
+    (["--split", "trian"], "has no split 'trian'"),
+    (["--retriever-option", "k2=1"], "has no option 'k2'"),
+    (["--fusion", "rrf"], "--fusion rrf fuses several retrievers"),
+])
+def test_run_errors_arrive_before_the_reranker_loads(mini_task, tmp_path, extra, fragment):
+    args = ["--task", str(mini_task), "--reranker", "minilm-l6", "--quiet"]
+    args += [a.replace("{task}", str(mini_task)) for a in extra]
+    if "--output" not in extra:
+        args += ["--output", str(tmp_path / "out")]
+    rc, err, light = _light_failure("run", args)
+    assert rc == 2 and fragment in err and len(err.splitlines()) == 1, err
+    assert light, "torch was imported before the error"
 
 
 def test_train_errors_arrive_before_any_model_library_loads(mini_task, tmp_path):
