@@ -99,18 +99,15 @@ def _load(path: str | Path, role: str) -> dict[str, Any]:
 
 
 def run_candidate_config(config_file: str | Path, output: str | Path | None = None) -> Path:
-    """Run a candidate given as a run configuration file; any failure is a :class:`CandidateRunError`."""
+    """Run a candidate given as a ``rrbench run --config`` file; any failure is a :class:`CandidateRunError`."""
     try:
-        from rrbench import runner
+        from rrbench.runner import RunConfig, execute, load_config_file
 
-        from_file = getattr(getattr(runner, "RunConfig", None), "from_file", None)
-        if from_file is None:
-            raise UsageError("--candidate as a configuration file needs `rrbench run --config` support, which this "
-                             "rrbench lacks; pass a run folder")
-        config = from_file(config_file)
+        config = RunConfig.from_mapping(load_config_file(config_file), str(config_file))
+        config.show_progress = False
         if output is not None:
             config.output = str(output)
-        record = runner.execute(config)
+        record = execute(config)
     except UsageError as exc:
         raise CandidateRunError(f"--candidate {config_file}: {exc}") from None
     except RRBenchError as exc:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import rrbench
 from rrbench.cli import main
 from rrbench.gate import gate, markdown
 from rrbench.records import load_record
@@ -108,25 +106,29 @@ def test_gate_false_evidence_margin(baseline):
 
 
 def test_ci_gates_a_tiny_model_on_a_tiny_task(tiny_model, tmp_path, capsys):
-    """What rrbench's own CI gates: BM25 -> the tiny cross-encoder on the mini task, against the committed baseline
-    record of the same configuration (tests/data/gate-baseline)."""
+    """What rrbench's own CI gates, in one step as a plugin's pull request would: the candidate is a run
+    configuration (BM25 -> the tiny cross-encoder on the mini task), run by the gate, then compared with the
+    committed baseline record of the same configuration (tests/data/gate-baseline)."""
     from rrbench.registry import reset_registry
     from rrbench.testing.fixtures import make_mini_task
 
     make_mini_task(Path(os.environ["RRBENCH_TASKS_DIR"]) / "mini-task")
     reset_registry()
+    config = tmp_path / "candidate.yaml"
+    config.write_text(f"task: mini-task\nsplit: dev_select\nreranker: {tiny_model}\n")
+    committed = ROOT / "tests" / "data" / "gate-baseline"
     try:
-        rrbench.run(task="mini-task", reranker=str(tiny_model), output=str(tmp_path / "candidate"),
-                    show_progress=False)
+        assert main(["gate", "--baseline", str(committed), "--candidate", str(config), "--candidate-output",
+                     str(tmp_path / "candidate")]) == 0
+        assert "PASS" in capsys.readouterr().out
+        # a configuration that cannot run exits 3, never 1 (a crash is not a regression)
+        config.write_text("task: mini-task\nreranker: no-such-reranker\n")
+        assert main(["gate", "--baseline", str(committed), "--candidate", str(config)]) == 3
+        assert "no-such-reranker" in capsys.readouterr().err
     finally:
         reset_registry()
-    committed = ROOT / "tests" / "data" / "gate-baseline"
-    assert main(["gate", "--baseline", str(committed), "--candidate", str(tmp_path / "candidate")]) == 0
-    out = capsys.readouterr().out
-    assert "PASS" in out
     # the committed baseline was made by this very configuration: the scores agree query by query
     base, cand = load_record(committed), load_record(tmp_path / "candidate")
     for q, values in base["per_query"].items():
         for key, value in values.items():
             assert cand["per_query"][q][key] == pytest.approx(value, abs=1e-6), (q, key)
-    shutil.rmtree(tmp_path / "candidate")
