@@ -106,6 +106,9 @@ def cli() -> None:
               help="Score cache directory (default: $RRBENCH_CACHE or ~/.cache/rrbench).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--final", is_flag=True,
+              help="Allow --split test: the one-time confirmation of a configuration selected on the dev splits "
+                   "(recorded in leaderboard/test-ledger.jsonl; a second use is refused).")
 def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...],
         retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], config_file: str | None,
         **options: Any) -> None:
@@ -166,6 +169,7 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
     values["reranker_options"] = {**dict(values.get("reranker_options") or {}), **extra}
     values["show_progress"] = False if quiet else None
     values["use_cache"] = not no_cache
+    values["final"] = bool(options.get("final"))  # only the flag: a configuration file cannot unlock the test split
     _check_flag_combinations(given, values)
     return RunConfig.from_mapping(values, config_file or "rrbench run")
 

@@ -15,6 +15,7 @@ file overrides any dimension under ``budgets.tier_b.space`` (``loss.sigma``, ``m
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -291,8 +292,11 @@ def open_cell_study(cell: Cell, spec: MatrixSpec, storage: Any, space: dict[str,
     name = study_name(spec, cell)
     tier_b = spec.budgets.tier_b
     identity = space_identity(cell, spec, space)
+    # Each worker's sampler gets its own seed: with one shared seed, every worker would draw the same first
+    # random configurations. Sampled trials are therefore not reproducible run to run; enqueued ones are.
+    worker_seed = (spec.seeds[0] * 1_000_003 + os.getpid()) % 2**32
     kwargs = dict(storage=storage, study_name=name, direction="maximize",
-                  sampler=make_sampler(tier_b.sampler, spec.seeds[0]),
+                  sampler=make_sampler(tier_b.sampler, worker_seed),
                   pruner=make_pruner(tier_b.pruner, tier_b.evaluations))
     try:
         study = optuna.create_study(**kwargs)

@@ -33,7 +33,7 @@ REQUIRED_MANIFEST = (
     "wall_time_s", "command",
 )
 #: RunConfig fields that say where output goes or how it looks, not what is computed.
-_NOT_REPRODUCED = {"output", "runs_dir", "show_progress", "cache_dir", "use_cache"}
+_NOT_REPRODUCED = {"output", "runs_dir", "show_progress", "cache_dir", "use_cache", "final"}
 
 
 class RecordError(UsageError):

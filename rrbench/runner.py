@@ -93,6 +93,8 @@ class RunConfig:
     cross_fit: int | None = None
     #: provenance of a configuration file: the split it was selected on (recorded, not hashed)
     selected_on: str | None = None
+    #: the one-time use of the test split (``--final``; rrbench.ledger): recorded, never hashed or reproduced
+    final: bool = False
     #: ``--retriever-option``: ``{KEY: VALUE}`` for one retriever, ``{"RETRIEVER:KEY": VALUE}`` with several
     retriever_options: dict[str, Any] = field(default_factory=dict)
     #: ``--fusion-option``: options of the fusion method, over its spec defaults and the --rrf-k/--alpha/--norm flags
@@ -374,6 +376,9 @@ def _check_output_free(config: RunConfig) -> None:
 def execute(config: RunConfig) -> dict[str, Any]:
     """Run one evaluation and write its output folder; returns the result record."""
     config.validate()
+    from rrbench import ledger
+
+    ledger.check_split(config.split, config.final)
     _check_output_free(config)
     started = time.perf_counter()
     task = get_task(config.task)
@@ -463,6 +468,10 @@ def execute(config: RunConfig) -> dict[str, Any]:
     if cache is not None:
         _throughput_without_hits(record["manifest"], rerank_seconds, members)
         cache.close()
+    if config.split == ledger.TEST_SPLIT:  # claimed (checked and appended under a lock) just before writing
+        record["manifest"]["test_split"] = ledger.claim(
+            record["manifest"]["config_hash"], f"{task.id}@{task.version}", task.data_sha256,
+            command=reproduce_command(config), selected_on=config.selected_on)
     out_dir = _output_dir(config, record["manifest"]["config_hash"])
     write_run_dir(out_dir, task, results, record, tag=_run_tag(config))
     record["output_dir"] = str(out_dir)

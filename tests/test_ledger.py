@@ -61,3 +61,34 @@ def test_concurrent_claims_of_one_configuration_admit_exactly_one(tmp_path):
         outcomes = pool.map(_claim, [(path, i) for i in range(8)])
     assert outcomes.count("ok") == 1 and outcomes.count("refused") == 7
     assert len((tmp_path / "ledger.jsonl").read_text().splitlines()) == 1
+
+
+def test_rrbench_run_on_test_once(tmp_path, cli):
+    """`rrbench run --split test`: refused without --final; once with it (ledger + manifest); never twice."""
+    env = {"RRBENCH_TEST_LEDGER": str(tmp_path / "ledger.jsonl")}
+    refused = cli("run", "--split", "test", "--output", str(tmp_path / "none"), env=env)
+    assert refused.returncode == 2 and "without --final" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "none").exists()
+
+    first = cli("run", "--split", "test", "--final", "--quiet", "--output", str(tmp_path / "a"), env=env)
+    assert first.returncode == 0, first.stderr
+    record = json.loads((tmp_path / "a" / "results.json").read_text())
+    entries = ledger.read(tmp_path / "ledger.jsonl")
+    assert [e["config_hash"] for e in entries] == [record["manifest"]["config_hash"]]
+    assert record["manifest"]["test_split"]["entry"]["config_hash"] == record["manifest"]["config_hash"]
+    assert record["manifest"]["test_split"]["selected_after_test_seen"] is False
+
+    again = cli("run", "--split", "test", "--final", "--quiet", "--output", str(tmp_path / "b"), env=env)
+    assert again.returncode == 2 and "already used the test split" in again.stderr
+    assert not (tmp_path / "b").exists() and len(ledger.read(tmp_path / "ledger.jsonl")) == 1
+    # another configuration after test was seen: runs once, flagged in its record
+    other = cli("run", "--split", "test", "--final", "--quiet", "--top-k-retriever", "5", "--output",
+                str(tmp_path / "c"), env=env)
+    assert other.returncode == 0, other.stderr
+    flagged = json.loads((tmp_path / "c" / "results.json").read_text())["manifest"]["test_split"]
+    assert flagged["selected_after_test_seen"] is True
+    # a configuration file cannot unlock the test split
+    (tmp_path / "cfg.yaml").write_text("final: true\ntop_k_retriever: 7\n")
+    via_file = cli("run", "--split", "test", "--config", str(tmp_path / "cfg.yaml"), "--output",
+                   str(tmp_path / "d"), env=env)
+    assert via_file.returncode == 2 and "without --final" in via_file.stderr
