@@ -34,7 +34,10 @@ def builtin_tasks_dir() -> Path:
     """Where the built-in task folders live: ``tasks/`` in a checkout, ``rrbench/builtin_tasks`` when installed."""
     from importlib import resources
 
-    return Path(str(resources.files("rrbench.builtin_tasks")))
+    try:
+        return Path(str(resources.files("rrbench.builtin_tasks")))
+    except ModuleNotFoundError:  # a source tree that was never installed: the folder is still next to the package
+        return Path(__file__).resolve().parent.parent / "tasks"
 
 
 def user_tasks_dir() -> Path:
@@ -142,3 +145,11 @@ def register_calibrators(register):
                             score_kinds=("logit", "log-odds")))
     register(CalibratorSpec(id="isotonic", loader="rrbench.decide:IsotonicCalibrator",
                             description="isotonic regression (monotone, non-parametric)"))
+
+
+@hookimpl
+def register_commands(cli):
+    """rrbench's own sub-commands arrive through the same hook as any plugin's (no side door)."""
+    from rrbench.commands import register_all
+
+    register_all(cli)

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import UsageError
+from rrbench.errors import PluginError, UsageError
 from rrbench.io import canonical_hash
+from rrbench.plugin_calls import component_label, running
 from rrbench.scoring import check_scores
 from rrbench.tasks import Query, Task
 
@@ -62,23 +63,45 @@ def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, contex
         ids = np.arange(len(task.sentences))
     local = np.full(len(task.sentences), -1, dtype=np.int64)
     local[ids] = np.arange(len(ids))
-    retriever.index(candidate_texts(task, ids, context))
-    name = f"retriever {retriever.spec.id!r}"
+    label = component_label(retriever)
+    with running(label, "index()"):
+        retriever.index(candidate_texts(task, ids, context))
+    own_score_all = retriever.score_all
+
+    def checked_score_all(text: str) -> np.ndarray:
+        """One finite number per indexed document: NaN outside the top-k or a short array must not pass."""
+        with running(label, "score_all()"):
+            raw = own_score_all(text)
+        return check_scores(raw, len(ids), f"{label}: score_all()")
+
+    retriever.score_all = checked_score_all  # the base class's score()/search() go through the check too
     pools = []
     from rrbench.progress import progress
 
-    with progress(len(queries), f"retrieving ({retriever.spec.id})", unit="query") as bar:
-        for query in queries:
-            if task.spec.scope == "post":
-                candidates = task.candidates(query)
-                scores = check_scores(retriever.score(query.text, local[candidates]), len(candidates), name)
-                order = np.lexsort((candidates, -scores))[:top_k]
-                pools.append((candidates[order], scores[order]))
-            else:
-                top, scores = retriever.search(query.text, min(top_k, len(ids)))
-                scores = check_scores(scores, len(top), name)
-                pools.append((ids[np.asarray(top, dtype=np.int64)], scores))
-            bar.update(1)
+    try:
+        with progress(len(queries), f"retrieving ({retriever.spec.id})", unit="query") as bar:
+            for query in queries:
+                if task.spec.scope == "post":
+                    candidates = task.candidates(query)
+                    with running(label, "score()"):
+                        raw = retriever.score(query.text, local[candidates])
+                    scores = check_scores(raw, len(candidates), f"{label}: score()")
+                    order = np.lexsort((candidates, -scores))[:top_k]
+                    pools.append((candidates[order], scores[order]))
+                else:
+                    k = min(top_k, len(ids))
+                    with running(label, "search()"):
+                        top, raw = retriever.search(query.text, k)
+                    top = np.asarray(top)
+                    scores = check_scores(raw, len(top), f"{label}: search()")
+                    if len(top) > k or (len(top) and (top.dtype.kind not in "iu" or len(np.unique(top)) != len(top)
+                                                      or top.min() < 0 or top.max() >= len(ids))):
+                        raise PluginError(f"{label}: search() must return at most {k} distinct integer positions "
+                                          f"in [0, {len(ids)}), got {len(top)} of dtype {top.dtype}")
+                    pools.append((ids[top.astype(np.int64)], scores))
+                bar.update(1)
+    finally:
+        del retriever.score_all
     return pools
 
 
@@ -161,8 +184,7 @@ def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth:
              options: dict[str, Any] | None = None) -> Rankings:
     """One retriever's top-``depth`` pools, from the candidate cache when a deep enough ranking is stored."""
     options = dict(options or {})
-    from rrbench.retrievers import load_retriever
-    from rrbench.retrievers import store
+    from rrbench.retrievers import load_retriever, store
 
     identity = {"task": {"id": task.id, "version": task.version, "data_sha256": task.data_sha256,
                          "scope": task.spec.scope},
@@ -262,8 +284,16 @@ class Candidates:
 def fuse_pools(fuser, member_pools: Sequence[Sequence[Pool]], top_k: int) -> list[Pool]:
     """Per query: fuse every retriever's pool and keep the fused top ``top_k``."""
     out = []
+    label = component_label(fuser)
     for runs in zip(*member_pools):
-        ids, scores = fuser.fuse(runs)
+        with running(label, "fuse()"):
+            ids, scores = fuser.fuse(runs)
+        ids = np.asarray(ids)
+        scores = check_scores(scores, len(ids), f"{label}: fuse()")
+        union = set().union(*(map(int, r[0]) for r in runs))
+        if len(ids) and (ids.dtype.kind not in "iu" or len(np.unique(ids)) != len(ids)
+                         or not set(map(int, ids)) <= union):
+            raise PluginError(f"{label}: fuse() must return distinct ids drawn from its input runs")
         out.append((ids[:top_k], scores[:top_k]))
     return out
 

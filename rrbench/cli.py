@@ -254,25 +254,42 @@ def list_components(kind: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
-def plugins(as_json: bool) -> None:
-    """Show installed plugins: distribution, version, hooks, status, and name clashes."""
-    from rrbench.registry import get_registry
+@click.option("--trace", is_flag=True, help="Show the loading order and what each plugin registered or why it was "
+                                            "skipped.")
+def plugins(as_json: bool, trace: bool) -> None:
+    """Show installed plugins: distribution, version, hooks, status, problems and name clashes."""
+    from rrbench.registry import get_registry, strict_mode
 
     registry = get_registry()
-    rows: list[dict[str, Any]] = [{"name": p.name, "distribution": p.distribution, "version": p.version, "status": p.status,
-             "reason": p.reason, "hooks": p.hooks, "components": p.counts} for p in registry.plugins.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version, "editable": p.editable,
+         "status": p.status, "reason": p.reason, "hooks": p.hooks, "components": p.counts,
+         "registered": p.registered, "problems": p.problems} for p in registry.plugins.values()]
     clashes = [{"kind": c.kind, "name": c.name, "plugins": list(c.plugins)} for c in registry.clashes()]
     if as_json:
-        _echo_json({"plugins": rows, "clashes": clashes})
+        _echo_json({"plugins": rows, "clashes": clashes, "notices": registry.notices, "trace": registry.trace,
+                    "strict": strict_mode()})
         return
+    if trace:
+        for line in registry.trace:
+            click.echo(line)
+        click.echo("")
     for row in rows:
         counts = ", ".join(f"{n} {k}" for k, n in row["components"].items()) or "nothing registered"
-        click.echo(f"{row['name']} ({row['distribution'] or '-'} {row['version'] or ''}) [{row['status']}] "
+        editable = ", editable" if row["editable"] else ""
+        click.echo(f"{row['name']} ({row['distribution'] or '-'} {row['version'] or ''}{editable}) [{row['status']}] "
                    f"hooks: {', '.join(row['hooks']) or '-'}; {counts}")
         if row["reason"]:
             click.echo(f"    reason: {row['reason']}")
+        for problem in row["problems"]:
+            if problem != row["reason"] and row["reason"] not in problem:
+                click.echo(f"    problem: {problem}")
     for c in clashes:
-        click.echo(f"CLASH: {c['kind'][:-1]} name {c['name']!r} registered by {', '.join(c['plugins'])}")
+        click.echo(f"CLASH: {c['kind'][:-1]} name {c['name']!r} registered by {', '.join(c['plugins'])} "
+                   f"(use the qualified names)")
+    for notice in registry.notices:
+        if not any(notice in row["problems"] for row in rows):
+            click.echo(f"notice: {notice}")
 
 
 # -- tasks -----------------------------------------------------------------------------------------------------------
@@ -326,17 +343,10 @@ def tasks_list() -> None:
 
 
 def _add_plugin_commands() -> None:
-    from rrbench.commands import register_all
-    from rrbench.registry import plugin_manager
+    """Every command beyond the core ones arrives through ``register_commands``, rrbench's own included."""
+    from rrbench.registry import register_commands
 
-    register_all(cli)
-
-    try:
-        plugin_manager().hook.register_commands(cli=cli)
-    except RRBenchError:
-        raise
-    except Exception as exc:  # a plugin's command registration must not break the CLI
-        click.echo(f"rrbench: warning: a plugin failed in register_commands: {exc}", err=True)
+    register_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ Design choices (documented in docs/retrieval.md because they change numbers):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,8 +160,8 @@ class WeightedFuser(Fuser):
 
 def load_fuser(name: str, options: Mapping[str, Any] | None = None) -> Fuser:
     """Instantiate a registered fusion method; unknown names fail with a close-match suggestion."""
+    from rrbench.plugin_calls import build
     from rrbench.registry import resolve
 
     entry = resolve("fusers", name)
-    factory: Callable[..., Fuser] = entry.spec.load()
-    return factory(entry.spec, dict(options or {}))
+    return build("fusers", entry.spec, entry.spec, dict(options or {}))

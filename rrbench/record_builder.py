@@ -59,6 +59,7 @@ def build_record(*, task: Any, split: str, metrics: Mapping[str, Any], per_query
     """
     from rrbench import __version__
     from rrbench.manifest import hardware, package_versions
+    from rrbench.registry import component_plugins
 
     body: dict[str, Any] = {
         "rrbench_version": __version__,
@@ -73,13 +74,26 @@ def build_record(*, task: Any, split: str, metrics: Mapping[str, Any], per_query
     })
     extra = dict(manifest or {})
     body.update({k: v for k, v in extra.items() if k not in ("packages", "hardware")})
+    plugins = component_plugins(components)
+    if plugins:  # who provided each component, so a record names the third-party packages it needs
+        body["plugins"] = plugins
     body.update({
         "metric_notes": metric_notes,
         "config": dict(config),
         "config_hash": config_hash(config),
-        "packages": extra.get("packages") or package_versions(),
+        "packages": extra.get("packages") or {**package_versions(), **plugin_packages(plugins)},
         "hardware": extra.get("hardware") or hardware(),
         "command": command,
     })
     return {"schema_version": SCHEMA_VERSION, "metrics": dict(metrics), "per_query": dict(per_query),
             "manifest": body}
+
+
+def plugin_packages(plugins: Mapping[str, Any]) -> dict[str, str]:
+    """Distribution versions of the plugins a record used, added to ``manifest.packages``."""
+    out: dict[str, str] = {}
+    for value in plugins.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and item.get("distribution") and item.get("version"):
+                out[item["distribution"]] = item["version"]
+    return out

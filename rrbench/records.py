@@ -259,8 +259,13 @@ def reproduce(path: str | Path, output: str | Path | None = None, tolerance: flo
             if not isinstance(config, Mapping):
                 raise RecordError(f"{file}: manifest.run_config missing; re-run its command instead: "
                                   f"{manifest.get('command')}")
+            from rrbench.registry import missing_plugins
             from rrbench.runner import RunConfig, execute
 
+            missing = missing_plugins(manifest.get("plugins") or {})
+            if missing:
+                raise RecordError(f"{file}: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                             else ""))
             known = {f.name for f in fields(RunConfig)}
             unknown = set(config) - known
             if unknown:

@@ -12,7 +12,13 @@ from rrbench.tasks import Query, Task
 
 
 def check_scores(scores: Any, expected: int, component: str) -> np.ndarray:
-    array = np.asarray(scores, dtype=np.float64).reshape(-1) if scores is not None else np.empty(0)
+    """One finite float per candidate, or a one-line :class:`PluginError` naming ``component``."""
+    try:
+        array = np.asarray(scores, dtype=np.float64).reshape(-1) if scores is not None else np.empty(0)
+    except (TypeError, ValueError):
+        raise PluginError(f"{component} returned {type(scores).__name__} values that are not numbers") from None
+    if scores is not None and np.asarray(scores).dtype.kind not in "biuf":
+        raise PluginError(f"{component} returned scores of dtype {np.asarray(scores).dtype}, not numbers")
     if array.shape[0] != expected:
         raise PluginError(f"{component} returned {array.shape[0]} scores for {expected} candidates")
     bad = ~np.isfinite(array)
@@ -33,15 +39,18 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
     """Scores for the first ``top_k`` candidates of each pool (each read with ``context`` neighbours a side)."""
     from rrbench.candidates import candidate_text
     from rrbench.models.base import ListwiseReranker
+    from rrbench.plugin_calls import component_label, running
 
-    name = f"reranker {reranker.spec.id!r}"
+    name = component_label(reranker)
     heads = [pool[:top_k] for pool, _ in pools]
     if isinstance(reranker, ListwiseReranker):
         out = []
         with _progress(sum(len(h) for h in heads), f"reranking ({reranker.spec.id})", progress) as bar:
             for query, head in zip(queries, heads):
                 docs = [candidate_text(task, int(i), context) for i in head]
-                out.append(check_scores(reranker.score_list(query.text, docs), len(head), name))
+                with running(name, "score_list()"):
+                    raw = reranker.score_list(query.text, docs)
+                out.append(check_scores(raw, len(head), name))
                 bar.update(len(head))
         return out
     q_texts = [q.text for q, head in zip(queries, heads) for _ in head]
@@ -51,8 +60,9 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
     with _progress(len(q_texts), f"reranking ({reranker.spec.id})", progress) as bar:
         for start in range(0, len(q_texts), chunk):
             stop = min(start + chunk, len(q_texts))
-            scores[start:stop] = check_scores(reranker.score_pairs(q_texts[start:stop], d_texts[start:stop]),
-                                               stop - start, name)
+            with running(name, "score_pairs()"):
+                raw = reranker.score_pairs(q_texts[start:stop], d_texts[start:stop])
+            scores[start:stop] = check_scores(raw, stop - start, name)
             bar.update(stop - start)
     bounds = np.cumsum([0] + [len(h) for h in heads])
     return [scores[bounds[i]:bounds[i + 1]] for i in range(len(heads))]

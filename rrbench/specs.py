@@ -11,10 +11,29 @@ import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 ScoreKind = Literal["logit", "probability", "log-odds", "cosine", "bm25", "similarity", "rank"]
 Interaction = Literal["pointwise", "listwise", "bi-encoder"]
+
+SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
+INTERACTIONS: tuple[str, ...] = get_args(Interaction)
+#: Reranker backends. ``custom``: the spec's own loader class (the default for plugins that name none).
+BACKENDS = ("cross-encoder", "bi-encoder", "generative", "listwise", "flag-lightweight", "custom")
+#: Training-data shapes a loss can consume (see rrbench.training.data).
+INPUT_FORMATS = ("pointwise", "listwise", "grouped", "distill-pointwise", "distill-margin")
+_CROSS_ENCODER_LOADER = "rrbench.models.cross_encoder:CrossEncoderReranker"
+
+
+def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Closed-set spec fields are checked at registration, with a close-match suggestion (``ValueError``)."""
+    if value not in choices:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+        hint = f" Did you mean: {close[0]}?" if close else ""
+        raise ValueError(f"{owner}: {name} {value!r} is not one of {', '.join(choices)}.{hint}")
+
 
 #: Score kinds whose natural decision boundary is known; others have no default threshold.
 NATURAL_THRESHOLDS: dict[str, float] = {"probability": 0.5, "logit": 0.0, "log-odds": 0.0}
@@ -76,9 +95,10 @@ class OptionSpec:
     def coerce(self, value: Any, owner: str = "") -> Any:
         """``value`` (a Python value or a command-line string) as this option's type, or ``ValueError`` saying why."""
         where = f"{owner}: " if owner else ""
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE and self.type != "str"):
-            if self.nullable:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.strip().lower() in _NONE and self.type != "str")
+        if is_none and self.nullable:
+            return None
+        if is_none:
             raise ValueError(f"{where}option {self.name!r} needs a {self.type} value, got {value!r}")
         try:
             out = self._convert(value)
@@ -87,10 +107,10 @@ class OptionSpec:
         if self.choices is not None and out not in self.choices:
             raise ValueError(f"{where}option {self.name!r} must be one of {', '.join(map(str, self.choices))}, "
                              f"got {value!r}")
-        if self.type in ("int", "float"):
-            if (self.low is not None and out < self.low) or (self.high is not None and out > self.high):
-                raise ValueError(f"{where}option {self.name!r} must be within [{_bound(self.low)}, "
-                                 f"{_bound(self.high)}], got {value!r}")
+        below = self.low is not None and out < self.low
+        if self.type in ("int", "float") and (below or (self.high is not None and out > self.high)):
+            raise ValueError(f"{where}option {self.name!r} must be within [{_bound(self.low)}, "
+                             f"{_bound(self.high)}], got {value!r}")
         return out
 
     def _convert(self, value: Any) -> Any:
@@ -119,7 +139,7 @@ class OptionSpec:
                 raise ValueError(value)
             return out
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(value)
+            raise TypeError(value)
         return str(value)
 
     def _kind_phrase(self) -> str:
@@ -214,12 +234,25 @@ class RerankerSpec(ModelSpecMixin, ComponentSpec):
 
     kind: ClassVar[str] = "rerankers"
 
-    backend: str = "cross-encoder"
+    #: None: ``cross-encoder`` for the generic cross-encoder loader, ``custom`` for any other (a plugin's own class)
+    backend: str | None = None
     score_kind: ScoreKind = "logit"
     interaction: Interaction = "pointwise"
     max_length: int | None = 512
     instruction: str | None = None
     requires_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = f"reranker {self.id!r}"
+        if self.backend is None:
+            object.__setattr__(self, "backend", "cross-encoder" if self.loader == _CROSS_ENCODER_LOADER else "custom")
+        check_choice(owner, "backend", self.backend, BACKENDS)
+        check_choice(owner, "score_kind", self.score_kind, SCORE_KINDS)
+        check_choice(owner, "interaction", self.interaction, INTERACTIONS)
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                            or self.max_length < 8):
+            raise ValueError(f"{owner}: max_length must be an integer >= 8 or None, got {self.max_length!r}")
 
 
 @dataclass(frozen=True)
@@ -229,6 +262,10 @@ class RetrieverSpec(ModelSpecMixin, ComponentSpec):
     kind: ClassVar[str] = "retrievers"
 
     score_kind: ScoreKind = "bm25"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(f"retriever {self.id!r}", "score_kind", self.score_kind, SCORE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -243,6 +280,10 @@ class LossSpec(ComponentSpec):
     kind: ClassVar[str] = "losses"
 
     input_format: str = "pointwise"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(f"loss {self.id!r}", "input_format", self.input_format, INPUT_FORMATS)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ import pytest
 from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
 
 ROOT = Path(__file__).resolve().parent.parent
+#: rrbench's own in-repo plugins, installed by the README's Testing block
+PINNED_PLUGINS = "rrbench-sklearn,rrbench-pyserini"
+os.environ["RRBENCH_LOAD_PLUGINS"] = PINNED_PLUGINS  # also during collection
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +24,9 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RRBENCH_TASKS_DIR", str(tmp_path / "user-tasks"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    # Pin the plugin set: a third-party plugin installed in the same environment must not change rrbench's tests.
+    # Tests that install plugins of their own set RRBENCH_LOAD_PLUGINS themselves (run_cli: a None value unsets).
+    monkeypatch.setenv("RRBENCH_LOAD_PLUGINS", PINNED_PLUGINS)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +53,7 @@ def tiny_model(tmp_path_factory) -> Path:
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
     full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "rrbench.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd)
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from rrbench import RerankerSpec, RetrieverSpec, hookimpl
-from rrbench.errors import UnknownComponentError, UsageError
+from rrbench.errors import UnknownComponentError
 from rrbench.registry import get_registry, registered_plugin
+from rrbench.testing.fixtures import write_fake_plugin
 
-
-def _fake_distribution(root: Path, dist: str, module: str, source: str, ep_name: str | None = None) -> None:
-    (root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    info = root / f"{dist.replace('-', '_')}-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text(f"[rrbench]\n{ep_name or module} = {module}\n", encoding="utf-8")
+_fake_distribution = write_fake_plugin
 
 
 CLASH_SOURCE = """
@@ -48,8 +42,12 @@ def plugin_dir(tmp_path: Path) -> Path:
     return root
 
 
+def _env(plugin_dir: Path, **extra: str | None) -> dict:
+    return {"PYTHONPATH": str(plugin_dir), "RRBENCH_LOAD_PLUGINS": None, **extra}
+
+
 def test_plugins_lists_broken_and_clashing(cli, plugin_dir):
-    result = cli("plugins", "--json", env={"PYTHONPATH": str(plugin_dir)})
+    result = cli("plugins", "--json", env=_env(plugin_dir))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     status = {p["name"]: p for p in data["plugins"]}
@@ -63,10 +61,15 @@ def test_plugins_lists_broken_and_clashing(cli, plugin_dir):
     assert {"kind": "retrievers", "name": "shared-name",
             "plugins": ["rrbench_clash_a:bm25-a", "rrbench_clash_b:bm25-b"]} in data["clashes"]
     assert "broken and was skipped" in result.stderr
+    # one line per problem, no Python warnings machinery (file paths, source lines)
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("rrbench: warning: ") for line in lines), lines
+    assert sum("rrbench_broken_plugin" in line for line in lines) == 1
+    assert "registry.py" not in result.stderr and "warn(" not in result.stderr
 
 
 def test_clashing_name_fails_naming_both_other_commands_work(cli, plugin_dir, mini_task):
-    env = {"PYTHONPATH": str(plugin_dir)}
+    env = _env(plugin_dir)
     bad = cli("run", "--task", str(mini_task), "--retriever", "shared-name", "--quiet",
               "--output", str(plugin_dir / "out1"), env=env)
     assert bad.returncode == 2
@@ -79,18 +82,32 @@ def test_clashing_name_fails_naming_both_other_commands_work(cli, plugin_dir, mi
     assert listing.returncode == 0 and "bm25-a" in listing.stdout and "CLASH" in listing.stderr
 
 
-def test_strict_mode_makes_broken_plugin_fatal(cli, plugin_dir):
-    result = cli("list", "rerankers", env={"PYTHONPATH": str(plugin_dir), "RRBENCH_STRICT_PLUGINS": "1"})
-    assert result.returncode == 1
-    assert "rrbench_broken_plugin" in result.stderr and "RRBENCH_STRICT_PLUGINS" in result.stderr
+def test_strict_mode_aborts_real_work_only(cli, plugin_dir, mini_task):
+    env = _env(plugin_dir, RRBENCH_STRICT_PLUGINS="1")
+    for diagnose in (("--help",), ("plugins",), ("list", "rerankers")):
+        assert cli(*diagnose, env=env).returncode == 0, diagnose
+    result = cli("run", "--task", str(mini_task), "--quiet", "--output", str(plugin_dir / "out"), env=env)
+    assert result.returncode == 2
+    message = [line for line in result.stderr.splitlines() if line.startswith("rrbench: error:")]
+    assert len(message) == 1 and "RRBENCH_STRICT_PLUGINS" in message[0]
+    assert "rrbench_broken_plugin" in message[0] and "needs libfoo 2.0" in message[0]
+    assert "was skipped" not in message[0] and message[0].count("rrbench:") == 1
+    assert "shared-name" in message[0]  # clashes count as problems
+    assert not (plugin_dir / "out").exists()
+
+
+def test_strict_mode_counts_a_clash_alone(cli, plugin_dir, mini_task):
+    env = _env(plugin_dir, RRBENCH_STRICT_PLUGINS="1", RRBENCH_LOAD_PLUGINS="rrbench_clash_a,rrbench_clash_b")
+    result = cli("run", "--task", str(mini_task), "--quiet", "--output", str(plugin_dir / "out"), env=env)
+    assert result.returncode == 2 and "shared-name" in result.stderr and "rrbench_clash_a:bm25-a" in result.stderr
 
 
 def test_allow_and_block_lists(cli, plugin_dir):
-    env = {"PYTHONPATH": str(plugin_dir), "RRBENCH_DISABLE_PLUGINS": "rrbench_broken_plugin,rrbench-typo"}
+    env = _env(plugin_dir, RRBENCH_DISABLE_PLUGINS="rrbench_broken_plugin,rrbench-typo")
     data = json.loads(cli("plugins", "--json", env=env).stdout)
     status = {p["name"]: p["status"] for p in data["plugins"]}
     assert status["rrbench_broken_plugin"] == "disabled" and status["rrbench_typo"] == "disabled"
-    env = {"PYTHONPATH": str(plugin_dir), "RRBENCH_LOAD_PLUGINS": "rrbench_clash_a"}
+    env = _env(plugin_dir, RRBENCH_LOAD_PLUGINS="rrbench_clash_a")
     result = cli("plugins", "--json", env=env)
     data = json.loads(result.stdout)
     status = {p["name"]: p["status"] for p in data["plugins"]}
@@ -128,16 +145,18 @@ class _AliasPlugin:
                               loader="rrbench.models.cross_encoder:CrossEncoderReranker"))
 
 
-def test_register_hook_contract_and_in_process_registration():
-    with pytest.warns(RuntimeWarning, match="bad"), registered_plugin(_BadPlugin(), name="bad") as registry:
-        # a wrong type in register_retrievers marks the plugin broken and drops everything it registered
-        assert registry.plugins["bad"].status == "broken"
+def test_register_hook_contract_and_in_process_registration(capsys):
+    with registered_plugin(_BadPlugin(), name="bad") as registry:
+        # a wrong type in register_retrievers loses that call's work only; the plugin's rerankers stay
+        assert registry.plugins["bad"].status == "partial"
         assert "RetrieverSpec" in registry.plugins["bad"].reason
-        assert not registry.has("rerankers", "bad-ce")
+        assert registry.has("rerankers", "bad-ce")
+    assert "rrbench: warning: plugin 'bad'" in capsys.readouterr().err
     with registered_plugin(_AliasPlugin(), name="alias") as registry:
         assert registry.get("rerankers", "extra-ce").plugin == "alias"
-        with pytest.raises(UsageError, match="alias"):  # its alias clashes with the built-in minilm-l6
-            registry.get("rerankers", "minilm-l6")
+        # its alias would shadow the built-in minilm-l6: refused, whatever the loading order
+        assert registry.get("rerankers", "minilm-l6").plugin == "rrbench"
+        assert any("shadows the built-in reranker 'minilm-l6'" in n for n in registry.notices)
     assert get_registry().get("rerankers", "minilm-l6").plugin == "rrbench"
 
 

@@ -61,13 +61,16 @@ def load_reranker(name: str, model_path: str | None = None, deferred: bool = Fal
         base["dtype"] = resolve_dtype("auto", pick_device(base.get("device")),
                                       str({**spec.options, **extra}.get("runtime", "torch")))
     model_options = ModelOptions(model_path=model_path or implied_path, extra={**spec.options, **extra}, **base)
-    factory = spec.load()
-    if deferred:  # built only when a score is missing from the cache (rrbench.models.lazy)
+    from rrbench.plugin_calls import build, load_factory
+
+    factory = load_factory("rerankers", spec)
+    if deferred and callable(getattr(factory, "fingerprint_extra", None)):
+        # built only when a score is missing from the cache (rrbench.models.lazy)
         from rrbench.models.lazy import defer
 
         reranker = defer(factory, spec, model_options)
     else:
-        reranker = factory(spec, model_options)
+        reranker = build("rerankers", spec, spec, model_options)
     if requested_dtype == "auto":
         reranker.dtype_requested = "auto"  # the options (fingerprint, manifest) hold the resolved dtype
     return reranker

@@ -16,8 +16,9 @@ def load_retriever(name: str, model_path: str | None = None, device: str | None 
 
     entry = resolve("retrievers", name)
     extra = validate_options(entry.spec, extra)
-    factory = entry.spec.load()
-    return factory(entry.spec, ModelOptions(model_path=model_path, device=device, extra=extra))
+    from rrbench.plugin_calls import build
+
+    return build("retrievers", entry.spec, entry.spec, ModelOptions(model_path=model_path, device=device, extra=extra))
 
 
 __all__ = ["Retriever", "load_retriever"]

@@ -94,7 +94,11 @@ def _vocab() -> list[str]:
 def make_tiny_bert(directory: str | Path, seed: int = 0, num_labels: int = 1) -> Path:
     """A 2-layer, hidden-64 BertForSequenceClassification with its own vocabulary: loads as a CrossEncoder."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -122,3 +126,19 @@ def make_tiny_bi_encoder(directory: str | Path, seed: int = 0) -> Path:
     pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling], device="cpu").save(str(directory))
     return directory
+
+
+def write_fake_plugin(root: str | Path, dist: str, module: str, source: str, ep_name: str | None = None,
+                      version: str = "0.3") -> Path:
+    """A minimal installed-looking distribution under ``root`` (put ``root`` on ``PYTHONPATH``): a module and a
+    ``.dist-info`` with an ``rrbench`` entry point. Tests use it to exercise discovery without pip."""
+    import textwrap
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[rrbench]\n{ep_name or module} = {module}\n", encoding="utf-8")
+    return root

@@ -136,7 +136,8 @@ class MixedMiner(Miner):
 
 def load_miner(name: str, seed: int = 13, **options: Any) -> Miner:
     """Instantiate a registered miner by id or alias."""
+    from rrbench.plugin_calls import build
     from rrbench.registry import resolve
 
     spec = resolve("miners", name).spec
-    return spec.load()(spec, seed=seed, **options)
+    return build("miners", spec, spec, seed=seed, **options)

@@ -227,8 +227,11 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
             model = _reload(directory / "final", config.max_length)
             phase_reports.append(json.loads(done.read_text(encoding="utf-8")))
             continue
-        builder = spec.load()
-        loss = builder(model, **loss_options[phase["name"]])
+        from rrbench.plugin_calls import load_factory, owner_label, running
+
+        builder = load_factory("losses", spec)
+        with running(owner_label("losses", spec), "building the loss"):
+            loss = builder(model, **loss_options[phase["name"]])
         args, total = _training_args(config, phase, directory, len(data), phase["evaluate"], show_progress)
         evaluator = (make_evaluator(task, config.eval_split, out / "train_metrics.jsonl", config.instruction,
                                     config.context_window, config.eval_batch_size) if phase["evaluate"] else None)
