@@ -77,3 +77,11 @@ def postgres_url():
                     "RRBENCH_TEST_POSTGRES_URL to run the PostgreSQL tests")
     with postgres_server(pg_bin) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory):
+    """One throwaway environment on top of this one, shared by the tests that install plugin packages."""
+    from rrbench.testing.plugin_env import PluginEnv
+
+    return PluginEnv(tmp_path_factory.mktemp("plugin-env") / "venv")

@@ -152,7 +152,7 @@ def bad_plugin(tmp_path) -> Path:
 def test_misbehaving_plugin_is_a_runtime_failure(cli, mini_task, bad_plugin, tmp_path, reranker, message):
     out = tmp_path / reranker
     result = cli("run", "--task", str(mini_task), "--reranker", reranker, "--output", str(out), "--quiet",
-                 env={"PYTHONPATH": str(bad_plugin)})
+                 env={"PYTHONPATH": str(bad_plugin), "RRBENCH_LOAD_PLUGINS": None})
     assert result.returncode == 1
     assert f"reranker '{reranker}'" in result.stderr and message in result.stderr
     assert not out.exists() and not list(tmp_path.glob(f".{reranker}*"))

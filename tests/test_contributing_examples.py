@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rrbench.testing.plugin_env import PluginEnv
-
 ROOT = Path(__file__).resolve().parent.parent
-BLOCK = re.compile(r"^```(\w+) file=(\S+)\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```(\w+) file=(\S+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def contributing_files() -> dict[str, str]:
@@ -21,8 +19,8 @@ def contributing_files() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def example_env(tmp_path_factory):
-    env = PluginEnv(tmp_path_factory.mktemp("plugin-env") / "venv")
+def example_env(plugin_env, tmp_path_factory):
+    env = plugin_env
     package = tmp_path_factory.mktemp("example")
     for name, body in contributing_files().items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)

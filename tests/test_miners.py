@@ -81,7 +81,7 @@ class _Plugin:
 
     @hookimpl
     def register_rerankers(self, register):
-        register(RerankerSpec(id="overlap-test", loader="tests.test_miners:OverlapReranker", backend="test"))
+        register(RerankerSpec(id="overlap-test", loader="tests.test_miners:OverlapReranker", backend="custom"))
 
 
 def test_n2_takes_the_checkpoints_top_false_positives(task):

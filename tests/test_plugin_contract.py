@@ -22,6 +22,7 @@ FAULTY = "tests_faulty_components"  # a module holding deliberately broken compo
 
 def _write_faulty_module(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / f"{FAULTY}.py").write_text('''
+import numpy as np
 from rrbench.models.base import PairwiseReranker
 from rrbench.retrievers.base import Retriever
 
@@ -104,9 +105,11 @@ class _Faulty:
 
 @pytest.fixture
 def faulty(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, FAULTY, raising=False)  # a fresh import from this test's folder
     _write_faulty_module(tmp_path, monkeypatch)
     with registered_plugin(_Faulty(), name="faulty") as registry:
         yield registry
+    sys.modules.pop(FAULTY, None)
 
 
 @pytest.mark.parametrize("name, fragment", [

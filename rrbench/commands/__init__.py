@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "rrbench.commands.candidates",   # candidates, tasks import-beir
     "rrbench.commands.check",        # reranker conformance check
     "rrbench.commands.train",        # train
+    "rrbench.commands.new_plugin",   # new-plugin (plugin package scaffold)
+    "rrbench.commands.task_export",  # tasks export --format hf
     "rrbench.commands.matrix",       # matrix plan/run/status (issue 11)
     "rrbench.commands.sweep",        # sweep, sweep fill, plot reliability
 )

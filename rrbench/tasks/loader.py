@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from rrbench.errors import TaskSpecError, UsageError, close_matches
-from rrbench.io import canonical_hash, read_jsonl, sha256_file
+from rrbench.io import canonical_hash
+from rrbench.tasks.hf import data_sha256, is_hf_data, read_rows
 from rrbench.tasks.spec import DataFile, TaskSpec, read_spec
 from rrbench.tasks.splits import grouped_split
 
@@ -150,9 +151,9 @@ def _checked_path(root: Path, spec_path: Path, field_name: str, data_file: DataF
     if not path.is_relative_to(root.resolve()):
         raise TaskSpecError(f"{spec_path}: field '{field_name}': data file {data_file.path} lies outside the task "
                             f"folder {root} (absolute paths, '..' and symlinks out are refused)")
-    if not path.is_file():
+    if not (path.is_file() or is_hf_data(path)):
         raise TaskSpecError(f"{spec_path}: field '{field_name}': data file {data_file.path} not found in {root}")
-    actual = sha256_file(path)
+    actual = data_sha256(path)
     if actual != data_file.sha256:
         raise TaskSpecError(
             f"{path}: sha256 mismatch (spec field '{field_name}' says {data_file.sha256[:12]}..., "
@@ -194,7 +195,7 @@ def load_task_dir(path: str | Path) -> Task:
     sentences: list[str] = []
     offsets = [0]
     seen_posts: set[str] = set()
-    for line, row in read_jsonl(posts_path):
+    for line, row in read_rows(posts_path):
         where = f"{posts_path} line {line}"
         post_id = _require_id(row, "post_id", where)
         if post_id in seen_posts:
@@ -223,7 +224,7 @@ def load_task_dir(path: str | Path) -> Task:
     queries_path = _checked_path(root, spec_path, "files.queries", spec.files.queries)
     hashes["queries"] = spec.files.queries.sha256
     queries: dict[str, Query] = {}
-    for line, row in read_jsonl(queries_path):
+    for line, row in read_rows(queries_path):
         where = f"{queries_path} line {line}"
         query_id = _require_id(row, "query_id", where)
         if query_id in queries:
@@ -248,7 +249,7 @@ def load_task_dir(path: str | Path) -> Task:
     qrels_path = _checked_path(root, spec_path, "files.qrels", spec.files.qrels)
     hashes["qrels"] = spec.files.qrels.sha256
     qrels: dict[str, dict[int, int]] = {}
-    for line, row in read_jsonl(qrels_path):
+    for line, row in read_rows(qrels_path):
         where = f"{qrels_path} line {line}"
         query_id = str(_require(row, "query_id", (str, int), where))
         if query_id not in queries:
@@ -286,7 +287,7 @@ def _load_splits(spec: TaskSpec, spec_path: Path, root: Path, queries: dict[str,
         hashes["splits"] = splits.assignment.sha256
         split_of: dict[str, str] = {}
         allowed = set(splits.fractions) if splits.fractions else None
-        for line, row in read_jsonl(path):
+        for line, row in read_rows(path):
             where = f"{path} line {line}"
             query_id = str(_require(row, "query_id", (str, int), where))
             split = str(_require(row, "split", str, where))

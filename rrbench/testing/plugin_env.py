@@ -29,10 +29,10 @@ class PluginEnv:
         lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
         (Path(purelib) / "_rrbench_parent_env.pth").write_text(lines, encoding="utf-8")
 
-    def install(self, package_dir: str | Path) -> subprocess.CompletedProcess:
+    def install(self, *package_dirs: str | Path) -> subprocess.CompletedProcess:
         """``pip install --no-deps --no-build-isolation`` (the parent's pip and setuptools, no network)."""
         return self.run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                        "--disable-pip-version-check", str(package_dir), check=True)
+                        "--disable-pip-version-check", *map(str, package_dirs), check=True)
 
     def run(self, *args: str, cwd: str | Path | None = None, check: bool = False,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
