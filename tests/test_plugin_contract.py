@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 
 from rrbench import FuserSpec, MinerSpec, RerankerSpec, RetrieverSpec, hookimpl
@@ -480,3 +481,86 @@ def test_builtin_and_fused_components_are_attributed(mini_task, tmp_path):
                                  output=str(tmp_path / "o"), show_progress=False))["manifest"]
     assert manifest["plugins"]["fusion"]["qualified_name"] == "rrbench:rrf"
     assert [r["plugin"] for r in manifest["plugins"]["retrievers"]] == ["rrbench", "sklearn"]
+
+
+# -- the fault cases for the other kinds ---------------------------------------------------------------------------
+OTHER_KINDS = "tests_faulty_other_kinds"
+
+
+class _OtherKinds:
+    @hookimpl
+    def register_fusers(self, register):
+        register(FuserSpec(id="fuse-raises", loader=f"{OTHER_KINDS}:RaisingFuser"))
+        register(FuserSpec(id="fuse-signature", loader=f"{OTHER_KINDS}:WrongSignatureFuser"))
+        register(FuserSpec(id="fuse-nan", loader=f"{OTHER_KINDS}:NaNFuser"))
+
+    @hookimpl
+    def register_miners(self, register):
+        register(MinerSpec(id="mine-signature", loader=f"{OTHER_KINDS}:WrongSignatureMiner"))
+        register(MinerSpec(id="mine-import", loader="tests_no_such_module:Miner"))
+
+    @hookimpl
+    def register_losses(self, register):
+        from rrbench import LossSpec
+
+        register(LossSpec(id="loss-import", loader="tests_no_such_module:make"))
+
+
+@pytest.fixture
+def other_kinds(tmp_path, monkeypatch):
+    (tmp_path / f"{OTHER_KINDS}.py").write_text('''
+import numpy as np
+from rrbench.fusion import Fuser
+from rrbench.training.miners import Miner
+
+
+class RaisingFuser(Fuser):
+    def fuse(self, runs):
+        raise KeyError("lost")
+
+
+class WrongSignatureFuser(Fuser):
+    def fuse(self, first, second):
+        return first
+
+
+class NaNFuser(Fuser):
+    def fuse(self, runs):
+        ids = np.unique(np.concatenate([r[0] for r in runs]))
+        return ids, np.full(len(ids), np.nan)
+
+
+class WrongSignatureMiner(Miner):
+    def mine(self, task):
+        return {}
+''', encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, OTHER_KINDS, raising=False)
+    with registered_plugin(_OtherKinds(), name="others"):
+        yield
+    sys.modules.pop(OTHER_KINDS, None)
+
+
+def test_fault_cases_of_fusers_miners_and_losses_name_the_plugin(other_kinds):
+    from rrbench.candidates import fuse_pools
+    from rrbench.fusion import load_fuser
+    from rrbench.plugin_calls import load_factory
+    from rrbench.registry import resolve
+    from rrbench.training.miners import load_miner
+
+    runs = [[(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]))], [(np.array([2, 4]), np.array([1.0, 0.5]))]]
+    with pytest.raises(PluginError, match=r"^plugin 'others' \(no distribution\), fuser 'fuse-raises': fuse\(\) "
+                                          r"raised KeyError") as info:
+        fuse_pools(load_fuser("fuse-raises"), runs, 10)
+    assert info.value.exit_code == 1
+    with pytest.raises(PluginError, match="fuser 'fuse-nan': fuse.. returned 4 non-finite"):
+        fuse_pools(load_fuser("fuse-nan"), runs, 10)
+    with pytest.raises(PluginBuildError, match=r"fuser 'fuse-signature': WrongSignatureFuser.fuse\(first, second\) "
+                                               r"cannot be called as fuse\(runs\)"):
+        load_fuser("fuse-signature")
+    with pytest.raises(PluginBuildError, match="miner 'mine-signature': .*cannot be called as mine"):
+        load_miner("mine-signature")
+    with pytest.raises(PluginBuildError, match="miner 'mine-import': its loader .* cannot be imported"):
+        load_miner("mine-import")
+    with pytest.raises(PluginBuildError, match="loss 'loss-import': its loader .* cannot be imported"):
+        load_factory("losses", resolve("losses", "loss-import").spec)
