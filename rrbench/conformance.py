@@ -31,7 +31,8 @@ Report = dict[str, Any]
 
 class _Checks:
     def __init__(self, kind: str, name: str) -> None:
-        self.kind, self.name, self.items = kind, name, []
+        self.kind, self.name = kind, name
+        self.items: list[dict[str, Any]] = []
 
     def record(self, check: str, ok: bool, detail: str, diff: float | None = None) -> None:
         self.items.append({"check": check, "ok": bool(ok), "detail": detail, "max_abs_diff": diff})

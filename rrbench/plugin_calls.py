@@ -30,8 +30,8 @@ INTERFACES: dict[str, dict[str, tuple[str, ...]]] = {
     "fusers": {"fuse": ("runs",)},
     "miners": {"mine": ("task", "queries", "k")},
 }
-PAIRWISE = {"score_pairs": ("queries", "documents")}
-LISTWISE = {"score_list": ("query", "documents")}
+PAIRWISE: dict[str, tuple[str, ...]] = {"score_pairs": ("queries", "documents")}
+LISTWISE: dict[str, tuple[str, ...]] = {"score_list": ("query", "documents")}
 
 
 def owner_label(kind: str, spec: Any) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -538,7 +538,7 @@ def provenance(kind: str, name: str) -> dict[str, Any] | None:
     return {"id": entry.id, "qualified_name": entry.qualified_name, **entry.provenance()}
 
 
-def component_plugins(components: dict[str, Any]) -> dict[str, Any]:
+def component_plugins(components: Mapping[str, Any]) -> dict[str, Any]:
     """Per component of a run record (``manifest.components``): the plugin that provided it (see :func:`provenance`)."""
     out: dict[str, Any] = {}
     retriever = components.get("retriever")
