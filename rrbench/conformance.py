@@ -9,7 +9,8 @@ What rrbench relies on, per kind, checked on real calls rather than on declarati
 - **miners**: only non-evidence sentences of the query's own post, at most ``k`` per query, and the same negatives
   for the same seed;
 - **losses**: a finite scalar with a finite gradient on a tiny model and batch;
-- **regimes**: options that are training settings, naming registered losses and miners.
+- **regimes**: options that are training settings, naming registered losses and miners;
+- **calibrators**: fitted on a synthetic statistic, one finite value per input, monotone, deterministic.
 
 Each check returns a JSON-ready report like the reranker one (``ok``, ``checks``), so ``rrbench check`` prints and
 exits the same way for every kind.
@@ -248,6 +249,34 @@ def check_regime(name: str, **_: Any) -> Report:
     return checks.report()
 
 
+def check_calibrator(name: str, **options: Any) -> Report:
+    """Fitted on a synthetic statistic, a calibrator maps it monotonically (non-decreasing) to finite numbers,
+    deterministically."""
+    from rrbench.decide import load_calibrator
+    from rrbench.plugin_calls import component_label, running
+
+    rng = np.random.default_rng(13)
+    x = np.concatenate([rng.normal(-1.0, 1.0, 40), rng.normal(1.5, 1.0, 40)])
+    y = np.concatenate([np.zeros(40), np.ones(40)])
+    grid = np.linspace(x.min() - 1, x.max() + 1, 50)
+    checks = _Checks("calibrators", name)
+    outputs = []
+    for _ in range(2):
+        calibrator = load_calibrator(name, options)
+        label = component_label(calibrator)
+        with running(label, "fit()/transform()"):
+            calibrator.fit(x, y)
+            outputs.append(np.asarray(calibrator.transform(grid), dtype=np.float64).reshape(-1))
+    first = outputs[0]
+    ok = len(first) == len(grid) and bool(np.isfinite(first).all())
+    checks.record("one finite value per statistic", ok, f"{len(first)} values for {len(grid)} statistics")
+    drops = float(np.max(-np.diff(first), initial=0.0)) if ok else None
+    checks.record("monotone non-decreasing", ok and drops is not None and drops <= 1e-12,
+                  "transform over an increasing grid", drops)
+    checks.record("deterministic", ok and np.array_equal(first, outputs[1]), "fitted twice on the same data")
+    return checks.report()
+
+
 def _loss_batches() -> dict[str, Callable[[], tuple[Any, Any]]]:
     """Small fixed batches per input format (the shapes :mod:`rrbench.training.data` builds)."""
     q1, q2 = "aspirin prevents heart attacks", "caffeine affects sleep"
@@ -274,5 +303,5 @@ LOSS_BATCHES = _loss_batches()
 
 CHECKS: dict[str, Callable[..., Report]] = {
     "retrievers": check_retriever, "fusers": check_fuser, "miners": check_miner, "losses": check_loss,
-    "regimes": check_regime,
+    "regimes": check_regime, "calibrators": check_calibrator,
 }

@@ -189,9 +189,10 @@ def load_calibrator(name: str, options: Mapping[str, Any] | None = None) -> Cali
     """A fresh (unfitted) calibrator by registered id; unknown names fail with a close-match suggestion."""
     from rrbench.registry import resolve
 
+    from rrbench.plugin_calls import build
+
     entry = resolve("calibrators", name)
-    factory = entry.spec.load()
-    return factory(entry.spec, dict(options or {}))
+    return build("calibrators", entry.spec, entry.spec, dict(options or {}))
 
 
 # -- thresholds ------------------------------------------------------------------------------------------------------

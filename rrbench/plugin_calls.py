@@ -29,6 +29,7 @@ INTERFACES: dict[str, dict[str, tuple[str, ...]]] = {
     "retrievers": {"index": ("documents",), "score_all": ("query",)},
     "fusers": {"fuse": ("runs",)},
     "miners": {"mine": ("task", "queries", "k")},
+    "calibrators": {"fit": ("x", "y"), "transform": ("x",)},
 }
 PAIRWISE: dict[str, tuple[str, ...]] = {"score_pairs": ("queries", "documents")}
 LISTWISE: dict[str, tuple[str, ...]] = {"score_list": ("query", "documents")}

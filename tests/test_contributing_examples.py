@@ -38,7 +38,8 @@ def test_the_example_covers_every_kind_and_installs_cleanly(example_env):
     example = next(p for p in data["plugins"] if p["name"] == "example")
     assert example["status"] == "ok" and example["problems"] == [], example
     assert example["distribution"] == "rrbench-example" and example["version"] == "0.1.0"
-    assert set(example["components"]) == {"rerankers", "retrievers", "fusers", "tasks", "losses", "miners", "regimes"}
+    assert set(example["components"]) == {"rerankers", "retrievers", "fusers", "tasks", "losses", "miners", "regimes",
+                                          "calibrators"}
     assert result.stderr == ""
 
 
@@ -49,6 +50,7 @@ def test_the_example_covers_every_kind_and_installs_cleanly(example_env):
     ("check", "last-sentences", "--kind", "miners"),
     ("check", "smoothed-bce", "--kind", "losses"),
     ("check", "example-recipe", "--kind", "regimes"),
+    ("check", "rank-share", "--kind", "calibrators"),
     ("validate-task", "tiny-claims"),
 ])
 def test_each_documented_component_passes_its_check(example_env, args):

@@ -94,7 +94,7 @@ def conformance(name: str, tolerance: float = 1e-4, **load_options: Any) -> dict
             "ok": all(c["ok"] for c in checks), "tolerance": tolerance, "checks": checks}
 
 
-CHECKABLE = ("rerankers", "retrievers", "fusers", "miners", "losses", "regimes")
+CHECKABLE = ("rerankers", "retrievers", "fusers", "miners", "losses", "regimes", "calibrators")
 
 
 def register(cli: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-KINDS = ("rerankers", "retrievers", "fusers", "tasks", "losses", "miners", "regimes", "commands")
+KINDS = ("rerankers", "retrievers", "fusers", "tasks", "losses", "miners", "regimes", "calibrators", "commands")
 
 # -- per kind: (spec class, registration, implementation module, test body) ----------------------------------------
 _REGISTER = {
@@ -48,6 +48,10 @@ _REGISTER = {
         id="$name", loader="rrbench.training.regimes:expand",
         description="a training recipe (replace with yours)",
         options={"loss": "bce", "miner": "n0-random", "epochs": 1.0, "negatives": 3},
+    ))'''),
+    "calibrators": ('CalibratorSpec', '''    register(CalibratorSpec(
+        id="$name", loader="$module.component:Component",
+        description="empirical CDF of the fitted statistics (replace with your calibrator)",
     ))'''),
 }
 
@@ -118,6 +122,19 @@ class Loss(torch.nn.Module):
 def make_loss(model, smoothing=0.1, **_):
     return Loss(model, smoothing)
 ''',
+    "calibrators": '''import numpy as np
+
+from rrbench.decide import Calibrator
+
+
+class Component(Calibrator):
+    def fit(self, x, y):
+        self.sorted = np.sort(np.asarray(x, dtype=np.float64))
+        return self
+
+    def transform(self, x):
+        return np.searchsorted(self.sorted, np.asarray(x, dtype=np.float64), side="right") / max(len(self.sorted), 1)
+''',
     "miners": '''from rrbench.training.miners import Miner, non_evidence
 
 
@@ -176,6 +193,12 @@ def test_scores_a_run(rrbench_mini_task, tmp_path):
     from rrbench.conformance import check_regime
 
     report = check_regime("$name")
+    assert report["ok"], report
+''',
+    "calibrators": '''def test_conformance():
+    from rrbench.conformance import check_calibrator
+
+    report = check_calibrator("$name")
     assert report["ok"], report
 ''',
     "commands": '''def test_command_runs():
@@ -293,10 +316,13 @@ def scaffold(name: str, kind: str, directory: Path) -> Path:
         init = '"""$dist: hook implementations."""\n\nfrom rrbench import hookimpl\n\n\n' + _COMMAND_HOOK
     else:
         spec_class, body = _REGISTER[kind]
-        imports = sorted({spec_class, "hookimpl", *(["OptionSpec"] if "OptionSpec(" in body else [])})
+        imports = sorted({spec_class, "hookimpl", *(["OptionSpec"] if "OptionSpec(" in body else [])}
+                         - {"CalibratorSpec"})
         head = "from pathlib import Path\n\n" if kind == "tasks" else ""
+        extra = "from rrbench.specs import CalibratorSpec\n" if spec_class == "CalibratorSpec" else ""
         init = (f'"""$dist: hook implementations. Only spec objects here; code is imported through the loader."""\n\n'
-                f"{head}from rrbench import {', '.join(imports)}\n\n\n@hookimpl\ndef register_{kind}(register):\n{body}\n")
+                f"{head}from rrbench import {', '.join(imports)}\n{extra}\n\n@hookimpl\n"
+                f"def register_{kind}(register):\n{body}\n")
     files[f"{module}/__init__.py"] = init
     if kind in _COMPONENT:
         files[f"{module}/component.py"] = _COMPONENT[kind]
