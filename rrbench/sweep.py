@@ -210,7 +210,7 @@ class ScoreSource:
         """Score every missing pair through the engine (each model loaded once); returns pairs scored per model."""
         from rrbench.candidates import candidate_text
         from rrbench.cache import pair_key
-        from rrbench.scoring import _progress
+        from rrbench.progress import progress as _bar
 
         need = self.needed_pairs()
         done: dict[str, int] = {}
@@ -225,7 +225,7 @@ class ScoreSource:
                     todo = [p for p in pairs if pair_key(*p) not in found]
                     chunk = max(256, self.setup.batch_size * 8)
                     label = f"filling {name}" + (f" max_length={variant[0]}" if variant[0] else "")
-                    with _progress(len(todo), label, progress) as bar:
+                    with _bar(len(todo), label, progress, unit="pair") as bar:
                         for start in range(0, len(todo), chunk):
                             part = todo[start:start + chunk]
                             member.score_pairs([p[0] for p in part], [p[1] for p in part])
@@ -461,10 +461,9 @@ def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progr
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = max(0, trials - done)
     if remaining:
-        from tqdm.auto import tqdm
+        from rrbench.progress import progress as _bar
 
-        with tqdm(total=remaining, desc="tier A trials", unit="trial", leave=False,
-                  disable=None if progress is None else not progress) as bar:
+        with _bar(remaining, "tier A trials", progress, unit="trial") as bar:
             while remaining > 0:
                 study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(
                     1 if t.state == TrialState.COMPLETE else 0)])

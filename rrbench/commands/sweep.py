@@ -42,8 +42,12 @@ def sweep_options(command: Any) -> Any:
 def _setup(task: str, split: str, retrievers: tuple[str, ...], rerankers: tuple[str, ...], space_file: str | None,
            contexts: tuple[int, ...], max_fe: float, seed: int, batch_size: int, device: str | None, dtype: str,
            trust_remote_code: bool, cache_dir: str | None, quiet: bool):
+    from rrbench.progress import set_quiet
     from rrbench.sweep import SweepSetup
     from rrbench.sweep_space import load_space
+
+    if quiet:
+        set_quiet()
 
     setup = SweepSetup(task=task, split=split, retrievers=tuple(retrievers), rerankers=tuple(rerankers),
                        max_fe=max_fe, seed=seed, context=tuple(contexts) or (0,), batch_size=batch_size,
