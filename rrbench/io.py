@@ -108,6 +108,12 @@ def write_jsonl_gz(path: str | Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> None:
     """Write a file through ``writer(handle)`` under a temporary name, fsync, then rename it into place."""
     path = Path(path)
@@ -118,6 +124,7 @@ def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> None
             writer(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the user's usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
