@@ -64,7 +64,7 @@ class Calibrator(ABC):
     def __init__(self, spec: CalibratorSpec, options: Mapping[str, Any] | None = None) -> None:
         self.spec = spec
         self.options = {**spec.options, **dict(options or {})}
-        self.params: dict[str, float | list[float]] = {}
+        self.params: dict[str, Any] = {}
 
     def check_kind(self, score_kind: str) -> None:
         """Refuse score kinds whose scale this calibrator cannot interpret."""

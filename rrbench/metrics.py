@@ -105,11 +105,11 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
     over has-evidence queries, ``false_evidence_rate`` over no-evidence queries (None without decisions),
     ``answer_rate_has_evidence`` and the query counts. ``per_query=False`` skips the per-query dict (sweeps).
     """
-    has = (ideal >= 1).any(axis=1)
+    has = np.asarray((ideal >= 1).any(axis=1), dtype=bool)
     cutoffs = sorted({RANK_METRIC_DEPTH, *(c for c in extra_cutoffs if c > 0), *([pool_k] if pool_k else [])})
     rows: dict[str, dict[str, float]] = {q: {} for q in query_ids} if per_query else {}
     metrics: dict[str, float | int | None] = {}
-    evidence_ids = [q for q, h in zip(query_ids, has) if h] if per_query else []
+    evidence_ids = [q for q, h in zip(query_ids, has.tolist()) if h] if per_query else []
     if has.any():
         r, i = ranked[has], ideal[has]
         n_relevant = (i >= 1).sum(axis=1)
@@ -127,7 +127,7 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
         flags = np.asarray(answered, dtype=np.float64)[~has]
         metrics["false_evidence_rate"] = float(flags.mean())
         if per_query:
-            for q, flag in zip((q for q, h in zip(query_ids, has) if not h), flags):
+            for q, flag in zip((q for q, h in zip(query_ids, has.tolist()) if not h), flags):
                 rows[q]["false_evidence"] = float(flag)
     else:
         metrics["false_evidence_rate"] = None

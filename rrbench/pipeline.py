@@ -61,7 +61,7 @@ class SplitArrays:
 
     @property
     def has_evidence(self) -> np.ndarray:
-        return (self.ideal >= 1).any(axis=1)
+        return np.asarray((self.ideal >= 1).any(axis=1), dtype=bool)
 
     @classmethod
     def build(cls, task: Any, queries: Sequence[Any], pools: Sequence[tuple[np.ndarray, np.ndarray]],

@@ -510,8 +510,9 @@ def _fingerprint(reranker: Any) -> str:
 def _cache_manifest(members: Sequence[Any], cache: Any) -> dict[str, Any]:
     """Cache hits/misses of this run (summed over ensemble members): a re-run of a finished configuration shows
     zero misses."""
-    stats = [getattr(m, "cache_stats", None) for m in members]
-    if cache is None or not members or any(s is None for s in stats):
+    found = [getattr(m, "cache_stats", None) for m in members]
+    stats = [s for s in found if s is not None]
+    if cache is None or not members or len(stats) < len(found):
         reason = "no reranker" if not members else ("disabled" if cache is None else "model not pinned")
         return {"enabled": False, "reason": reason}
     total = {k: sum(s.as_dict()[k] for s in stats) for k in stats[0].as_dict()}
@@ -523,8 +524,9 @@ def _cache_manifest(members: Sequence[Any], cache: Any) -> dict[str, Any]:
 
 def _throughput_without_hits(manifest: dict[str, Any], seconds: float, members: Sequence[Any]) -> None:
     """pairs/s must measure the model, not cache look-ups: count only pairs the model scored (None if none)."""
-    stats = [getattr(m, "cache_stats", None) for m in members]
-    if any(s is None for s in stats):
+    found = [getattr(m, "cache_stats", None) for m in members]
+    stats = [s for s in found if s is not None]
+    if len(stats) < len(found):
         return
     hits = sum(s.hits for s in stats)
     if manifest["cache"].get("enabled") and hits:

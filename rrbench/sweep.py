@@ -413,7 +413,7 @@ def make_sampler(name: str, seed: int):
     Optuna >= 5 through ``Trial.set_constraint`` (done in the objective), before that through ``constraints_func``."""
     import optuna
 
-    legacy = {} if hasattr(optuna.trial.Trial, "set_constraint") else {"constraints_func": constraints}
+    legacy: dict[str, Any] = {} if hasattr(optuna.trial.Trial, "set_constraint") else {"constraints_func": constraints}
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, **legacy)
     if name == "nsga2":

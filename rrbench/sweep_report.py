@@ -98,10 +98,11 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
         "answer_rate": [{"trial": r.number, "nDCG@10": r.ndcg, "answer_rate_has_evidence": r.answer}
                         for r in answer_front]}))
     title = f"Tier A on {setup.task} {setup.split}: {len(rows)} trials"
-    pareto_png(output / "pareto.png", [(r.fe, r.ndcg) for r in rows if r.fe is not None],
-               [(r.fe, r.ndcg) for r in front], (best.fe, best.ndcg) if best else None, setup.max_fe, title)
-    pareto_png(output / "pareto_answer.png", [(r.answer, r.ndcg) for r in rows if r.answer is not None],
-               [(r.answer, r.ndcg) for r in answer_front], None, setup.max_fe, title,
+    pareto_png(output / "pareto.png", [(float(r.fe), r.ndcg) for r in rows if r.fe is not None],
+               [(float(r.fe), r.ndcg) for r in front if r.fe is not None],
+               (float(best.fe), best.ndcg) if best is not None and best.fe is not None else None, setup.max_fe, title)
+    pareto_png(output / "pareto_answer.png", [(float(r.answer), r.ndcg) for r in rows if r.answer is not None],
+               [(float(r.answer), r.ndcg) for r in answer_front if r.answer is not None], None, setup.max_fe, title,
                x_label="answer rate on has-evidence queries", budget_line=False)
     buffer = io.StringIO()
     writer = csv.writer(buffer)

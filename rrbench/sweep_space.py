@@ -28,7 +28,7 @@ from typing import Any
 
 from rrbench.errors import UsageError, close_matches
 
-CATEGORICAL = {
+CATEGORICAL: dict[str, Any] = {
     "top_k_retriever": [50, 100, 200, 400],
     "top_k_rerank": [5, 10, 20, 50, 100, 200],
     "fusion": ["none", "rrf", "weighted"],

@@ -25,6 +25,9 @@ from rrbench.specs import RerankerSpec
 class _Deferred:
     """Shared state of a deferred reranker: the factory, the precomputed fingerprint parts and the loaded model."""
 
+    weights_path: str | None
+    weights_source: str | None
+
     def _defer(self, factory: Any, spec: RerankerSpec, options: ModelOptions, extra: dict[str, Any] | None) -> None:
         from rrbench.models.resolve import resolve_weights
 
