@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.errors import RRBenchError, UsageError
+from rrbench.faults import kill_point
 
 DB_NAME = "scores.sqlite"
 KEY_BYTES = 16  # truncated sha256: a collision needs ~2^64 distinct pairs under one model
@@ -181,6 +182,7 @@ class ScoreCache:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        kill_point("commit")
 
     def close(self) -> None:
         self._db.close()

@@ -6,6 +6,7 @@ leaves a half-written file that a later step could mistake for a finished one.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -114,17 +115,56 @@ def _umask() -> int:
     return current
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale(folder: Path, name: str) -> None:
+    """Remove temporaries of ``name`` (``.<name>.<pid>.*.tmp`` files, ``.<name>.<pid>.*.partial`` folders) left by
+    a process that no longer runs: a killed writer (kill -9, power cut) cannot clean up after itself, so the next
+    writer of the same path does. Temporaries of live processes are left alone (they may still finish)."""
+    if not folder.is_dir():
+        return
+    for leftover in folder.glob(f".{glob_escape(name)}.*"):
+        parts = leftover.name[len(name) + 2:].split(".", 1)
+        if len(parts) < 2 or not parts[0].isdigit() or not leftover.name.endswith((".tmp", ".partial")):
+            continue
+        if _pid_alive(int(parts[0])):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 def atomic_write(path: str | Path, writer: Callable[[BinaryIO], object]) -> None:
-    """Write a file through ``writer(handle)`` under a temporary name, fsync, then rename it into place."""
+    """Write a file through ``writer(handle)`` under a temporary name, fsync, then rename it into place.
+
+    The temporary name carries the writer's pid, so a later writer can tell a dead process's leftover from a live
+    one's work in progress (:func:`sweep_stale`)."""
+    from rrbench.faults import kill_point
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             writer(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the user's usual permissions
+        kill_point("write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -137,18 +177,32 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 @contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Build a directory under a temporary name and rename it into place only if the block succeeds."""
+    """Build a directory under a temporary name and rename it into place only if the block succeeds.
+
+    Two processes writing the same folder: the first rename wins, the second fails with one line and leaves
+    nothing behind. A folder left half-built by a killed process is hidden (``.<name>.<pid>.*.partial``) and
+    removed by the next writer of the same folder."""
+    from rrbench.faults import kill_point
+
     final = Path(final)
-    if final.exists() and any(final.iterdir()):
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise UsageError(f"{final}: output directory exists and is not empty")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    sweep_stale(final.parent, final.name)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{os.getpid()}.", suffix=".partial"))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        kill_point("dir")
         if final.exists():
             final.rmdir()
         os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if final.exists() and any(final.iterdir()) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise UsageError(f"{final}: another process wrote this output folder first; nothing was written "
+                             f"by this one") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

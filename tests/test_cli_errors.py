@@ -84,3 +84,22 @@ def test_rrbench_cache_pointing_at_a_file_is_one_line_exit_2(tmp_path, mini_task
     assert result.returncode == 2, result.stderr
     assert _only_line(result.stderr).startswith(f"rrbench: error: RRBENCH_CACHE {blocker} is not a directory")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("error", [(30, "Read-only file system"), (28, "No space left on device")])
+def test_a_read_only_or_full_output_location_is_one_line_naming_the_path(mini_task, tmp_path, monkeypatch, capsys,
+                                                                         error):
+    """Simulated (tests run as root, for whom chmod does not make a folder read-only): the OSError a read-only or
+    full file system raises while the output folder is created."""
+    import tempfile
+
+    number, text = error
+    target = tmp_path / "runs"
+
+    def refuse(*args, **kwargs):
+        raise OSError(number, text, str(target))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    assert main(["run", "--task", str(mini_task), "--output", str(target / "out"), "--quiet"]) == 2
+    assert _only_line(capsys.readouterr().err) == f"rrbench: error: {target}: {text}"
+    assert not (target / "out").exists()

@@ -105,7 +105,7 @@ def test_run_errors_arrive_before_the_reranker_loads(mini_task, tmp_path, extra,
 def test_train_errors_arrive_before_any_model_library_loads(mini_task, tmp_path):
     rc, err, light = _train_failure(["--task", str(mini_task), "--output", str(tmp_path / "t")])
     assert rc == 2 and light, err
-    assert err.startswith(f"rrbench: error: task 'mini-task' has no split 'train'")
+    assert err.startswith("rrbench: error: task 'mini-task' has no split 'train'")
     rc, err, light = _train_failure(["--task", "scifact-evidence-open", "--output", str(tmp_path / "t")])
     assert rc == 2 and light and "needs a post-scope task" in err, err
     assert not (tmp_path / "t").exists()

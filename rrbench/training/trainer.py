@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.errors import RRBenchError, UsageError
-from rrbench.io import atomic_write_text, canonical_hash, strict_json_dumps
+from rrbench.io import atomic_write_text, canonical_hash, strict_json_dumps, sweep_stale
 from rrbench.specs import validate_options
 from rrbench.training.config import TrainConfig
 from rrbench.training.data import DataOptions, build, options_dict
@@ -63,6 +63,7 @@ def _prepare_output(config: TrainConfig, out: Path, overwrite: bool) -> str:
     existing = out / CONFIG_FILE
     if overwrite and out.exists():
         shutil.rmtree(out)
+    sweep_stale(out, CONFIG_FILE)  # a run killed while writing its config left only this temporary (kill -9 suite)
     if existing.is_file():
         stored = json.loads(existing.read_text(encoding="utf-8"))
         if stored.get("config_hash") != config_hash:
