@@ -22,6 +22,7 @@ def _isolated_env(tmp_path, monkeypatch):
     """No test touches the user's cache or task folders, and nothing reaches for the network."""
     monkeypatch.setenv("RRBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("RRBENCH_TASKS_DIR", str(tmp_path / "user-tasks"))
+    monkeypatch.setenv("RRBENCH_TEST_LEDGER", str(tmp_path / "test-ledger.jsonl"))  # never the repo's ledger
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     # Pin the plugin set: a third-party plugin installed in the same environment must not change rrbench's tests.

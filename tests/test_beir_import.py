@@ -61,7 +61,8 @@ def test_round_trip_through_the_cli_and_a_run(tmp_path, cli):
 
     # Usable by --task NAME like any other task; TREC files use the BEIR ids as docnos.
     out = tmp_path / "run"
-    result = cli("run", "--task", "mini-beir", "--split", "test", "--retriever", "bm25", "--output", str(out))
+    result = cli("run", "--task", "mini-beir", "--split", "test", "--final", "--retriever", "bm25",
+                 "--output", str(out))
     assert result.returncode == 0, result.stderr
     qrels = sorted((out / "qrels.trec").read_text().split("\n")[:-1])
     assert qrels == ["q1 0 d1 1", "q2 0 d3 2"]
