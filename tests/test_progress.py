@@ -109,3 +109,10 @@ def test_train_errors_arrive_before_any_model_library_loads(mini_task, tmp_path)
     rc, err, light = _train_failure(["--task", "scifact-evidence-open", "--output", str(tmp_path / "t")])
     assert rc == 2 and light and "needs a post-scope task" in err, err
     assert not (tmp_path / "t").exists()
+
+
+def test_train_takes_context_like_run(mini_task, tmp_path):
+    """`--context` as in `rrbench run` (the old `--context-window` still works); a bad value fails before torch."""
+    for flag in ("--context", "--context-window"):
+        rc, err, light = _train_failure(["--task", str(mini_task), flag, "1", "--output", str(tmp_path / "t")])
+        assert rc == 2 and light and "has no split 'train'" in err, err

@@ -46,7 +46,9 @@ def register(cli: Any) -> None:
     @click.option("--negatives", type=int, default=None, help="Mined negatives per query/row [default: 4].")
     @click.option("--group-size", type=int, default=None, help="Listwise group size cap (positives + negatives).")
     @click.option("--instruction", default=None, help="Prefix for the query text ({query} placeholder allowed).")
-    @click.option("--context-window", type=int, default=None, help="Neighbouring sentences added to each side.")
+    @click.option("--context", "--context-window", "context_window", type=int, default=None,
+                  help="Neighbouring sentences added to each side (as in `rrbench run`; --context-window is the old "
+                       "name).")
     @click.option("--train-split", default=None, help="[default: train]")
     @click.option("--eval-split", default=None, help="Selection split for early stopping [default: dev_select].")
     @click.option("--eval-steps", type=int, default=None, help="Evaluate every N steps [default: once per epoch].")
