@@ -235,7 +235,7 @@ TINY = """
 
 
 @pytest.mark.usefixtures("torch_one_thread")
-def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets, monkeypatch):
+def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets, capsys):
     import json
 
     from rrbench.matrix_hpo import real_trainer
@@ -272,6 +272,12 @@ def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets,
     again = run_matrix(build_plan(path), tmp_path / "out", trainer=counting, log=lambda line: None)
     assert len(calls) == 2 and [row["state"] for row in again["cells"]] == ["done", "done"]
     assert matrix_status(plan, tmp_path / "out")["cells"][1]["trials"]["complete"] == 2
+    # the CLI shows the same
+    from rrbench.cli import main
+
+    assert main(["matrix", "status", str(path), "--output", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [(c["key"], c["state"]) for c in shown["cells"]] == [(c.key, "done") for c in plan.ordered()]
 
 
 @pytest.mark.usefixtures("torch_one_thread")
