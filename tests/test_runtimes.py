@@ -191,6 +191,10 @@ def test_dtype_auto_is_resolved_recorded_and_fingerprinted(tiny_model, monkeypat
     monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx2"})
     auto = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu", dtype="auto")
     assert auto.options.dtype == "float32" and auto.describe()["dtype_requested"] == "auto"
+    deferred = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu", dtype="auto", deferred=True)
+    assert deferred.describe()["dtype_requested"] == "auto"
+    deferred.score_pairs(QUERIES[:2], DOCS[:2])  # builds the model: the record still says what was asked for
+    assert deferred.describe()["dtype_requested"] == "auto" and deferred.describe()["options"]["dtype"] == "float32"
     fp32 = load_reranker("cross-encoder", model_path=str(tiny_model), device="cpu")
     assert model_fingerprint(auto)[0] == model_fingerprint(fp32)[0]  # same scores, same cache entries
     monkeypatch.setattr(loading, "cpu_flags", lambda: {"avx512_bf16"})

@@ -55,6 +55,7 @@ class _Deferred:
             if actual != self._extra:
                 raise RRBenchError(f"reranker {self.spec.id}: fingerprint_extra() and cache_fingerprint() disagree "  # type: ignore[attr-defined]
                                    f"({self._extra!r} vs {actual!r}); this is a bug in its backend")
+            model.dtype_requested = getattr(self, "dtype_requested", None)  # set on this proxy by load_reranker
             self._loaded = model
         return self._loaded
 
