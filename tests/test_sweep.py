@@ -207,3 +207,8 @@ def test_bad_spaces_are_one_line_errors(filled, tmp_path, capsys, space, message
 def test_max_fe_outside_the_unit_interval_is_refused(filled, tmp_path, capsys):
     assert main(["sweep", *filled["args"], "--max-fe", "1.5", "--output", str(tmp_path / "x")]) == 2
     assert "--max-fe" in capsys.readouterr().err
+
+
+def test_a_sweep_on_the_test_split_is_refused(filled, tmp_path, capsys):
+    assert main(["sweep", *filled["args"], "--split", "test", "--output", str(tmp_path / "x")]) == 2
+    assert "test split" in capsys.readouterr().err
