@@ -256,3 +256,27 @@ def test_four_processes_share_one_score_cache_and_candidate_store(assets, tmp_pa
                            con.execute("SELECT COUNT(*) FROM models").fetchone()[0]))
     assert counts[0] == counts[1] and counts[0][1] == 2
     _no_leftovers(shared)
+
+
+def test_cache_clear_during_a_run(assets, tmp_path):
+    """`rrbench cache clear` while a run scores into the same cache: both finish, the run's results are those of a
+    run without cache, and the cache stays sound."""
+    import rrbench
+    from tests.test_interrupt_and_model_path import _big_task, _stored_pairs
+
+    task = _big_task(tmp_path / "big")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    args = ["run", "--task", str(task), "--reranker", str(assets["ce"]), "--batch-size", "1", "--output", str(out),
+            "--quiet"]
+    proc = _cli(args, cache, wait=False)
+    deadline = time.time() + 300
+    while _stored_pairs(cache) == 0 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before the cache could be cleared under it"
+    cleared = _cli(["cache", "clear"], cache)
+    assert cleared.returncode == 0, cleared.stderr
+    assert proc.wait(timeout=600) == 0, proc.communicate()[1]
+    rrbench.run(task=str(task), reranker=str(assets["ce"]), batch_size=1, use_cache=False,
+                output=str(tmp_path / "fresh"), show_progress=False)
+    _same_record(out, tmp_path / "fresh")
+    _integrity(cache)
