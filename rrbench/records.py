@@ -371,7 +371,19 @@ def system_identity(manifest: Mapping[str, Any]) -> str:
     if not reranker_cfg:
         return f"{retr} (no reranker)"
     reranker = _mapping(comps.get("reranker"))
-    return f"{retr} → {_reranker_identity(_mapping(reranker_cfg), reranker, manifest.get('checkpoint'))}"
+    name = _reranker_identity(_mapping(reranker_cfg), reranker, manifest.get("checkpoint"))
+    members = config.get("ensemble_members")
+    if isinstance(members, list) and len(members) > 1:  # an ensemble: every member, in order
+        described = comps.get("ensemble") if isinstance(comps.get("ensemble"), list) else []
+        name = " + ".join([name] + [_reranker_identity(_mapping(m), _mapping(d), None)
+                                    for m, d in zip(members[1:], (described or [{}] * len(members))[1:])])
+    interpolate = _mapping(config.get("interpolate"))
+    if interpolate.get("beta"):
+        name += f" + {retr} (beta {float(interpolate['beta']):g})"
+    decision = [str(_mapping(config.get("calibrator")).get("id") or ""), str(config.get("abstain") or "")]
+    if any(decision):
+        name += " [" + ", ".join(d for d in decision if d) + "]"
+    return f"{retr} → {name}"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -449,7 +449,10 @@ def execute(config: RunConfig) -> dict[str, Any]:
             "decision": {**decision.describe(decision_config), "reliability": outcome.reliability,
                          # the statistic each query's answer/abstain compared with the threshold (null: no candidate)
                          "statistic": {q: (float(v) if np.isfinite(v) else None)
-                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic)}},
+                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic)},
+                         # answer (true) or abstain per query; null when the run makes no decision
+                         "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered)}
+                                      if decision.threshold is not None or decision.folds else None)},
             "selected_on": config.selected_on,
             "seed": config.seed,
             "wall_time_s": round(time.perf_counter() - started, 3),

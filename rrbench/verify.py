@@ -165,9 +165,13 @@ def check_recomputed(record: Mapping[str, Any], task: Any, folder: Path, file: P
 
     manifest, metrics = record["manifest"], record["metrics"]
     cutoffs = tuple(int(k[2:]) for k in metrics if re.fullmatch(r"R@\d+", k))
+    decided_on_run = _decided_on_run_scores(manifest)
     try:
-        fresh, per_query, _ = score_run(task, manifest["split"], folder / RUN_FILE, manifest["threshold"]["value"],
+        fresh, per_query, _ = score_run(task, manifest["split"], folder / RUN_FILE,
+                                        manifest["threshold"]["value"] if decided_on_run else None,
                                         pool_k=max(cutoffs, default=None), extra_cutoffs=cutoffs)
+        if not decided_on_run:
+            _recompute_decisions(manifest, task, fresh, per_query, file)
     except RecordError:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreadable or foreign run file is the record's fault: name it
@@ -191,6 +195,52 @@ def check_recomputed(record: Mapping[str, Any], task: Any, folder: Path, file: P
             if not _close(mine[key], value):
                 raise _fail(file, f"per_query.{query_id}.{key}", f"{mine[key]!r} does not follow from {RUN_FILE} "
                             f"(recomputed {value!r})")
+
+
+def _decided_on_run_scores(manifest: Mapping[str, Any]) -> bool:
+    """Whether answer/abstain follows from ``run.trec`` alone: the best written score against the threshold. True for
+    records without a decision stage and for the plain max policy on one uncalibrated stage's own scores."""
+    decision = manifest.get("decision")
+    if not isinstance(decision, Mapping):
+        return True
+    config = manifest.get("config") or {}
+    return (decision.get("policy", "max") == "max" and not decision.get("calibrator") and not decision.get("folds")
+            and "ensemble" not in config and "interpolate" not in config)
+
+
+def _recompute_decisions(manifest: Mapping[str, Any], task: Any, fresh: dict[str, Any],
+                         per_query: dict[str, dict[str, float]], file: Path) -> None:
+    """Decision metrics of a calibrated, margin, ensemble or interpolated record, from its recorded per-query
+    statistics and answers (their scale is not that of ``run.trec``): the answers must follow from the statistics and
+    the threshold, and the rates from the answers and the task's own qrels. Whether the statistics themselves are
+    right only ``rrbench reproduce`` can tell (it re-runs the configuration from the score cache)."""
+    import math
+
+    decision = manifest["decision"]
+    answered = decision.get("answered")
+    statistic = decision.get("statistic") or {}
+    if answered is None:
+        return
+    if not isinstance(answered, Mapping) or set(answered) != set(per_query):
+        raise _fail(file, "manifest.decision.answered", "must name every query of the split")
+    threshold = decision.get("threshold")
+    if threshold is not None and not decision.get("folds"):
+        for query_id, flag in answered.items():
+            value = statistic.get(query_id)
+            expected = value is not None and math.isfinite(value) and value >= threshold
+            if bool(flag) != bool(expected):
+                raise _fail(file, f"manifest.decision.answered.{query_id}", f"{flag!r} does not follow from its "
+                            f"statistic {value!r} and the threshold {threshold!r}")
+    has = {q: any(g >= 1 for g in task.qrels.get(q, {}).values()) for q in per_query}
+    ids = sorted(per_query)
+    without = [float(bool(answered[q])) for q in ids if not has[q]]
+    with_evidence = [float(bool(answered[q])) for q in ids if has[q]]
+    fresh["false_evidence_rate"] = sum(without) / len(without) if without else None
+    if with_evidence:
+        fresh["answer_rate_has_evidence"] = sum(with_evidence) / len(with_evidence)
+    for q in ids:
+        if not has[q]:
+            per_query[q]["false_evidence"] = float(bool(answered[q]))
 
 
 def check_sums(folder: Path, file: Path) -> None:
