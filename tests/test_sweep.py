@@ -212,3 +212,37 @@ def test_max_fe_outside_the_unit_interval_is_refused(filled, tmp_path, capsys):
 def test_a_sweep_on_the_test_split_is_refused(filled, tmp_path, capsys):
     assert main(["sweep", *filled["args"], "--split", "test", "--output", str(tmp_path / "x")]) == 2
     assert "test split" in capsys.readouterr().err
+
+
+def test_a_sweep_killed_with_sigkill_resumes_without_counting_a_trial_twice(filled, tmp_path):
+    """kill -9 at seeded times while trials are being written; the re-run completes the same study."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from optuna.trial import TrialState
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "rrbench.cli", "sweep", *filled["args"], "--trials", "400", "--sampler",
+               "random", "--output", str(out)]
+    env = {**os.environ, "RRBENCH_CACHE": str(filled["cache"])}
+    for delay in (6.0, 3.0):  # seeded, not random: the kills land at different points of the trial loop
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out / "study.sqlite").exists():
+            time.sleep(0.2)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = [t.state for t in _study(out).trials]
+    assert before.count(TrialState.COMPLETE) < 400, "the kill came too late to test anything"
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    states = [t.state for t in _study(out).trials]
+    assert states.count(TrialState.COMPLETE) == 400 and states.count(TrialState.RUNNING) == 0
+    with sqlite3.connect(out / "study.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not [p for p in out.iterdir() if p.name.endswith((".tmp", ".partial"))]
+    assert json.loads((out / "best.json").read_text())["split"] == "dev_select"
