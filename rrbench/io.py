@@ -229,3 +229,24 @@ def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON form of ``obj`` (sorted keys, no whitespace)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=str)
     return sha256_text(text)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML (or JSON) file holding a mapping; an empty file is an empty mapping. ``what`` names the file's role in
+    the one-line errors (``configuration file``, ``space file``...)."""
+    import yaml
+
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{file}: {what} not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file}: {what} is a folder, not a file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: {what} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{file}: a {what} holds a mapping, not {type(data).__name__}")
+    return data

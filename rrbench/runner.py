@@ -193,17 +193,9 @@ class RunConfig:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a ``--config`` YAML/JSON file into a mapping (validated by :meth:`RunConfig.from_mapping`)."""
-    import yaml
+    from rrbench.io import read_yaml_mapping
 
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{file}: configuration file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: not a valid YAML/JSON configuration ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, Mapping):
-        raise UsageError(f"{file}: a configuration file holds a mapping of run options")
+    data = read_yaml_mapping(path, "configuration file")
     return dict(data.get("run", data)) if isinstance(data.get("run"), Mapping) else dict(data)
 
 

@@ -162,15 +162,6 @@ def _subsets(names: list[str]) -> list[str]:
 def load_space(path: str | Path | None, rerankers: list[str]) -> Space:
     if path is None:
         return parse_space({}, rerankers, "default space")
-    import yaml
+    from rrbench.io import read_yaml_mapping
 
-    file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{file}: space file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if raw is not None and not isinstance(raw, Mapping):
-        raise UsageError(f"{file}: a space file holds a mapping of dimensions")
-    return parse_space(raw, rerankers, str(file))
+    return parse_space(read_yaml_mapping(path, "space file"), rerankers, str(path))
