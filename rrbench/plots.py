@@ -24,10 +24,16 @@ def _figure():
 
 
 def _save(fig: Any, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
-    return path
+    """Write the figure atomically and release it (figures left open accumulate memory across a sweep's reports)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+        return path
+    finally:
+        plt.close(fig)
 
 
 def pareto_png(path: Path, points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]],
@@ -51,10 +57,7 @@ def pareto_png(path: Path, points: Sequence[tuple[float, float]], front: Sequenc
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def reliability_png(path: Path, bins: Sequence[dict[str, float]], title: str, ece: float | None = None) -> Path:
@@ -74,7 +77,4 @@ def reliability_png(path: Path, bins: Sequence[dict[str, float]], title: str, ec
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
