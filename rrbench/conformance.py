@@ -55,7 +55,7 @@ class _Checks:
 
 def _mini_task() -> Any:
     from rrbench.tasks import load_task_dir
-    from rrbench.training.testing import make_train_task
+    from rrbench.mini_task import make_train_task
 
     with tempfile.TemporaryDirectory(prefix="rrbench-check-") as tmp:
         return load_task_dir(make_train_task(Path(tmp) / "mini-task"))
@@ -181,7 +181,7 @@ def check_loss(name: str, **options: Any) -> Report:
     from rrbench.plugin_calls import load_factory, owner_label, running
     from rrbench.registry import resolve
     from rrbench.specs import validate_options
-    from rrbench.testing.fixtures import make_tiny_bert
+    from rrbench.tiny_models import make_tiny_bert
     from rrbench.training.model import load_base
 
     spec = resolve("losses", name).spec
@@ -194,7 +194,7 @@ def check_loss(name: str, **options: Any) -> Report:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="rrbench-check-") as tmp:
         if "positive_token" in spec.options:
-            from rrbench.training.testing import make_tiny_causal_lm
+            from rrbench.tiny_models import make_tiny_causal_lm
 
             model_dir = make_tiny_causal_lm(Path(tmp) / "lm")
         else:

@@ -60,7 +60,7 @@ def conformance(name: str, tolerance: float = 1e-4, **load_options: Any) -> dict
     from rrbench.models import load_reranker
     from rrbench.models.base import ListwiseReranker
     from rrbench.tasks import load_task_dir
-    from rrbench.testing.fixtures import make_mini_task
+    from rrbench.mini_task import make_mini_task
 
     with tempfile.TemporaryDirectory(prefix="rrbench-check-") as tmp:
         task = load_task_dir(make_mini_task(Path(tmp) / "mini-task"))

@@ -343,7 +343,7 @@ def scaffold(name: str, kind: str, directory: Path) -> Path:
 
 
 def _write_example_task(folder: Path, name: str) -> None:
-    from rrbench.testing.fixtures import write_task
+    from rrbench.mini_task import write_task
 
     posts = [
         {"post_id": "a", "sentences": ["Aspirin lowers the risk of heart attacks.", "The trial ran for ten years.",

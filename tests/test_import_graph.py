@@ -1,0 +1,170 @@
+"""Architecture checks on the package's import graph, read from the source (AST), never by importing it.
+
+* Production code does not import ``rrbench.testing``: the helpers ``rrbench check`` and ``rrbench new-plugin`` need
+  live in ``rrbench.mini_task`` and ``rrbench.tiny_models``, and ``rrbench.testing`` re-exports them for plugin tests.
+* No import cycles inside ``rrbench/`` (see ``test_no_import_cycles`` for what counts as an edge).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import rrbench
+
+PACKAGE = Path(rrbench.__file__).parent
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    line: int
+    in_function: bool
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, in_function: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement with whether it sits inside a function; ``if TYPE_CHECKING:`` bodies are skipped
+    (they never run), their ``else:`` branches are not."""
+    for child in ast.iter_child_nodes(tree):
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            for node in child.orelse:
+                yield from _imports(ast.Module(body=[node], type_ignores=[]), in_function)
+            continue
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child, in_function
+        yield from _imports(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                     ast.Lambda)))
+
+
+def import_graph(root: Path = PACKAGE) -> tuple[set[str], list[Edge]]:
+    """Modules of the package under ``root`` and the import edges between them.
+
+    Packages: importing ``rrbench.x.y`` first runs ``rrbench/x/__init__.py``, so the edge goes to ``rrbench.x.y``
+    and to every enclosing package ``rrbench.x``, except a package that encloses the importer itself (Python has
+    initialised it before the importer ran). ``from rrbench.x import name`` targets the submodule ``rrbench.x.name``
+    when one exists, else the package ``rrbench.x``. The top-level ``rrbench`` package is never a target: Python
+    runs it before any submodule, so it cannot be re-entered by one (its own imports are edges like any other).
+    """
+    top = root.name
+    files = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    edges: list[Edge] = []
+    for module, path in files.items():
+        is_package = path.name == "__init__.py"
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, in_function in _imports(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                if node.level:
+                    base = module.split(".") if is_package else module.split(".")[:-1]
+                    base = base[:len(base) - (node.level - 1)]
+                    full = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    full = node.module or ""
+                names = [f"{full}.{a.name}" if f"{full}.{a.name}" in files else full for a in node.names]
+            for name in names:
+                if name != top and not name.startswith(top + "."):
+                    continue
+                while name not in files and "." in name:
+                    name = name.rsplit(".", 1)[0]
+                parts = name.split(".")
+                targets = [name] + [".".join(parts[:i]) for i in range(2, len(parts))
+                                    if not (module + ".").startswith(".".join(parts[:i]) + ".")]
+                edges.extend(Edge(module, t, node.lineno, in_function) for t in targets if t not in (top, module))
+    return set(files), edges
+
+
+def find_cycle(modules: set[str], edges: list[Edge]) -> list[Edge] | None:
+    """One cycle of the graph as its edges (depth-first search), or None."""
+    out: dict[str, list[Edge]] = {m: [] for m in modules}
+    for edge in edges:
+        out[edge.source].append(edge)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[Edge] = []
+
+    def visit(module: str) -> list[Edge] | None:
+        state[module] = 1
+        for edge in out[module]:
+            if state.get(edge.target) == 1:
+                start = next((i for i, e in enumerate(path) if e.source == edge.target), len(path))
+                return path[start:] + [edge]
+            if edge.target not in state:
+                path.append(edge)
+                found = visit(edge.target)
+                if found:
+                    return found
+                path.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(modules):
+        if module not in state:
+            found = visit(module)
+            if found:
+                return found
+    return None
+
+
+def _describe(cycle: list[Edge]) -> str:
+    return " -> ".join([cycle[0].source] + [f"{e.target} (line {e.line} of {e.source})" for e in cycle])
+
+
+def test_production_code_never_imports_rrbench_testing():
+    modules, edges = import_graph()
+    testing = "rrbench.testing"
+    offenders = [f"{e.source} line {e.line}" for e in edges
+                 if (e.target == testing or e.target.startswith(testing + "."))
+                 and not (e.source == testing or e.source.startswith(testing + "."))]
+    assert not offenders, "production modules import rrbench.testing: " + ", ".join(offenders)
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def test_the_graph_sees_function_level_relative_and_package_imports(tmp_path):
+    root = _write(tmp_path / "pkg", {
+        "__init__.py": "",
+        "a.py": "def f():\n    from pkg.sub import b\n",
+        "sub/__init__.py": "from . import b\n",
+        "sub/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\nfrom .. import c\n",
+        "c.py": "import pkg.testing.x\n",
+        "testing/__init__.py": "", "testing/x.py": "",
+    })
+    modules, edges = import_graph(root)
+    pairs = {(e.source, e.target, e.in_function) for e in edges}
+    assert ("pkg.a", "pkg.sub.b", True) in pairs and ("pkg.a", "pkg.sub", True) in pairs
+    assert ("pkg.sub", "pkg.sub.b", False) in pairs and ("pkg.sub.b", "pkg.c", False) in pairs
+    assert ("pkg.sub.b", "pkg.sub", False) not in pairs  # its own package is initialised already
+    assert not any(e.source == "pkg.sub.b" and e.target == "pkg.a" for e in edges)  # TYPE_CHECKING only
+    assert ("pkg.c", "pkg.testing.x", False) in pairs and ("pkg.c", "pkg.testing", False) in pairs
+    assert find_cycle(modules, edges) is None
+
+
+def test_a_cycle_is_found_and_named(tmp_path):
+    root = _write(tmp_path / "pkg", {"__init__.py": "", "a.py": "from pkg import b\n",
+                                     "b.py": "def f():\n    import pkg.c\n", "c.py": "from .a import x\n"})
+    cycle = find_cycle(*import_graph(root))
+    assert cycle is not None
+    assert {e.source for e in cycle} == {"pkg.a", "pkg.b", "pkg.c"}
+    assert _describe(cycle).startswith(cycle[0].source)
