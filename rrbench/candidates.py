@@ -23,7 +23,7 @@ import numpy as np
 from rrbench.errors import PluginError, UsageError
 from rrbench.io import canonical_hash
 from rrbench.plugin_calls import component_label, running
-from rrbench.scoring import check_scores
+from rrbench.score_checks import check_scores
 from rrbench.tasks import Query, Task
 
 Pool = tuple[np.ndarray, np.ndarray]

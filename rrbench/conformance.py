@@ -65,7 +65,7 @@ def check_retriever(name: str, tolerance: float = 1e-6, **options: Any) -> Repor
     from rrbench.candidates import retrieve
     from rrbench.plugin_calls import component_label, running
     from rrbench.retrievers import load_retriever
-    from rrbench.scoring import check_scores
+    from rrbench.score_checks import check_scores
 
     task = _mini_task()
     queries = sorted(task.queries.values(), key=lambda q: q.query_id)

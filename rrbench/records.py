@@ -1,10 +1,10 @@
-"""Result records: what a finished evaluation leaves behind, how to check one, and how to re-run it.
+"""Result records: what a finished evaluation leaves behind and how to check one (re-running: ``reproduction``).
 
 A record is the ``results.json`` of an output folder (with ``run.trec`` and ``qrels.trec`` beside it). It must be
 reproducible from itself alone, so besides metrics and per-query values its manifest holds the exact command, the
 full run configuration, the task's data hash, every component's revision, and, for an rrbench-trained checkpoint,
 the weights' sha256 and the training manifest. :func:`check_record` lists everything wrong with a record; ``rrbench
-publish`` and ``rrbench reproduce`` build on it.
+publish`` and ``rrbench reproduce`` (``rrbench.reproduction``) build on it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +214,7 @@ def checkpoint_info(weights_path: str | None) -> dict[str, Any] | None:
             "training_manifest": training}
 
 
-# -- reproduce -------------------------------------------------------------------------------------------------------
+# -- comparing a re-run (rrbench.reproduction) -------------------------------------------------------------------------
 def compare_metrics(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> list[dict[str, Any]]:
     """Rows ``{metric, recorded, reproduced, delta, ok}`` for every metric of the recorded run."""
     rows = []
@@ -228,60 +228,6 @@ def compare_metrics(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: f
             ok = abs(delta) <= tolerance
         rows.append({"metric": key, "recorded": recorded, "reproduced": value, "delta": delta, "ok": ok})
     return rows
-
-
-def reproduce(path: str | Path, output: str | Path | None = None, tolerance: float = 1e-9,
-              cache_dir: str | None = None, use_cache: bool = True, show_progress: bool | None = None
-              ) -> dict[str, Any]:
-    """Re-run the configuration a record describes and compare its metrics.
-
-    Returns ``{"record": new record, "comparison": rows, "ok": bool}``. With the score cache the re-run needs no
-    model forward pass; without it, scores are recomputed (float noise across hardware may need ``tolerance``).
-    """
-    import tempfile
-
-    file = record_path(path)
-    old = load_record(file)
-    require_valid(old, str(file))
-    manifest = old["manifest"]
-    kind = manifest.get("kind", "run")
-    with tempfile.TemporaryDirectory(prefix="rrbench-reproduce-") as scratch:
-        target = Path(output) if output else Path(scratch) / "out"
-        if kind == "evaluate":
-            from rrbench.evaluation import evaluate_run
-
-            run_file = file.parent / RUN_FILE
-            given = manifest.get("run_config") or {}
-            new = evaluate_run(task=given.get("task", manifest["task"]["id"]), split=manifest["split"],
-                               run=str(run_file), threshold=manifest["threshold"]["value"], output=str(target))
-        else:
-            config = manifest.get("run_config")
-            if not isinstance(config, Mapping):
-                raise RecordError(f"{file}: manifest.run_config missing; re-run its command instead: "
-                                  f"{manifest.get('command')}")
-            from rrbench.registry import missing_plugins
-            from rrbench.runner import RunConfig, execute
-
-            missing = missing_plugins(manifest.get("plugins") or {})
-            if missing:
-                raise RecordError(f"{file}: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
-                                                             else ""))
-            known = {f.name for f in fields(RunConfig)}
-            unknown = set(config) - known
-            if unknown:
-                raise RecordError(f"{file}: manifest.run_config has fields this rrbench does not know: "
-                                  f"{', '.join(sorted(unknown))}")
-            new = execute(RunConfig(**{**config, "output": str(target), "cache_dir": cache_dir,
-                                       "use_cache": use_cache, "show_progress": show_progress}))
-    if new["manifest"]["task"]["data_sha256"] != manifest["task"]["data_sha256"]:
-        raise RecordError(f"{file}: the task data changed since the record was made (data_sha256 "
-                          f"{manifest['task']['data_sha256'][:12]}... now {new['manifest']['task']['data_sha256'][:12]}...)")
-    rows = compare_metrics(old["metrics"], new["metrics"], tolerance)
-    same_hash = new["manifest"].get("config_hash") == manifest.get("config_hash")
-    field_rows = compare_fields(old, new, tolerance)
-    return {"record": new, "comparison": rows, "fields": field_rows,
-            "ok": all(r["ok"] for r in rows) and all(f["ok"] for f in field_rows if f["decides"]),
-            "config_hash_matches": same_hash}
 
 
 def compare_fields(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> list[dict[str, Any]]:
@@ -409,6 +355,6 @@ def ensure_record_dir(path: str | Path) -> Path:
 
 
 __all__ = ["QRELS_FILE", "RESULTS_FILE", "RUN_FILE", "RecordError", "SCHEMA_VERSION", "check_record",
-           "checkpoint_info", "compare_metrics", "hashed_reranker_id", "load_record", "loads_strict", "record_folder_name", "reproduce",
+           "checkpoint_info", "compare_metrics", "hashed_reranker_id", "load_record", "loads_strict", "record_folder_name",
            "require_valid", "run_config_dict", "system_identity", "system_slug"]
 

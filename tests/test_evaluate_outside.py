@@ -9,7 +9,8 @@ import pytest
 
 import rrbench
 from rrbench.cli import main
-from rrbench.records import check_record, reproduce
+from rrbench.records import check_record
+from rrbench.reproduction import reproduce
 
 # A hand-written run on the mini task (docnos '<post_id>:<sentence index>'), with ties (q1, q3) that trec_eval breaks
 # by docno descending, a short ranking, a no-evidence query above and one below the threshold, and q5 left out.

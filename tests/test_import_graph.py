@@ -51,20 +51,29 @@ def _imports(tree: ast.AST, in_function: bool = False) -> Iterator[tuple[ast.Imp
                                                                      ast.Lambda)))
 
 
+INIT = ":init"  # suffix of the node standing for a package's top-level code alone
+
+
 def import_graph(root: Path = PACKAGE) -> tuple[set[str], list[Edge]]:
     """Modules of the package under ``root`` and the import edges between them.
 
-    Packages: importing ``rrbench.x.y`` first runs ``rrbench/x/__init__.py``, so the edge goes to ``rrbench.x.y``
-    and to every enclosing package ``rrbench.x``, except a package that encloses the importer itself (Python has
-    initialised it before the importer ran). ``from rrbench.x import name`` targets the submodule ``rrbench.x.name``
-    when one exists, else the package ``rrbench.x``. The top-level ``rrbench`` package is never a target: Python
-    runs it before any submodule, so it cannot be re-entered by one (its own imports are edges like any other).
+    Every import statement counts, inside functions too; ``if TYPE_CHECKING:`` blocks do not (they never run).
+
+    Packages: importing ``rrbench.x.y`` first runs the top level of ``rrbench/x/__init__.py``, and only that: the
+    imports inside the package's functions run when one of them is called, which needs an import naming the package
+    itself. So the edge goes to ``rrbench.x.y`` and to the node ``rrbench.x:init`` (whose edges are the package's
+    top-level imports), while ``import rrbench.x`` or ``from rrbench.x import name`` (a name defined in
+    ``__init__.py``) goes to ``rrbench.x`` with all its edges. A package enclosing the importer gets no edge: Python
+    initialised it before the importer ran. ``from rrbench.x import name`` targets the submodule ``rrbench.x.name``
+    when one exists. The top-level ``rrbench`` package is never a target: Python runs it before any submodule, so a
+    submodule cannot re-enter it (its own imports are edges like any other).
     """
     top = root.name
     files = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    packages = {m for m, p in files.items() if p.name == "__init__.py"}
     edges: list[Edge] = []
     for module, path in files.items():
-        is_package = path.name == "__init__.py"
+        is_package = module in packages
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node, in_function in _imports(tree):
             names: list[str] = []
@@ -84,10 +93,14 @@ def import_graph(root: Path = PACKAGE) -> tuple[set[str], list[Edge]]:
                 while name not in files and "." in name:
                     name = name.rsplit(".", 1)[0]
                 parts = name.split(".")
-                targets = [name] + [".".join(parts[:i]) for i in range(2, len(parts))
+                targets = [name] + [".".join(parts[:i]) + INIT for i in range(2, len(parts))
                                     if not (module + ".").startswith(".".join(parts[:i]) + ".")]
-                edges.extend(Edge(module, t, node.lineno, in_function) for t in targets if t not in (top, module))
-    return set(files), edges
+                for target in targets:
+                    if target not in (top, module):
+                        edges.append(Edge(module, target, node.lineno, in_function))
+                        if is_package and not in_function:
+                            edges.append(Edge(module + INIT, target, node.lineno, False))
+    return set(files) | {p + INIT for p in packages}, edges
 
 
 def find_cycle(modules: set[str], edges: list[Edge]) -> list[Edge] | None:
@@ -130,7 +143,7 @@ def test_production_code_never_imports_rrbench_testing():
     testing = "rrbench.testing"
     offenders = [f"{e.source} line {e.line}" for e in edges
                  if (e.target == testing or e.target.startswith(testing + "."))
-                 and not (e.source == testing or e.source.startswith(testing + "."))]
+                 and not (e.source.split(":")[0] + ".").startswith(testing + ".")]
     assert not offenders, "production modules import rrbench.testing: " + ", ".join(offenders)
 
 
@@ -153,12 +166,31 @@ def test_the_graph_sees_function_level_relative_and_package_imports(tmp_path):
     })
     modules, edges = import_graph(root)
     pairs = {(e.source, e.target, e.in_function) for e in edges}
-    assert ("pkg.a", "pkg.sub.b", True) in pairs and ("pkg.a", "pkg.sub", True) in pairs
-    assert ("pkg.sub", "pkg.sub.b", False) in pairs and ("pkg.sub.b", "pkg.c", False) in pairs
-    assert ("pkg.sub.b", "pkg.sub", False) not in pairs  # its own package is initialised already
+    assert ("pkg.a", "pkg.sub.b", True) in pairs and ("pkg.a", "pkg.sub:init", True) in pairs
+    assert ("pkg.sub", "pkg.sub.b", False) in pairs and ("pkg.sub:init", "pkg.sub.b", False) in pairs
+    assert ("pkg.sub.b", "pkg.c", False) in pairs
+    assert not any(e.source == "pkg.sub.b" and e.target.startswith("pkg.sub:") for e in edges)  # its own package
     assert not any(e.source == "pkg.sub.b" and e.target == "pkg.a" for e in edges)  # TYPE_CHECKING only
-    assert ("pkg.c", "pkg.testing.x", False) in pairs and ("pkg.c", "pkg.testing", False) in pairs
+    assert ("pkg.c", "pkg.testing.x", False) in pairs and ("pkg.c", "pkg.testing:init", False) in pairs
     assert find_cycle(modules, edges) is None
+
+
+PACKAGE_WITH_LOADER = {
+    "__init__.py": "",
+    "sub/__init__.py": "from .leaf import X\n\ndef load():\n    from pkg import registry\n",
+    "sub/leaf.py": "X = 1\n",
+}
+
+
+def test_a_package_functions_imports_count_only_for_who_names_the_package(tmp_path):
+    # the registry imports a leaf of pkg.sub: that runs pkg/sub/__init__.py's top level, not load()'s import
+    root = _write(tmp_path / "ok" / "pkg", {**PACKAGE_WITH_LOADER, "registry.py": "from pkg.sub.leaf import X\n"})
+    assert find_cycle(*import_graph(root)) is None
+    # importing load() from the package itself closes the cycle
+    root = _write(tmp_path / "bad" / "pkg", {**PACKAGE_WITH_LOADER,
+                                             "registry.py": "def f():\n    from pkg.sub import load\n"})
+    cycle = find_cycle(*import_graph(root))
+    assert cycle is not None and {e.source for e in cycle} == {"pkg.registry", "pkg.sub"}
 
 
 def test_a_cycle_is_found_and_named(tmp_path):
@@ -167,4 +199,11 @@ def test_a_cycle_is_found_and_named(tmp_path):
     cycle = find_cycle(*import_graph(root))
     assert cycle is not None
     assert {e.source for e in cycle} == {"pkg.a", "pkg.b", "pkg.c"}
-    assert _describe(cycle).startswith(cycle[0].source)
+    assert _describe(cycle) == ("pkg.a -> pkg.b (line 1 of pkg.a) -> pkg.c (line 2 of pkg.b) "
+                                "-> pkg.a (line 1 of pkg.c)")
+
+
+def test_no_import_cycles():
+    """Any cycle among rrbench's modules fails, with its modules and the import lines that close it."""
+    cycle = find_cycle(*import_graph())
+    assert cycle is None, "import cycle: " + _describe(cycle)

@@ -13,7 +13,8 @@ import rrbench
 from rrbench.cli import main
 from rrbench.io import sha256_file
 from rrbench.leaderboard import build, collect, publish, render
-from rrbench.records import RecordError, check_record, load_record, loads_strict, reproduce
+from rrbench.records import RecordError, check_record, load_record, loads_strict
+from rrbench.reproduction import reproduce
 from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
 
 

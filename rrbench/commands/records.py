@@ -54,7 +54,7 @@ def register(cli: Any) -> None:
                       quiet: bool) -> None:
         """Re-run the configuration of a result record and compare its metrics (exit 1 if they differ)."""
         from rrbench.errors import RRBenchError
-        from rrbench.records import reproduce
+        from rrbench.reproduction import reproduce
 
         if (cache_dir or "").strip().lower() in {"off", "0", "none", "false", "no"}:
             cache_dir, no_cache = None, True

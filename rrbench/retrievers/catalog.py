@@ -8,6 +8,7 @@ checkpoint has no such record, so it is unpinned (``revision=None``) and says so
 
 from __future__ import annotations
 
+from rrbench.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
 from rrbench.specs import RetrieverSpec
 
 #: The instruction rrbench gives instruction-following embedders for evidence retrieval.
@@ -18,8 +19,6 @@ QWEN3_QUERY_TEMPLATE = "Instruct: {instruction}\nQuery:"
 
 def register_more_retrievers(register) -> None:
     """Register further RetrieverSpecs."""
-    from rrbench.builtins import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
-
     register(RetrieverSpec(
         id="minilm-l6-hnsw", loader="rrbench.retrievers.dense:DenseRetriever",
         description="all-MiniLM-L6-v2 with an approximate faiss HNSW index (corpus scale); same vectors as minilm-l6",

@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rrbench.errors import TaskSpecError, UsageError
 from rrbench.io import read_jsonl, sha256_file
+
+if TYPE_CHECKING:
+    from rrbench.tasks.loader import Task
 
 DATA_FIELDS = ("posts", "queries", "qrels")
 
@@ -60,17 +63,18 @@ def read_rows(path: str | Path, error: type[Exception] = TaskSpecError) -> Itera
         yield number, {k: v for k, v in row.items() if v is not None}
 
 
-def export_hf(name_or_path: str, output: str | Path) -> Path:
-    """Write the task as Parquet files + ``task.yaml`` (same id, version and metadata) into ``output``."""
+def export_hf(task: Task, output: str | Path) -> Path:
+    """Write the task as Parquet files + ``task.yaml`` (same id, version and metadata) into ``output``.
+
+    Takes the loaded task (the caller resolves its name), so this module, which the task loader imports, never
+    imports the loader's package back."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import yaml
 
     from rrbench.io import atomic_dir
-    from rrbench.tasks import get_task
-    from rrbench.tasks.loader import SPEC_FILENAME
+    from rrbench.tasks.spec import SPEC_FILENAME
 
-    task = get_task(name_or_path)
     root = Path(task.root)
     raw = yaml.safe_load((root / SPEC_FILENAME).read_text(encoding="utf-8"))
     sources = {field: getattr(task.spec.files, field).path for field in DATA_FIELDS}

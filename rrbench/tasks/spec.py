@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rrbench.errors import TaskSpecError
 
+#: The spec file of a task folder.
+SPEC_FILENAME = "task.yaml"
+
 SUPPORTED_MAIN_SCORES = ("nDCG@10", "RR@10", "R@10")
 
 
