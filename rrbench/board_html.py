@@ -208,7 +208,7 @@ def _record_page(row: Row, entry: Any, board: str, split: str) -> str:
 
 def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, method: str) -> str:
     main = rows[0].main_score
-    head = ["#", "System", main, "95% CI", "vs leader", "MRR@10", "R@10", "FalseEvid", "pairs/s", "Notes"]
+    head = ["#", "System", main, "95% CI", "vs leader", "RR@10", "R@10", "FalseEvid", "pairs/s", "Notes"]
     types = ["num", "text", "num", "num", "num", "num", "num", "num", "num", "text"]
     out = ["<p><a href=\"index.html\">← all boards</a></p>", f"<h1>{_e(board)} · {_e(split)}</h1>"]
     if newer:

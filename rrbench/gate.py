@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.errors import RRBenchError, UsageError
+from rrbench.metric_names import RANK_METRICS, canonical_metric
 from rrbench.records import RESULTS_FILE, load_record, require_valid, system_identity
 from rrbench.significance import SAMPLES, per_query_values, sign_flip_test
 
@@ -124,6 +125,7 @@ def gate(baseline: Mapping[str, Any], candidate: Mapping[str, Any], metric: str 
     """Compare two loaded records; unusable input raises :class:`UsageError` (exit 2)."""
     if max_drop < 0 or not 0 < alpha < 1:
         raise UsageError(f"--max-drop must be >= 0 and --alpha in (0, 1), got {max_drop} and {alpha}")
+    metric = canonical_metric(metric, RANK_METRICS)
     b_man, c_man = baseline["manifest"], candidate["manifest"]
     for key in ("id", "version", "data_sha256"):
         if b_man["task"].get(key) != c_man["task"].get(key):

@@ -255,8 +255,8 @@ def vs_leader(row: Row, index: int) -> str:
 
 
 def render_table(rows: Sequence[Row], base: Path) -> list[str]:
-    lines = ["| Rank | System | nDCG@10 | 95% CI | vs leader | MRR@10 | R@10 | FalseEvid | pairs/s | Notes | Record |",
-             "|------|--------|---------|--------|-----------|--------|------|-----------|---------|-------|--------|"]
+    lines = ["| Rank | System | nDCG@10 | 95% CI | vs leader | RR@10 | R@10 | FalseEvid | pairs/s | Notes | Record |",
+             "|------|--------|---------|--------|-----------|-------|------|-----------|---------|-------|--------|"]
     for i, row in enumerate(rows):
         manifest = row.first.manifest
         value = _fmt(row.metric("nDCG@10"))

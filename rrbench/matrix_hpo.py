@@ -186,6 +186,8 @@ def report_callback(report: Callable[[float], None], evaluations: int):
     """A transformers callback: evaluate ``evaluations`` times per training phase and report each nDCG@10."""
     from transformers import TrainerCallback
 
+    from rrbench.metric_names import trainer_key
+
     class ReportToOptuna(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
             if state.max_steps and state.global_step == 0:
@@ -193,7 +195,7 @@ def report_callback(report: Callable[[float], None], evaluations: int):
                 state.eval_steps = state.save_steps = every
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - HF signature
-            value = (metrics or {}).get("eval_ndcg@10")
+            value = (metrics or {}).get(trainer_key("nDCG@10"))
             if value is not None:
                 report(float(value))
 

@@ -17,6 +17,13 @@ def _fmt4(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _per_query_metric(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--metric`` of compare/gate: any accepted spelling, resolved to the record's name before anything loads."""
+    from rrbench.metric_names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
+
+    return canonical_metric(value, PER_QUERY_METRICS if ctx.command.name == "compare" else RANK_METRICS)
+
+
 def register(cli: Any) -> None:
     @cli.command("evaluate")
     @click.option("--task", default="scifact-evidence", show_default=True, help="Task id or task directory.")
@@ -94,7 +101,8 @@ def register(cli: Any) -> None:
     @cli.command("compare")
     @click.argument("record_a")
     @click.argument("record_b")
-    @click.option("--metric", default="nDCG@10", show_default=True)
+    @click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
+                  help="Per-query metric (nDCG@10, RR@10, R@k; MRR@10, recall@10 ... are accepted).")
     @click.option("--samples", default=100_000, show_default=True, type=click.IntRange(min=100))
     @click.option("--seed", default=0, show_default=True, type=int)
     @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -123,7 +131,8 @@ def register(cli: Any) -> None:
     @click.option("--baseline", required=True,
                   help="Baseline record folder, or leaderboard:<task>@<version>/<split>/<system>.")
     @click.option("--candidate", required=True, help="Candidate run folder, or a run configuration file to run first.")
-    @click.option("--metric", default="nDCG@10", show_default=True)
+    @click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
+                  help="Rank metric whose drop fails the gate (nDCG@10, RR@10, R@k; aliases such as MRR@10 too).")
     @click.option("--max-drop", default=0.005, show_default=True, type=float,
                   help="Tolerated drop of the metric's mean (the test's null-hypothesis margin).")
     @click.option("--alpha", default=0.05, show_default=True, type=float)

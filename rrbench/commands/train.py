@@ -46,9 +46,10 @@ def register(cli: Any) -> None:
     @click.option("--negatives", type=int, default=None, help="Mined negatives per query/row [default: 4].")
     @click.option("--group-size", type=int, default=None, help="Listwise group size cap (positives + negatives).")
     @click.option("--instruction", default=None, help="Prefix for the query text ({query} placeholder allowed).")
-    @click.option("--context", "--context-window", "context_window", type=int, default=None,
-                  help="Neighbouring sentences added to each side (as in `rrbench run`; --context-window is the old "
-                       "name).")
+    @click.option("--context", "context_window", type=int, default=None,
+                  help="Neighbouring sentences added to each side (as in `rrbench run`).")
+    @click.option("--context-window", "old_context_window", type=int, default=None, hidden=True,
+                  help="Deprecated: the old name of --context.")
     @click.option("--train-split", default=None, help="[default: train]")
     @click.option("--eval-split", default=None, help="Selection split for early stopping [default: dev_select].")
     @click.option("--eval-steps", type=int, default=None, help="Evaluate every N steps [default: once per epoch].")
@@ -82,6 +83,13 @@ def register(cli: Any) -> None:
         from rrbench.training.trainer import train
 
         bf16_mode = "off" if flags.pop("no_bf16") else flags.pop("bf16")
+        old_context = flags.pop("old_context_window")
+        if old_context is not None:
+            if flags["context_window"] is not None and flags["context_window"] != old_context:
+                raise UsageError(f"--context {flags['context_window']} and --context-window {old_context} disagree; "
+                                 f"pass --context only (--context-window is its deprecated old name)")
+            click.echo("--context-window is deprecated; use --context", err=True)
+            flags["context_window"] = old_context
         explicit = {k: v for k, v in flags.items() if v is not None}
         if bf16_mode is not None:
             from rrbench.models.loading import pick_device, resolve_bf16_training

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.metric_names import RANK_METRICS
 from rrbench.metrics import RankedQuery, evaluate, safe_float
 from rrbench.tasks import Query, Task
 
@@ -142,13 +143,13 @@ def make_evaluator(task: Task, split: str, log_path: Path, instruction: str | No
         def __init__(self) -> None:
             super().__init__()
             self.greater_is_better = True
-            self.primary_metric = "ndcg@10"
+            self.primary_metric = "nDCG@10"
 
         def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
             started = time.perf_counter()
             result = evaluate_model(model, task, split, instruction, context_window, batch_size, pools=pools)
-            metrics = {"ndcg@10": result["nDCG@10"] or 0.0, "rr@10": result["RR@10"] or 0.0,
-                       "r@10": result["R@10"] or 0.0}
+            # the record's own names (rrbench.metric_names); the Trainer logs them as eval_nDCG@10 ...
+            metrics = {name: result[name] or 0.0 for name in RANK_METRICS}
             line = {"split": split, "epoch": epoch, "step": steps, **result,
                     "eval_time_s": round(time.perf_counter() - started, 2)}
             with open(log_path, "a", encoding="utf-8") as handle:

@@ -25,6 +25,7 @@ from typing import Any
 
 from rrbench.errors import RRBenchError, UsageError
 from rrbench.io import atomic_write_text, canonical_hash, strict_json_dumps, sweep_stale
+from rrbench.metric_names import trainer_key
 from rrbench.specs import validate_options
 from rrbench.training.config import TrainConfig
 from rrbench.training.data import DataOptions, build, options_dict
@@ -130,7 +131,7 @@ def _training_args(config: TrainConfig, phase: dict[str, Any], directory: Path, 
         batch_sampler=BatchSamplers.NO_DUPLICATES if grouped else BatchSamplers.BATCH_SAMPLER, **warmup)
     if evaluate:
         kwargs.update(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=config.select_best,
-                      metric_for_best_model="eval_ndcg@10", greater_is_better=True)
+                      metric_for_best_model=trainer_key("nDCG@10"), greater_is_better=True)
     return CrossEncoderTrainingArguments(**kwargs), total
 
 
