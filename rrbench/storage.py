@@ -165,10 +165,25 @@ def open_storage(url: str | None, default_path: Path | None, heartbeat: bool = F
                 interval, grace = _heartbeat_settings()
                 hb = {"heartbeat_interval": interval, "grace_period": grace,
                       "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=HEARTBEAT_MAX_RETRY)}
-            return RDBStorage(full, engine_kwargs=engine_kwargs, **hb)
+            return _with_kill_points(RDBStorage(full, engine_kwargs=engine_kwargs, **hb))
     except ModuleNotFoundError as exc:
         raise UsageError(f"storage {shown} needs the Python package {exc.name!r} "
                          f"(pip install 'psycopg[binary]' for PostgreSQL)") from None
     except Exception as exc:  # sqlalchemy's OperationalError, ArgumentError, psycopg errors ...
         reason = _scrub(getattr(exc, "orig", None) or exc, full)
         raise UsageError(f"cannot open study storage {shown}: {reason}") from None
+
+
+def _with_kill_points(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
+    """Test-only kill points (``rrbench.faults``) inside the transactions Optuna writes a study with:
+    ``study-commit`` just before one commits, ``study-committed`` just after. Attached only when a test asks for
+    kill points, so an ordinary run pays nothing."""
+    if not (os.environ.get("RRBENCH_TEST_KILL_AT") or os.environ.get("RRBENCH_TEST_TRACE_KILL_POINTS")):
+        return storage
+    from sqlalchemy import event
+
+    from rrbench.faults import kill_point
+
+    event.listen(storage.engine, "commit", lambda connection: kill_point("study-commit"))
+    event.listen(storage.scoped_session, "after_commit", lambda session: kill_point("study-committed"))
+    return storage

@@ -246,3 +246,103 @@ def test_a_sweep_killed_with_sigkill_resumes_without_counting_a_trial_twice(fill
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not [p for p in out.iterdir() if p.name.endswith((".tmp", ".partial"))]
     assert json.loads((out / "best.json").read_text())["split"] == "dev_select"
+
+
+# -- kill -9 at named stages (rrbench.faults) ------------------------------------------------------------------------
+#: In order, each process resuming what the previous one left (RRBENCH_TEST_TRACE_KILL_POINTS=1 lists the points):
+#: the first storage commit (the study's tables are being created), commits before and after trial writes in the
+#: trial loop (about 20 commits open the study, then about 23 per trial), then the report files: before the first
+#: one lands, and between later ones.
+SWEEP_KILLS = ["study-commit:1", "study-commit:30", "study-committed:50", "study-commit:75", "write:1", "write:4"]
+
+
+def _sweep_cli(args: list[str], cache: Path, kill_at: str | None = None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RRBENCH_CACHE": str(cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("RRBENCH_TEST_KILL_AT", None)
+    if kill_at:
+        env["RRBENCH_TEST_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, "-m", "rrbench.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _sound(folder: Path) -> None:
+    import sqlite3
+
+    for db in folder.rglob("*.sqlite"):
+        with sqlite3.connect(db) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", db
+
+
+def _completed(out: Path) -> dict[int, tuple]:
+    from optuna.trial import TrialState
+
+    return {t.number: (t.params, t.value) for t in _study(out).trials if t.state == TrialState.COMPLETE}
+
+
+def test_a_sweep_survives_kill_9_at_every_named_stage(filled, tmp_path):
+    """Completed trials are kept unchanged through every kill, none is counted twice, the files stay sound."""
+    import signal
+
+    from optuna.trial import TrialState
+
+    out = tmp_path / "named"
+    args = ["sweep", *filled["args"], "--trials", "6", "--sampler", "random", "--output", str(out)]
+    kept: dict[int, tuple] = {}
+    counts = []
+    for point in SWEEP_KILLS:
+        killed = _sweep_cli(args, filled["cache"], point)
+        assert killed.returncode == -signal.SIGKILL, f"{point} was never reached: {killed.stderr[-2000:]}"
+        _sound(out)
+        if point != "study-commit:1":  # killed while the study's tables were being created: nothing to keep yet
+            completed = _completed(out)
+            assert kept.items() <= completed.items(), point  # nothing completed is lost or changed
+            kept = completed
+        counts.append(len(kept))
+    assert 0 < counts[3] < 6 and counts[-1] == 6, f"the kills missed the trial loop or the reports: {counts}"
+    again = _sweep_cli(args, filled["cache"])
+    assert again.returncode == 0, again.stderr
+    states = [t.state for t in _study(out).trials]
+    assert states.count(TrialState.COMPLETE) == 6 and states.count(TrialState.RUNNING) == 0
+    assert kept.items() <= _completed(out).items()
+    _sound(out)
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+    assert json.loads((out / "best.json").read_text())["split"] == "dev_select"
+
+
+def _pair_scores(cache: Path) -> dict[str, dict[bytes, float]]:
+    """Every cached pair score, by model fingerprint."""
+    import sqlite3
+
+    out: dict[str, dict[bytes, float]] = {}
+    for db in cache.rglob("*.sqlite"):
+        with sqlite3.connect(db) as con:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'pair_scores'").fetchone():
+                continue
+            for fingerprint, key, score in con.execute(
+                    "SELECT m.fingerprint, s.key, s.score FROM pair_scores s JOIN models m ON m.mid = s.mid"):
+                out.setdefault(fingerprint, {})[key] = score
+    return out
+
+
+def test_sweep_fill_survives_kill_9_between_score_commits(filled, tiny_model, tmp_path):
+    """The fill's scores land in the score cache one committed batch at a time; a kill loses none of them."""
+    import signal
+
+    cache = tmp_path / "cache"
+    args = ["sweep", "fill", "--task", str(filled["task"]), "--reranker", str(tiny_model), "--quiet"]
+    for point in ("commit:4", "commit:2"):  # the fill's 4th commit holds scores; the resumed one's 2nd too
+        killed = _sweep_cli(args, cache, point)
+        assert killed.returncode == -signal.SIGKILL, f"{point} was never reached: {killed.stderr[-2000:]}"
+        _sound(cache)
+    again = _sweep_cli(args, cache)
+    assert again.returncode == 0 and "pairs scored" in again.stdout, again.stderr
+    _sound(cache)
+    ((fingerprint, got),) = _pair_scores(cache).items()  # the tiny model's, as in the uninterrupted fill
+    want = _pair_scores(filled["cache"])[fingerprint]
+    assert got and got.keys() == want.keys()
+    assert max(abs(got[k] - want[k]) for k in got) <= 1e-6
+    assert not [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".partial"))]
