@@ -38,7 +38,9 @@ def ledger_path(explicit: str | Path | None = None) -> Path:
 
 
 def check_split(split: str, final: bool) -> None:
-    """Refuse the test split without ``--final`` (call this before anything is loaded)."""
+    """Refuse the test split without ``--final``, and folds of it always (call this before anything is loaded)."""
+    if split.split("~", 1)[0] == TEST_SPLIT and split != TEST_SPLIT:
+        raise UsageError(f"--split {split} is refused: the test split is used whole and once, never in folds")
     if split == TEST_SPLIT and not final:
         raise UsageError("--split test is refused without --final: the test split is used once per configuration, "
                          "to confirm a system already selected on dev_select/dev_final (see docs/matrix.md)")

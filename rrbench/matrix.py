@@ -123,13 +123,29 @@ class TierB(_Strict):
 
 
 class TierA(_Strict):
+    """Inference settings per finalist (``rrbench sweep`` over its cached scores); 0 trials keeps the plain run."""
+
     trials: int = Field(0, ge=0)
     max_fe: float | None = Field(None, ge=0, le=1)
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    #: a sweep space (docs/sweep.md), inline; the default searches every dimension
+    space: dict[str, Any] | None = None
 
 
 class TierC(_Strict):
+    """The finalists: the best cells on the selection split, retrained over every seed and optionally in folds."""
+
     finalists: int = Field(1, ge=1)
     folds: int = Field(0, ge=0)
+    #: the split finalists are confirmed on (with paired tests against the baselines); never test
+    confirm_on: str = "dev_final"
+
+    @field_validator("confirm_on")
+    @classmethod
+    def _not_test(cls, value: str) -> str:
+        if value.split("~", 1)[0] == "test":
+            raise ValueError("the test split is used once, by hand: rrbench run --split test --final")
+        return value
 
     @field_validator("folds")
     @classmethod
@@ -155,6 +171,17 @@ class CellRef(_Strict):
     N: str | None = None
 
 
+class TransferTask(_Strict):
+    """A task the finalists are evaluated on unchanged (no training, no tuning on it), beside BM25 there."""
+
+    task: str
+    #: the candidate generator there (``bm25+minilm-l6`` fuses with RRF); default: the finalist's own
+    G: str | None = None
+    split: str = "dev_final"
+    #: pool size there (a corpus-scope task needs one; a post is small enough to rerank whole)
+    top_k: int = Field(100, ge=1)
+
+
 class MatrixSpec(_Strict):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -165,7 +192,25 @@ class MatrixSpec(_Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     #: R5's teacher: a reranker id or path, or a cell of this matrix.
     teacher: str | CellRef | None = None
-    transfer_tasks: list[str] = Field(default_factory=list)
+    transfer_tasks: list[str | TransferTask] = Field(default_factory=list)
+    #: systems every finalist is compared with on the confirmation split: name -> ``rrbench run`` options
+    #: (default: each generator of G alone)
+    baselines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: splits whose scores every finished cell exports under ``reranker_scores/CELL/SPLIT/``
+    exports: list[str] = Field(default_factory=lambda: ["dev_select", "train"])
+
+    def transfers(self) -> list[TransferTask]:
+        return [TransferTask(task=t) if isinstance(t, str) else t for t in self.transfer_tasks]
+
+    def baseline_configs(self) -> dict[str, dict[str, Any]]:
+        if self.baselines:
+            return {name: dict(options) for name, options in self.baselines.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for generator in self.factors.G:
+            parts = generator.split("+")
+            out[generator] = {"retriever": parts if len(parts) > 1 else parts[0],
+                              **({"fusion": "rrf"} if len(parts) > 1 else {})}
+        return out
     #: Training pairs per second for cost estimates (overrides measured figures).
     throughput: float | None = Field(None, gt=0)
 
@@ -344,6 +389,16 @@ def _task_identity(task_name: str, path: Path, field_name: str = "task") -> tupl
     return task.data_sha256, task
 
 
+def _check_baselines(spec: MatrixSpec, path: Path) -> None:
+    """Each baseline is a valid ``rrbench run`` configuration (checked now, not after hours of training)."""
+    from rrbench.runner import RunConfig
+
+    for name, options in spec.baseline_configs().items():
+        if {"task", "split", "output"} & set(options):
+            raise UsageError(f"{path}: baselines.{name}: task, split and output are set by the matrix")
+        RunConfig.from_mapping({**options, "task": spec.task}, f"{path}: baselines.{name}").validate()
+
+
 def build_plan(path: str | Path, spec: MatrixSpec | None = None) -> Plan:
     """Expand a matrix file into cells (keyed by config hash) and skipped combinations (with the reason)."""
     path = Path(path)
@@ -356,9 +411,22 @@ def build_plan(path: str | Path, spec: MatrixSpec | None = None) -> Plan:
     regimes = {r: _resolve("regimes", r, path, "R") for r in f.R}
     losses = {loss: _resolve("losses", loss, path, "L") for loss in f.L if loss != DEFAULT}
     miners = {n: _resolve("miners", n, path, "N") for n in f.N if n != DEFAULT}
-    for task_name in spec.transfer_tasks:
-        _task_identity(task_name, path, "transfer_tasks")
-    task_hash, _ = _task_identity(spec.task, path)
+    for i, transfer in enumerate(spec.transfers()):
+        _task_identity(transfer.task, path, f"transfer_tasks.{i}")
+        if transfer.G:
+            _check_generator(transfer.G, path)
+    _check_baselines(spec, path)
+    if spec.budgets.tier_a.space is not None:
+        from rrbench.sweep_space import parse_space
+
+        parse_space(spec.budgets.tier_a.space, [f.M[0]], where=f"{path}: budgets.tier_a.space")
+    task_hash, task = _task_identity(spec.task, path)
+    for field_name, split in (("budgets.tier_c.confirm_on", spec.budgets.tier_c.confirm_on),
+                              *((f"exports.{i}", s) for i, s in enumerate(spec.exports))):
+        try:
+            task.split_queries(split)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {field_name}: {exc}") from None
 
     cells: list[Cell] = []
     skipped: list[Skipped] = []

@@ -11,8 +11,11 @@ Artifact layout under the output folder (the research plan's section 13):
 - ``train_runs/<cell>/``: ``cell.json`` (cell, best parameters, value, trial counts) and ``model/`` (best checkpoint);
 - ``leaderboards/<cell>/``: the ``rrbench run`` record of the cell's model on the selection split with its generator
   (config, per-query values, run.trec);
-- ``candidates/``, ``reranker_scores/``, ``plots/``: reserved for the candidate sets, score exports and plots of the
-  later tiers.
+- ``reranker_scores/<cell>/<split>/``: each cell's scores on the ``exports:`` splits (run records);
+- ``hpo/tier-a/<cell>/``, ``hpo/tier-c/<cell>/``: a finalist's sweep and retrainings; ``train_runs/<cell>/``
+  ``selected.json`` and ``tier_c.json``; ``leaderboards/<cell>/seed-S/``, ``leaderboards/baselines/``,
+  ``leaderboards/transfer/``: their records (see :mod:`rrbench.matrix_tiers`);
+- ``report.md``, ``report.json``, ``plots/``: the summary (:mod:`rrbench.matrix_report`).
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
     return execute(config)
 
 
-def _teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache_dir: str | None) -> str:
+def teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache_dir: str | None) -> str:
     """Make an R5 teacher cell's scores on the training split available to this worker; returns the teacher path.
 
     Distillation reads a teacher's scores from the score cache, which stays local to each worker, so every worker
@@ -131,8 +134,9 @@ def _finish_cell(plan: Plan, cell: Cell, study, output: Path, evaluate: bool, ca
 
 def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | None = None,
                trainer: Trainer | None = None, evaluate: bool = True, cache_dir: str | None = None,
-               poll_s: float = 2.0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Work on the matrix until every cell is finished (or blocked); returns a status summary."""
+               poll_s: float = 2.0, log: Callable[[str], None] = print, later: bool = True) -> dict[str, Any]:
+    """Work on the matrix until every cell is finished (or blocked), then on the later tiers
+    (:mod:`rrbench.matrix_tiers`, unless ``later`` is false) and the report; returns a status summary."""
     out = plan.output_dir(output)
     for name in LAYOUT:
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -156,7 +160,7 @@ def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | 
                 space = cell_space(cell, plan.spec)
                 study = open_cell_study(cell, plan.spec, storage, space, label)
                 if cell.teacher and cell.teacher.startswith("cell:"):
-                    cell.teacher = _teacher_scores(plan, cell, cell.teacher[5:], out, cache_dir)
+                    cell.teacher = teacher_scores(plan, cell, cell.teacher[5:], out, cache_dir)
                 objective = objective_for(cell, plan.spec, space, out / "hpo" / cell.key, trainer)
                 counts = run_study(study, objective, *tier_b_budget(plan.spec), poll_s=poll_s)
                 log(f"cell {cell.key}: {counts['complete']} complete, {counts['pruned']} pruned, "
@@ -167,6 +171,16 @@ def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | 
             progressed = True
         if pending and not progressed:
             time.sleep(poll_s)  # waiting for another worker to finish a dependency
+    if evaluate and later:
+        from rrbench.matrix_report import write_report
+        from rrbench.matrix_tiers import later_tiers
+
+        def resolve_teacher(cell: Cell) -> None:
+            if cell.teacher and cell.teacher.startswith("cell:"):
+                cell.teacher = teacher_scores(plan, cell, cell.teacher[5:], out, cache_dir)
+
+        later_tiers(plan, out, storage, storage_url, label, trainer, cache_dir, log, resolve_teacher)
+        write_report(plan, out)
     return matrix_status(plan, out, storage_url)
 
 

@@ -57,7 +57,7 @@ class SweepSetup:
     def validate(self) -> None:
         if not 0.0 <= self.max_fe <= 1.0 or math.isnan(self.max_fe):
             raise UsageError(f"--max-fe must be within [0, 1], got {self.max_fe}")
-        if self.split == "test":
+        if self.split.split("~", 1)[0] == "test":
             raise UsageError("a sweep selects on its split, and the test split is used once, at the end: sweep on "
                              "dev_select and confirm on dev_final")
         if len(set(self.rerankers)) != len(self.rerankers):

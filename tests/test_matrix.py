@@ -223,6 +223,7 @@ TINY = """
     factors: {{G: [bm25], M: ["{bert}"], R: [r0, r1], N: [n0-random]}}
     seeds: [5]
     budgets:
+      tier_c: {{confirm_on: dev_select}}   # the mini task has no dev_final; these tests stop after Tier B
       tier_b:
         pruner: none
         evaluations: 2
@@ -251,7 +252,7 @@ def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets,
         calls.append(values["lr"])
         return inner(values, report)
 
-    status = run_matrix(plan, tmp_path / "out", trainer=counting, log=lambda line: None)
+    status = run_matrix(plan, tmp_path / "out", trainer=counting, log=lambda line: None, later=False)
     assert sorted(calls) == [0.001, 0.003]
     assert [row["state"] for row in status["cells"]] == ["done", "done"]
     out = tmp_path / "out"
@@ -269,7 +270,8 @@ def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets,
     # the selection-split value Optuna saw comes from the trainer's evaluation of the same checkpoint
     assert info["best_value"] == pytest.approx(info["best_eval"]["nDCG@10"], abs=1e-12)
     # again: nothing is recomputed
-    again = run_matrix(build_plan(path), tmp_path / "out", trainer=counting, log=lambda line: None)
+    again = run_matrix(build_plan(path), tmp_path / "out", trainer=counting, log=lambda line: None,
+                       later=False)
     assert len(calls) == 2 and [row["state"] for row in again["cells"]] == ["done", "done"]
     assert matrix_status(plan, tmp_path / "out")["cells"][1]["trials"]["complete"] == 2
     # the CLI shows the same
@@ -294,7 +296,7 @@ def test_killed_single_worker_resumes_to_identical_records(tmp_path, tiny_assets
     env = {**os.environ, "RRBENCH_HEARTBEAT_INTERVAL": "1", "RRBENCH_HEARTBEAT_GRACE": "3", "OMP_NUM_THREADS": "1"}
 
     def worker(out):
-        return subprocess.Popen([sys.executable, "-m", "rrbench.cli", "matrix", "run", str(path), "--output",
+        return subprocess.Popen([sys.executable, "-m", "rrbench.cli", "matrix", "run", str(path), "--stop-after", "tier-b", "--output",
                                  str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
     whole = worker(tmp_path / "whole")
@@ -343,7 +345,7 @@ def test_r5_cell_distils_from_another_cell(tmp_path, tiny_assets):
     plan = build_plan(write(tmp_path, text))
     teacher, student = plan.ordered()
     assert (teacher.R, student.R) == ("r1", "r5-mse") and teacher.key in student.needs
-    status = run_matrix(plan, tmp_path / "out", log=lambda line: None)
+    status = run_matrix(plan, tmp_path / "out", log=lambda line: None, later=False)
     assert [row["state"] for row in status["cells"]] == ["done", "done"]
     info = json.loads((tmp_path / "out" / "train_runs" / student.key / "cell.json").read_text())
     assert info["trials"]["complete"] == 2

@@ -28,6 +28,7 @@ MATRIX = """
     factors: {{G: [bm25], M: ["{bert}"], R: [r1], N: [n0-random]}}
     seeds: [5]
     budgets:
+      tier_c: {{confirm_on: dev_select}}   # the mini task has no dev_final; these tests stop after Tier B
       tier_b:
         pruner: none
         evaluations: 2
@@ -52,7 +53,7 @@ def _worker(matrix: Path, url: str, out: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "RRBENCH_HEARTBEAT_INTERVAL": "1", "RRBENCH_HEARTBEAT_GRACE": "3",
            "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     handle = open(log, "w")
-    return subprocess.Popen([sys.executable, "-m", "rrbench.cli", "matrix", "run", str(matrix), "--storage", url,
+    return subprocess.Popen([sys.executable, "-m", "rrbench.cli", "matrix", "run", str(matrix), "--stop-after", "tier-b", "--storage", url,
                              "--output", str(out), "--no-eval"], stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 

@@ -1,4 +1,4 @@
-"""``rrbench matrix plan|run|status``: the experiment matrix from one file (see docs/matrix.md).
+"""``rrbench matrix plan|run|status|report``: the experiment matrix from one file (see docs/matrix.md).
 
 Imports stay light at module level (click only); the plan needs the registry and the task, ``run`` needs torch.
 """
@@ -69,17 +69,38 @@ def register(cli: Any) -> None:
                                                   "[default: sqlite in OUTPUT/hpo/]; see docs/matrix.md.")
     @click.option("--output", default=None, help="Artifacts folder shared by all workers.")
     @click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="This worker's local score cache.")
-    @click.option("--no-eval", is_flag=True, help="Train and select only; skip the selection-split run records.")
+    @click.option("--no-eval", is_flag=True, help="Train and select only; skip the selection-split run records "
+                                                  "and everything after Tier B.")
+    @click.option("--stop-after", type=click.Choice(["tier-b", "report"]), default="report", show_default=True,
+                  help="tier-b: stop when every cell is trained and evaluated (exports, finalists, Tier A, Tier C, "
+                       "transfer and the report are left for a later run).")
     def run_command(file: str, storage: str | None, output: str | None, cache_dir: str | None,
-                    no_eval: bool) -> None:
+                    no_eval: bool, stop_after: str) -> None:
         """Work on the matrix until every cell is finished; start as many workers as you like."""
         from rrbench.matrix import build_plan
         from rrbench.matrix_run import run_matrix
 
         plan = build_plan(file)
         status = run_matrix(plan, output, storage, evaluate=not no_eval, cache_dir=cache_dir,
-                            log=lambda line: click.echo(line, err=True))
+                            log=lambda line: click.echo(line, err=True), later=stop_after != "tier-b")
         _print_status(status)
+
+    @matrix.command("report")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("--output", default=None, help="Artifacts folder.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON.")
+    def report_command(file: str, output: str | None, as_json: bool) -> None:
+        """Write OUTPUT/report.md and report.json from the artifacts (no model is called) and print the report."""
+        from rrbench.errors import UsageError
+        from rrbench.matrix import build_plan
+        from rrbench.matrix_report import render, write_report
+
+        plan = build_plan(file)
+        out = plan.output_dir(output)
+        if not (out / "matrix.json").is_file():
+            raise UsageError(f"{out} holds no matrix run (no matrix.json); run `rrbench matrix run {file}` first")
+        data = write_report(plan, out)
+        click.echo(json.dumps(data, indent=2) if as_json else render(data))
 
     @matrix.command("status")
     @click.argument("file", type=click.Path(dir_okay=False))

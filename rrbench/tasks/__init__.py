@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from rrbench.tasks.loader import SPEC_FILENAME, Query, Task, load_task_dir
+from rrbench.tasks.loader import SPEC_FILENAME, Query, Task, fold_split, load_task_dir, parse_fold_split
 from rrbench.tasks.splits import grouped_kfold, grouped_split
 
-__all__ = ["Query", "Task", "get_task", "grouped_kfold", "grouped_split", "load_task_dir", "task_path"]
+__all__ = ["Query", "Task", "fold_split", "get_task", "grouped_kfold", "grouped_split", "load_task_dir",
+           "parse_fold_split", "task_path"]
 
 
 def task_path(name_or_path: str | Path) -> Path:

@@ -6,6 +6,7 @@ integer arrays, which keeps scoring, caching and metric computation vectorised.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,9 +18,37 @@ from rrbench.errors import TaskSpecError, UsageError, close_matches
 from rrbench.io import canonical_hash
 from rrbench.tasks.hf import data_sha256, is_hf_data, read_rows
 from rrbench.tasks.spec import DataFile, TaskSpec, read_spec
-from rrbench.tasks.splits import grouped_split
+from rrbench.tasks.splits import grouped_kfold, grouped_split
 
 SPEC_FILENAME = "task.yaml"
+
+
+#: ``train~fold2of5`` is the second held-out fold of a grouped 5-fold over ``train``; ``train~rest2of5`` is the
+#: other four folds (what a model of that fold trains on).
+_FOLD_SPLIT = re.compile(r"^(?P<base>.+)~(?P<part>fold|rest)(?P<index>[0-9]+)of(?P<k>[0-9]+)$")
+
+
+def fold_split(base: str, part: str, index: int, k: int) -> str:
+    """The split name of one part of a grouped k-fold over ``base`` (``part`` is ``fold``, held out, or ``rest``).
+
+    Folds are named splits rather than a separate mechanism so that every command (``run``, ``train``,
+    ``evaluate``, ``verify``) accepts them and the config hash records them; the folds group queries by post and
+    criterion like the task's own splits and are seeded by the task's split seed, so they are the same everywhere.
+    """
+    if part not in ("fold", "rest") or not 1 <= index <= k or k < 2:
+        raise UsageError(f"no fold {part}{index}of{k}: folds are numbered 1..k, k >= 2")
+    return f"{base}~{part}{index}of{k}"
+
+
+def parse_fold_split(split: str) -> tuple[str, str, int, int] | None:
+    """``(base, part, index, k)`` of a fold split name, or None for an ordinary split."""
+    match = _FOLD_SPLIT.match(split)
+    if match is None:
+        return None
+    base, part, index, k = match["base"], match["part"], int(match["index"]), int(match["k"])
+    if k < 2 or not 1 <= index <= k:
+        raise UsageError(f"split {split!r}: folds are numbered 1..k with k >= 2")
+    return base, part, index, k
 
 
 @dataclass(frozen=True)
@@ -76,12 +105,21 @@ class Task:
         return sorted(set(self.split_of.values()))
 
     def split_queries(self, split: str) -> list[Query]:
-        if split not in self.split_names:
+        """The queries of a split, or of one part of a grouped k-fold over a split (see :func:`fold_split`)."""
+        fold = parse_fold_split(split)
+        base = fold[0] if fold else split
+        if base not in self.split_names:
             raise UsageError(
-                f"task {self.id!r} has no split {split!r}.{close_matches(split, self.split_names)} "
+                f"task {self.id!r} has no split {base!r}.{close_matches(base, self.split_names)} "
                 f"Splits: {', '.join(self.split_names)}"
             )
-        return [q for q in self.queries.values() if self.split_of[q.query_id] == split]
+        queries = [q for q in self.queries.values() if self.split_of[q.query_id] == base]
+        if fold is None:
+            return queries
+        _, part, index, k = fold
+        folds = grouped_kfold(((q.query_id, q.post_id, q.criterion_id) for q in queries), k, self.spec.splits.seed)
+        keep = set(folds[index - 1][1 if part == "fold" else 0])
+        return [q for q in queries if q.query_id in keep]
 
     def post_slice(self, post_id: str) -> tuple[int, int]:
         i = self.post_index[post_id]

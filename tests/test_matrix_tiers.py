@@ -1,0 +1,189 @@
+"""The matrix after Tier B: exports, finalists, Tier A, Tier C (seeds and grouped folds), confirmation with paired
+tests, transfer, and ``matrix report`` - on a tiny model and a tiny three-split task."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import optuna
+import pytest
+
+from rrbench.errors import UsageError
+from rrbench.matrix import build_plan
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _three_split_task(directory):
+    """The fixture's mini task three times over (train / dev_select / dev_final), criteria distinct per copy."""
+    from rrbench.testing.fixtures import MINI_POSTS, MINI_QRELS, MINI_QUERIES, write_task
+
+    posts, queries, qrels, splits = [], [], [], {}
+    for copy, split in (("a", "train"), ("b", "dev_select"), ("c", "dev_final"), ("d", "train")):
+        posts += [{**p, "post_id": f"{p['post_id']}{copy}"} for p in MINI_POSTS]
+        for q in MINI_QUERIES:
+            qid = f"{q['query_id']}{copy}"
+            queries.append({**q, "query_id": qid, "post_id": f"{q['post_id']}{copy}",
+                            "criterion_id": f"{q['criterion_id']}{copy}"})
+            splits[qid] = split
+        qrels += [{**r, "query_id": f"{r['query_id']}{copy}"} for r in MINI_QRELS]
+    return write_task(directory, posts, queries, qrels, splits=splits)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    pytest.importorskip("torch")
+    from rrbench.testing.fixtures import make_tiny_bert
+
+    root = tmp_path_factory.mktemp("tiers")
+    return {"task": str(_three_split_task(root / "task")), "bert": str(make_tiny_bert(root / "bert", seed=1))}
+
+
+MATRIX = """
+    name: tiers
+    task: {task}
+    factors: {{G: [bm25], M: ["{bert}"], R: [r0, r1], N: [n0-random]}}
+    seeds: [5, 6]
+    exports: [dev_select, train]
+    baselines:
+      bm25: {{retriever: bm25}}
+    transfer_tasks:
+      - {{task: {task}, split: dev_select, top_k: 50}}
+    budgets:
+      tier_b:
+        pruner: none
+        evaluations: 1
+        sample: false
+        fixed: {{max_steps: 3, batch_size: 2, max_length: 32, negatives: 2, warmup: 0.0, epochs: 1,
+                loss.pos_weight: null, threads: 1}}
+        space: {{lr: {{low: 0.0001, high: 0.01, log: true}}}}
+        enqueue: [{{lr: 0.001}}]
+      tier_a: {{trials: 6, max_fe: 1.0, sampler: random,
+               space: {{calibrator: [none, platt], interpolate: [0.0, 0.5]}}}}
+      tier_c: {{finalists: 2, folds: 2}}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_fold_splits_partition_a_split_by_post(assets):
+    from rrbench.tasks import fold_split, load_task_dir
+
+    task = load_task_dir(assets["task"])
+    train = {q.query_id for q in task.split_queries("train")}
+    held = [{q.query_id for q in task.split_queries(fold_split("train", "fold", i, 2))} for i in (1, 2)]
+    rest = [{q.query_id for q in task.split_queries(fold_split("train", "rest", i, 2))} for i in (1, 2)]
+    assert held[0] | held[1] == train and not held[0] & held[1]
+    assert rest[0] == held[1] and rest[1] == held[0]
+    posts = [{task.queries[q].post_id for q in h} for h in held]
+    assert not posts[0] & posts[1]
+    with pytest.raises(UsageError, match="numbered 1..k"):
+        task.split_queries("train~fold3of2")
+
+
+def test_test_split_folds_are_refused():
+    from rrbench.ledger import check_split
+
+    with pytest.raises(UsageError, match="never in folds"):
+        check_split("test~fold1of5", final=True)
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
+    from rrbench.matrix_hpo import real_trainer
+    from rrbench.matrix_run import run_matrix
+    from rrbench.significance import compare_pair, mean_std, per_query_values
+
+    path = _write(tmp_path, MATRIX.format(**assets))
+    plan = build_plan(path)
+    out = tmp_path / "out"
+    calls: list[dict] = []
+    inner = real_trainer(evaluations=1)
+
+    def counting(values, report):
+        calls.append(dict(values))
+        return inner(values, report)
+
+    run_matrix(plan, out, trainer=counting, log=lambda line: None)
+    # Tier B trained the one r1 set; Tier C retrained it with seed 6 and on each fold's remainder
+    assert [c["seed"] for c in calls] == [5, 6, 5, 5]
+    assert [c.get("train_split", "train") for c in calls] == ["train", "train", "train~rest1of2", "train~rest2of2"]
+    assert [c.get("eval_split", "dev_select") for c in calls][2:] == ["train~fold1of2", "train~fold2of2"]
+    assert all(c["lr"] == 0.001 for c in calls)
+    # every cell exported its scores on both splits
+    for cell in plan.cells:
+        for split in ("dev_select", "train"):
+            record = json.loads((out / "reranker_scores" / cell.key / split / "results.json").read_text())
+            assert record["manifest"]["config"]["split"] == split
+    # both cells are finalists (in dev_select order); Tier A chose each one's configuration
+    infos = {c.key: json.loads((out / "train_runs" / c.key / "cell.json").read_text()) for c in plan.cells}
+    order = sorted(infos, key=lambda k: (-infos[k]["dev_select"]["nDCG@10"], k))
+    for key in order:
+        selected = json.loads((out / "train_runs" / key / "selected.json").read_text())
+        assert selected["tier_a"]["trials"] == 6 and selected["tier_a"]["feasible"]
+        assert selected["config"]["selected_on"] == "dev_select"
+    # Tier C of the trained cell: mean +- std computed from the seed records on disk, folds on held-out folds
+    trained = next(c for c in plan.cells if c.R == "r1").key
+    tier_c = json.loads((out / "train_runs" / trained / "tier_c.json").read_text())
+    assert sorted(tier_c["seeds"]) == ["5", "6"]
+    values = [json.loads((out / "leaderboards" / trained / f"seed-{seed}" / "dev_final" / "results.json")
+                         .read_text())["metrics"]["nDCG@10"] for seed in (5, 6)]
+    assert tier_c["dev_final_nDCG@10_mean_std"] == pytest.approx(list(mean_std(values)), abs=1e-12)
+    assert sorted(tier_c["folds"]) == ["fold-1-of-2", "fold-2-of-2"]
+    fold = json.loads((out / "leaderboards" / trained / "fold-1-of-2" / "results.json").read_text())
+    assert fold["manifest"]["config"]["split"] == "train~fold1of2"
+    assert fold["metrics"]["nDCG@10"] == tier_c["folds"]["fold-1-of-2"]["nDCG@10"]
+    r0 = next(c for c in plan.cells if c.R == "r0").key  # R0 trains nothing: one model, no retraining
+    assert list(json.loads((out / "train_runs" / r0 / "tier_c.json").read_text())["seeds"]) == ["5"]
+    finalist = order[0]
+    # the report's paired test equals one computed here from the two records
+    report = json.loads((out / "report.json").read_text())
+    assert [row["key"] for row in report["cells"]][0] == finalist
+    system = json.loads((out / "leaderboards" / finalist / "seed-5" / "dev_final" / "results.json").read_text())
+    bm25 = json.loads((out / "leaderboards" / "baselines" / "bm25" / "dev_final" / "results.json").read_text())
+    expected = compare_pair(per_query_values(system["per_query"], "nDCG@10"),
+                            per_query_values(bm25["per_query"], "nDCG@10"), "nDCG@10")
+    shown = report["finalists"][0]["confirm"]["against"]["bm25"]
+    assert shown["p"] == expected.p_value and shown["diff"] == pytest.approx(expected.mean_diff, abs=1e-12)
+    assert report["finalists"][0]["transfer"][0]["task"] == assets["task"]
+    text = (out / "report.md").read_text()
+    assert "## Tier B" in text and "mean +- std" in text and "| bm25 |" in text
+    # a second worker (or a re-run) recomputes nothing
+    before = len(calls)
+    run_matrix(build_plan(path), out, trainer=counting, log=lambda line: None)
+    assert len(calls) == before
+    # the CLI report reads the artifacts only
+    from rrbench.cli import main
+
+    assert main(["matrix", "report", str(path), "--output", str(out)]) == 0
+    assert "# Matrix tiers" in capsys.readouterr().out
+
+
+def test_report_without_a_run_is_a_one_line_error(tmp_path, assets, capsys):
+    from rrbench.cli import main
+
+    path = _write(tmp_path, MATRIX.format(**assets))
+    assert main(["matrix", "report", str(path), "--output", str(tmp_path / "none")]) == 2
+    assert "holds no matrix run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old, new", [
+    ("tier_c: {finalists: 2, folds: 2}", "tier_c: {finalists: 2, confirm_on: test}"),
+    ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, top_k_retriever: 0}"),
+    ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, split: dev_final}"),
+    ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, warp: 9}"),
+    ("space: {calibrator: [none, platt], interpolate: [0.0, 0.5]}", "space: {calibratr: [none]}"),
+    ("tier_c: {finalists: 2, folds: 2}", "tier_c: {finalists: 2, folds: 1}"),
+    ("tier_c: {finalists: 2, folds: 2}", "tier_c: {finalists: 2, confirm_on: dev_finl}"),
+    ("exports: [dev_select, train]", "exports: [dev_select, trian]"),
+])
+def test_bad_later_tier_settings_are_refused_at_plan_time(tmp_path, assets, old, new):
+    text = textwrap.dedent(MATRIX.format(**assets))
+    assert old in text
+    with pytest.raises(UsageError):
+        build_plan(_write(tmp_path, text.replace(old, new)))
