@@ -22,6 +22,7 @@ time so a failure names its plugin.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sys
@@ -202,11 +203,11 @@ class Registry:
             out.append(f"{singular(clash.kind)} name {clash.name!r} is registered by {', '.join(clash.plugins)}")
         return out
 
-    def list(self, kind: str) -> list[Entry]:
+    def list(self, kind: str) -> builtins.list[Entry]:  # the method's own name shadows the builtin in the class
         self._check_kind(kind)
         return sorted(self.entries[kind], key=lambda e: (e.id, e.plugin))
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: str) -> builtins.list[str]:
         self._check_kind(kind)
         return sorted(self._by_name[kind])
 

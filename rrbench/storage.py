@@ -60,7 +60,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def _scrub(message: str, url: str) -> str:
+def _scrub(message: object, url: str) -> str:
     """One line of a driver's error message with any trace of the password removed."""
     line = " ".join(str(message).split())
     try:

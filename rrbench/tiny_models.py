@@ -16,22 +16,19 @@ from rrbench.mini_task import mini_vocab
 def make_tiny_bert(directory: str | Path, seed: int = 0, num_labels: int = 1) -> Path:
     """A 2-layer, hidden-64 BertForSequenceClassification with its own vocabulary: loads as a CrossEncoder."""
     import torch
-    from transformers import (
-        BertConfig,
-        BertForSequenceClassification,
-        BertTokenizerFast,
-    )
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(mini_vocab()) + "\n", encoding="utf-8")
-    # transformers 5 takes the vocabulary as `vocab` (a path or dict); `vocab_file` is silently ignored there,
-    # which would map every word to [UNK]
-    tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=True)
+    # transformers 5: BertTokenizer is the fast (tokenizers) one, and it takes the vocabulary as `vocab` (a path or
+    # dict); `vocab_file` is silently ignored there, which would map every word to [UNK]
+    tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=128, num_labels=num_labels)
+                        intermediate_size=128, max_position_embeddings=128)
+    config.num_labels = num_labels  # a PretrainedConfig property (sets id2label); not a BertConfig argument
     model = BertForSequenceClassification(config)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -40,12 +37,13 @@ def make_tiny_bert(directory: str | Path, seed: int = 0, num_labels: int = 1) ->
 
 def make_tiny_bi_encoder(directory: str | Path, seed: int = 0) -> Path:
     """A tiny BERT wrapped as a SentenceTransformer (mean pooling): a stand-in dense model for tests."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     directory = Path(directory)
     base = make_tiny_bert(directory.with_name(directory.name + "-base"), seed=seed)
-    word = models.Transformer(str(base), max_seq_length=64)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    word = Transformer(str(base), max_seq_length=64)
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling], device="cpu").save(str(directory))
     return directory
 

@@ -160,6 +160,8 @@ class CrossEncoderReranker(PairwiseReranker):
         return [{k: enc[k][i] for k in keys} for i in range(len(queries))]
 
     def _forward(self, inputs: dict[str, Any]):
+        if self.scorer is None:  # only the engine path (use_engine) forwards through here
+            raise RuntimeError("the pair scorer exists only when the inference engine is used")
         return self.scorer(**inputs)
 
     def _head(self, logits):

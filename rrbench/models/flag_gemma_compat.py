@@ -145,7 +145,6 @@ def costwise_model_forward(self: Any, input_ids: Any = None, attention_mask: Any
     compress_ratio = None if compress_ratio == 1 else compress_ratio
     if isinstance(compress_layer, int):
         compress_layer = [compress_layer]
-    compressing = compress_layer is not None and compress_ratio is not None
     padded_left = bool(attention_mask[:, -1].sum() == batch) and bool(attention_mask.sum() != attention_mask.numel())
     query_lengths = torch.as_tensor([0] * batch if query_lengths is None else query_lengths, device=device)
     prompt_lengths = torch.as_tensor([0] * batch if prompt_lengths is None else prompt_lengths, device=device)
@@ -158,18 +157,18 @@ def costwise_model_forward(self: Any, input_ids: Any = None, attention_mask: Any
     # Gemma scales the embeddings by sqrt(hidden_size), rounded to the activation dtype as in transformers' Gemma2.
     hidden = inputs_embeds * torch.tensor(config.hidden_size ** 0.5, dtype=inputs_embeds.dtype)
     masks, position_embeddings = _layer_inputs(self, hidden, attention_mask, position_ids)
-    all_hidden: tuple[Any, ...] | None = () if output_hidden_states else None
+    hidden_states: list[Any] = []  # recorded only with output_hidden_states (always in layer-wise mode)
     all_masks: tuple[Any, ...] = ()
     for idx, layer in enumerate(self.layers):
         if layer_wise:
             if idx in cutoff_layers:
-                all_hidden += (self.norm(hidden),)
+                hidden_states.append(self.norm(hidden))
                 all_masks += (attention_mask,)
             if idx == max_layer:
                 break
         elif output_hidden_states:
-            all_hidden += (hidden,)
-        if compressing and idx != 0 and idx in compress_layer:
+            hidden_states.append(hidden)
+        if compress_layer is not None and compress_ratio is not None and idx != 0 and idx in compress_layer:
             if padded_left:
                 raise ValueError("token compression needs right padding")
             hidden, attention_mask = token_compress(compress_ratio, hidden, attention_mask, query_lengths,
@@ -180,9 +179,10 @@ def costwise_model_forward(self: Any, input_ids: Any = None, attention_mask: Any
                        attention_mask=masks[config.layer_types[idx]], position_ids=position_ids)
     hidden = self.norm(hidden)
     if (not layer_wise and output_hidden_states) or (layer_wise and max_layer == config.num_hidden_layers):
-        all_hidden += (hidden,)
+        hidden_states.append(hidden)
         all_masks += (attention_mask,)
 
+    all_hidden = tuple(hidden_states) if output_hidden_states else None
     if not return_dict:
         return tuple(v for v in (hidden, all_hidden) if v is not None)
     return CostWiseModelOutputWithPast(last_hidden_state=hidden, past_key_values=None, hidden_states=all_hidden,

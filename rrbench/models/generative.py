@@ -16,7 +16,7 @@ document) is truncated to fit ``max_length``, like the reference implementations
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,8 +63,10 @@ class GenerativeReranker(PairwiseReranker):
             raise UsageError(f"reranker {spec.id}: --dtype int8 is supported for cross-encoders only")
         autocast_dtype_for(options.dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code)
+        # cast to Any: transformers declares PreTrainedModel.to through functools.wraps(torch.nn.Module.to), which
+        # type checkers read as an unbound function (every .to(device) call would be flagged)
+        self.model: Any = cast(Any, AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code))
         self.model.to(self.device).eval()
         self.max_length = options.max_length or spec.max_length or 8192
         self.yes_id = single_token_id(self.tokenizer, self.format.yes_token, spec.id)

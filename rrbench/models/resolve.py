@@ -32,7 +32,12 @@ def _from_package(packaged: str | None) -> Path | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    path = Path(getattr(module, attr)()) if attr else Path(module.__file__).parent
+    if attr:
+        path = Path(getattr(module, attr)())
+    elif module.__file__ is not None:
+        path = Path(module.__file__).parent
+    else:  # a namespace package has no folder of its own to point at
+        return None
     return path if path.exists() else None
 
 

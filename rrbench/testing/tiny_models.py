@@ -34,8 +34,9 @@ def byte_bpe_tokenizer(kind: str = "chat") -> Any:
                                        bos_token="<bos>", model_input_names=["input_ids", "attention_mask"])
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     tok.add_special_tokens(specials)
-    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
-                                                      ("<s>", tok.token_to_id("<s>")), add_prefix_space=False)
+    sep, cls = tok.token_to_id("</s>"), tok.token_to_id("<s>")
+    assert sep is not None and cls is not None  # added just above
+    tok.post_processor = processors.RobertaProcessing(("</s>", sep), ("<s>", cls), add_prefix_space=False)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
                                    cls_token="<s>", pad_token="<pad>", unk_token="<unk>",
                                    model_input_names=["input_ids", "attention_mask"])
@@ -80,25 +81,27 @@ def make_tiny_classifier(directory: str | Path, arch: str = "xlm-roberta", seed:
     "modernbert" (gte-modernbert)."""
     import torch
     from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, ModernBertConfig,
-                              ModernBertForSequenceClassification, XLMRobertaConfig,
+                              ModernBertForSequenceClassification, PreTrainedModel, XLMRobertaConfig,
                               XLMRobertaForSequenceClassification)
 
     tok = byte_bpe_tokenizer("pair")
     torch.manual_seed(seed)
-    common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, num_labels=num_labels, pad_token_id=tok.pad_token_id)
+    # keyword dicts: the configs take these architecture fields as **kwargs, which their signatures do not list
+    common: dict[str, Any] = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, num_labels=num_labels, pad_token_id=tok.pad_token_id)
+    model: PreTrainedModel
     if arch == "xlm-roberta":
         model = XLMRobertaForSequenceClassification(XLMRobertaConfig(max_position_embeddings=520, type_vocab_size=1,
                                                                      **common))
     elif arch == "deberta-v2":
+        deberta: dict[str, Any] = dict(relative_attention=True, position_buckets=32, pos_att_type=["p2c", "c2p"])
         model = DebertaV2ForSequenceClassification(DebertaV2Config(max_position_embeddings=512, type_vocab_size=0,
-                                                                   relative_attention=True, position_buckets=32,
-                                                                   pos_att_type=["p2c", "c2p"], **common))
+                                                                   **deberta, **common))
     elif arch == "modernbert":
+        modernbert: dict[str, Any] = dict(global_attn_every_n_layers=2, local_attention=16)
         model = ModernBertForSequenceClassification(ModernBertConfig(
-            max_position_embeddings=512, global_attn_every_n_layers=2, local_attention=16,
-            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, sep_token_id=tok.sep_token_id,
-            cls_token_id=tok.cls_token_id, **common))
+            max_position_embeddings=512, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            sep_token_id=tok.sep_token_id, cls_token_id=tok.cls_token_id, **modernbert, **common))
     else:
         raise ValueError(f"unknown architecture {arch!r}")
     return _save(model, tok, directory)
@@ -187,6 +190,8 @@ def make_tiny_listwise(directory: str | Path, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "modeling_tiny_listwise.py").write_text(LISTWISE_CODE, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"_rrbench_tiny_listwise_{seed}", directory / "modeling_tiny_listwise.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import the model code just written to {directory}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

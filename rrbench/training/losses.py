@@ -35,7 +35,7 @@ def _identity():
 
 
 def _number(options: dict[str, Any], key: str, low: float | None = None) -> float:
-    value = options.get(key)
+    value: Any = options.get(key)
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -78,11 +78,11 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
     transformer = Transformer(str(path), transformer_task="text-generation",
                               processor_kwargs={"model_max_length": max_length})
     tokenizer = transformer.tokenizer
-    head = LogitScore(true_token_id=token_id(tokenizer, positive_token),
-                      false_token_id=token_id(tokenizer, negative_token))
+    yes_no = LogitScore(true_token_id=token_id(tokenizer, positive_token),
+                        false_token_id=token_id(tokenizer, negative_token))
     if tokenizer.pad_token is None:
         raise UsageError(f"base model {path} has no pad token; set one in its tokenizer before training")
-    return CrossEncoder(modules=[transformer, head], device=device)
+    return CrossEncoder(modules=[transformer, yes_no], device=device)
 
 
 def _mean_pooled(path: Path, max_length: int, device: str):
