@@ -17,10 +17,8 @@ import numpy as np
 from rrbench.errors import TaskSpecError, UsageError, close_matches
 from rrbench.io import canonical_hash
 from rrbench.tasks.hf import data_sha256, is_hf_data, read_rows
-from rrbench.tasks.spec import DataFile, TaskSpec, read_spec
+from rrbench.tasks.spec import SPEC_FILENAME, DataFile, TaskSpec, read_spec
 from rrbench.tasks.splits import grouped_kfold, grouped_split
-
-SPEC_FILENAME = "task.yaml"
 
 
 #: ``train~fold2of5`` is the second held-out fold of a grouped 5-fold over ``train``; ``train~rest2of5`` is the
