@@ -542,7 +542,20 @@ def estimate_cost(plan: Plan, measured_pairs_per_s: float | None = None) -> dict
         train_s = rows * epochs / rate
         evals = tier_b.evaluations * eval_pairs / BENCHMARK_EVAL_PAIRS_PER_S
         per_cell[cell.key] = tier_b.trials * (train_s + evals)
-    total = sum(per_cell.values())
-    return {"pairs_per_s": rate, "source": source, "per_cell_s": per_cell, "total_s": total,
+    # after Tier B: every cell's exports, then per finalist its retrainings (the most expensive trained cell's
+    # training time each) and its runs on dev_select and the confirmation split per seed
+    export_pairs = sum(len(task.candidates(q)) for split in plan.spec.exports for q in task.split_queries(split))
+    confirm_pairs = sum(len(task.candidates(q)) for q in task.split_queries(plan.spec.budgets.tier_c.confirm_on))
+    trained = [s for c, s in per_cell.items() if plan.cell(c).shape != "none"]
+    one_training = max(trained, default=0.0) / tier_b.trials
+    finalists = min(plan.spec.budgets.tier_c.finalists, len(plan.cells))
+    retrainings = len(plan.spec.seeds) - 1 + plan.spec.budgets.tier_c.folds
+    later = (len(plan.cells) * export_pairs / BENCHMARK_EVAL_PAIRS_PER_S
+             + finalists * (retrainings * one_training
+                            + len(plan.spec.seeds) * (eval_pairs + confirm_pairs) / BENCHMARK_EVAL_PAIRS_PER_S))
+    total = sum(per_cell.values()) + later
+    return {"pairs_per_s": rate, "source": source, "per_cell_s": per_cell, "later_s": later, "total_s": total,
             "assumes": f"{tier_b.trials} Tier B trials per cell, {epochs:g} epoch(s), {negatives} negatives per "
-                       f"query, {tier_b.evaluations} dev_select evaluations per trial, no pruning"}
+                       f"query, {tier_b.evaluations} dev_select evaluations per trial, no pruning; after Tier B "
+                       f"{finalists} finalist(s) retrained {retrainings} time(s) each, exports of "
+                       f"{', '.join(plan.spec.exports) or 'nothing'}; transfer tasks not counted"}

@@ -218,5 +218,11 @@ def matrix_status(plan: Plan, output: str | Path | None = None, storage_url: str
             row["dev_select"] = info.get("dev_select")
             row["best"] = info.get("best_value", row["best"])
         rows.append(row)
-    return {"name": plan.spec.name, "output": str(out), "cells": rows,
+    from rrbench.matrix_tiers import SELECTED_FILE, TIER_C_FILE, finalists
+
+    later = [{"key": c.key, "tier_a": (out / "train_runs" / c.key / SELECTED_FILE).is_file(),
+              "tier_c": (out / "train_runs" / c.key / TIER_C_FILE).is_file()} for c in finalists(plan, out)
+             ] if all(cell_done(out, c) for c in plan.cells) else []  # finalists exist once Tier B is over
+    return {"name": plan.spec.name, "output": str(out), "cells": rows, "finalists": later,
+            "report": (out / "report.md").is_file(),
             "skipped": [{"combination": s.combination, "reason": s.reason} for s in plan.skipped]}

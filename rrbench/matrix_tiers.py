@@ -79,7 +79,7 @@ def run_record(config: RunConfig, target: Path) -> dict[str, Any]:
         return _read_json(target / "results.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return execute(replace(config, output=str(target), show_progress=False))
+        return execute(replace(config, output=str(target)))  # progress bars in a terminal only
     except UsageError:
         if (target / "results.json").is_file():  # another worker wrote it first
             return _read_json(target / "results.json")
@@ -150,7 +150,7 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
         space = parse_space(budget.space, [model], where=f"{plan.path}: budgets.tier_a.space")
         source = ScoreSource(setup, space)
         log(f"tier A {cell.key}: scoring what the sweep needs (this worker's cache)")
-        source.fill(progress=False)
+        source.fill(progress=None)
         sweep_dir = output / "hpo" / "tier-a" / cell.key
         # the matrix's own storage (never a per-folder default, which assumes a single process)
         url = storage_url or f"sqlite:///{(output / 'hpo' / 'studies.sqlite').resolve()}"
@@ -178,7 +178,7 @@ def selected_run(plan: Plan, selected: dict[str, Any], split: str, model: str | 
     from rrbench.runner import RunConfig
 
     values = dict(selected["config"])
-    values.update(split=split, cache_dir=cache_dir, show_progress=False)
+    values.update(split=split, cache_dir=cache_dir, show_progress=None)
     if model is not None:
         values["reranker"] = model
     if task is not None:
@@ -372,11 +372,14 @@ def later_tiers(plan: Plan, output: Path, storage: Any, storage_url: str | None,
     if not chosen:
         log("no cell has a selection-split result: no finalists")
         return
+    selected = {}
     for cell in chosen:
         log(f"finalist {cell.key} ({cell.label})")
         resolve_teacher(cell)
-        selected = tier_a(plan, cell, output, storage_url, cache_dir, log)
-        tier_c(plan, cell, output, storage, storage_label, trainer, selected, cache_dir, log)
-        for target in plan.spec.transfers():
-            transfer(plan, cell, selected, output, target, cache_dir)
+        selected[cell.key] = tier_a(plan, cell, output, storage_url, cache_dir, log)
+        tier_c(plan, cell, output, storage, storage_label, trainer, selected[cell.key], cache_dir, log)
     baselines(plan, output, cache_dir)
+    for target in plan.spec.transfers():  # last: on a corpus-scope task it may mean encoding a whole corpus
+        log(f"transfer to {target.task} ({target.split})")
+        for cell in chosen:
+            transfer(plan, cell, selected[cell.key], output, target, cache_dir)

@@ -60,6 +60,8 @@ def register(cli: Any) -> None:
             click.echo(f"{cell.key:16}  {cell.G:10} {cell.M:16} {cell.R:18} {cell.L or '-':11} {cell.N or '-':18} "
                        f"{cell.shape:12} {_hours(cost['per_cell_s'][cell.key]):>7}  {needs}")
         _print_skipped(skipped)
+        click.echo(f"after Tier B (exports, finalists' Tier A and Tier C, confirmation): "
+                   f"{_hours(cost['later_s'])}")
         click.echo(f"estimated cost: {_hours(cost['total_s'])} on one worker at {cost['pairs_per_s']:.1f} training "
                    f"pairs/s ({cost['source']}); {cost['assumes']}")
 
@@ -128,4 +130,9 @@ def _print_status(status: dict[str, Any]) -> None:
         best = f"{row['best']:.4f}" if isinstance(row.get("best"), float) else "-"
         click.echo(f"{row['key']:16}  {row['R']:18} {row['L'] or '-':11} {row['N'] or '-':18} {row['state']:8} "
                    f"{t.get('complete', 0):>8} {t.get('pruned', 0):>6} {t.get('fail', 0):>6} {best:>7}")
+    for final in status.get("finalists", []):
+        click.echo(f"finalist {final['key']}: Tier A {'done' if final['tier_a'] else 'pending'}, "
+                   f"Tier C {'done' if final['tier_c'] else 'pending'}")
+    if status.get("report"):
+        click.echo(f"report: {status['output']}/report.md")
     _print_skipped(status["skipped"])
