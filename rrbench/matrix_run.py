@@ -77,29 +77,16 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
 
 
 def teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache_dir: str | None) -> str:
-    """Make an R5 teacher cell's scores on the training split available to this worker; returns the teacher path.
+    """An R5 teacher cell's scores on the training split, as the file its student distils from.
 
-    Distillation reads a teacher's scores from the score cache, which stays local to each worker, so every worker
-    scores the training split with the teacher checkpoint once (a cache hit afterwards). The first worker's record
-    of that scoring is kept under ``reranker_scores/<teacher cell>/train`` (per-query scores in its run.trec).
+    Scores travel between workers only as files (each score cache stays local), so the teacher is the cell's
+    ``reranker_scores/<teacher cell>/train`` export, written once by whichever worker gets there first; the student
+    reads that record's ``run.trec`` (see :func:`rrbench.training.teacher.recorded_teacher`).
     """
-    import tempfile
+    from rrbench.matrix_tiers import export_scores
 
-    from rrbench.runner import RunConfig, execute
-
-    model = output / "train_runs" / teacher_key / "model"
-    kept = output / "reranker_scores" / teacher_key / "train"
-    target = kept if not kept.exists() else Path(tempfile.mkdtemp(prefix="rrbench-teacher-")) / "train"
-    try:
-        execute(RunConfig(task=plan.spec.task, split="train", reranker=str(model), top_k_retriever=1000,
-                          top_k_rerank=1000, output=str(target), show_progress=False, cache_dir=cache_dir))
-    except UsageError:
-        if not (kept / "results.json").is_file():
-            raise
-    finally:
-        if target != kept:
-            shutil.rmtree(target.parent, ignore_errors=True)
-    return str(model)
+    export_scores(plan, plan.cell(teacher_key), output, cache_dir, splits=("train",))
+    return str(output / "reranker_scores" / teacher_key / "train")
 
 
 def _finish_cell(plan: Plan, cell: Cell, study, output: Path, evaluate: bool, cache_dir: str | None) -> None:

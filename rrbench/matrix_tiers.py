@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,12 +87,13 @@ def run_record(config: RunConfig, target: Path) -> dict[str, Any]:
 
 
 # -- 1. exports ------------------------------------------------------------------------------------------------------
-def export_scores(plan: Plan, cell: Cell, output: Path, cache_dir: str | None) -> None:
+def export_scores(plan: Plan, cell: Cell, output: Path, cache_dir: str | None,
+                  splits: Sequence[str] | None = None) -> None:
     """Each finished cell's scores on the ``exports:`` splits, as run records under ``reranker_scores/``."""
     from rrbench.runner import RunConfig
 
     model = cell_model(output, cell)
-    for split in plan.spec.exports:
+    for split in plan.spec.exports if splits is None else splits:
         config = RunConfig(task=plan.spec.task, split=split, reranker=model, top_k_retriever=1000,
                            top_k_rerank=1000, cache_dir=cache_dir, seed=plan.spec.seeds[0],
                            **generator_options(cell.G))

@@ -350,6 +350,9 @@ def test_r5_cell_distils_from_another_cell(tmp_path, tiny_assets):
     info = json.loads((tmp_path / "out" / "train_runs" / student.key / "cell.json").read_text())
     assert info["trials"]["complete"] == 2
     config = json.loads((tmp_path / "out" / "train_runs" / student.key / "model" / "train_config.json").read_text())
-    assert config["config"]["teacher"] == str(tmp_path / "out" / "train_runs" / teacher.key / "model")
+    # the student distilled from the teacher cell's exported record (scores travel as files, not caches)
+    assert config["config"]["teacher"] == str(tmp_path / "out" / "reranker_scores" / teacher.key / "train")
+    record = json.loads((tmp_path / "out" / "reranker_scores" / teacher.key / "train" / "results.json").read_text())
+    assert record["manifest"]["config"]["reranker"]["id"].startswith("checkpoint@")
     assert config["config"]["loss"] == "mse"
     assert (tmp_path / "out" / "reranker_scores" / teacher.key / "train" / "run.trec").is_file()

@@ -187,3 +187,32 @@ def test_bad_later_tier_settings_are_refused_at_plan_time(tmp_path, assets, old,
     assert old in text
     with pytest.raises(UsageError):
         build_plan(_write(tmp_path, text.replace(old, new)))
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_a_recorded_teacher_gives_the_cached_teachers_scores(tmp_path, assets):
+    """Scores travel between workers as run records: reading one gives exactly the scores the cache holds."""
+    from rrbench.runner import RunConfig, execute
+    from rrbench.tasks import load_task_dir
+    from rrbench.training.teacher import cached_teacher, recorded_teacher
+
+    cache = str(tmp_path / "cache")
+    folder = tmp_path / "teacher"
+    execute(RunConfig(task=assets["task"], split="train", reranker=assets["bert"], top_k_retriever=1000,
+                      top_k_rerank=1000, output=str(folder), cache_dir=cache, show_progress=False))
+    task = load_task_dir(assets["task"])
+    queries = task.split_queries("train")
+    pairs = [(q.query_id, int(i)) for q in queries for i in task.candidates(q)]
+    ids, indices = [p[0] for p in pairs], [p[1] for p in pairs]
+    from_file = recorded_teacher(folder, task, "train")(ids, indices)
+    from_cache = cached_teacher(assets["bert"], task, "train", cache)(ids, indices)
+    assert len(from_file) == len(pairs) > 10
+    assert from_file.tolist() == pytest.approx(from_cache.tolist(), abs=1e-12)
+    with pytest.raises(UsageError, match="has no score for"):
+        recorded_teacher(folder, task, "dev_select")(["q1b"], [int(task.candidates(task.queries["q1b"])[0])])
+    calibrated = tmp_path / "calibrated"
+    execute(RunConfig(task=assets["task"], split="train", reranker=assets["bert"], top_k_retriever=1000,
+                      top_k_rerank=1000, output=str(calibrated), cache_dir=cache, show_progress=False,
+                      interpolate=0.5))
+    with pytest.raises(UsageError, match="only a plain record"):
+        recorded_teacher(calibrated, task, "train")

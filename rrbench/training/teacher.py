@@ -1,14 +1,22 @@
-"""R5 distillation: a teacher's scores come from the score cache, never from a fresh forward pass.
+"""R5 distillation: a teacher's scores come from the score cache or an exported run record, never from a fresh
+forward pass.
 
 Why only cached scores: the teacher is usually the largest model in the sweep, and its scores on the training split
 were already computed (and fingerprinted by weights) when it was evaluated. Distilling from the cache keeps the
 student's run cheap and guarantees the student learns exactly the scores that were measured. A missing score is a
 one-line usage error that says how to produce it.
+
+A teacher may also be a run record folder (``results.json`` + ``run.trec``, e.g. a matrix cell's
+``reranker_scores/CELL/train`` export): that is how scores travel between machines, since each worker's score cache
+stays local. Only a plain record qualifies (one reranker, no interpolation, calibration or ensemble), because only
+then are its ``run.trec`` scores the teacher's own scores.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +50,49 @@ def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = No
         if missing:
             raise UsageError(f"teacher {name!r} lacks cached scores for {missing} of {len(keys)} training pairs; "
                              f"{hint}")
+        return np.asarray([found[k] for k in keys], dtype=np.float64)
+
+    return scores
+
+
+def is_record_folder(name: str) -> bool:
+    folder = Path(name)
+    return folder.is_dir() and (folder / "results.json").is_file() and (folder / "run.trec").is_file()
+
+
+def recorded_teacher(folder: str | Path, task: Task, split: str):
+    """A ``(query ids, global sentence ids) -> scores`` function reading a plain run record's ``run.trec``."""
+    from rrbench.trec import read_run
+
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "results.json").read_text(encoding="utf-8"))["manifest"]
+        config = manifest["config"]
+        data_sha = config["task"]["data_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"teacher {folder}: not a readable rrbench record ({exc})") from None
+    if data_sha != task.data_sha256:
+        raise UsageError(f"teacher {folder}: recorded on other task data ({data_sha[:12]}, not "
+                         f"{task.data_sha256[:12]})")
+    if not isinstance(config.get("reranker"), dict) or any(config.get(k) for k in ("interpolate", "calibrator",
+                                                                                  "ensemble")):
+        raise UsageError(f"teacher {folder}: only a plain record of one reranker holds the teacher's own scores "
+                         f"(no interpolation, calibration or ensemble)")
+    runs = read_run(str(folder / "run.trec"))
+    index = {task.docno(i): i for i in range(len(task.sentences))}
+    found: dict[tuple[str, int], float] = {}
+    for query_id, ranked in runs.items():
+        for docno, score in ranked:
+            if docno in index:
+                found[(query_id, index[docno])] = score
+
+    def scores(query_ids: Sequence[str], indices: Sequence[int]) -> np.ndarray:
+        keys = [(q, int(i)) for q, i in zip(query_ids, indices)]
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise UsageError(f"teacher {folder} has no score for {len(missing)} of {len(keys)} {split} training "
+                             f"pairs (first: query {missing[0][0]}, sentence {task.docno(missing[0][1])}); export "
+                             f"the whole split (--top-k-rerank 1000)")
         return np.asarray([found[k] for k in keys], dtype=np.float64)
 
     return scores

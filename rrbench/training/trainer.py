@@ -180,9 +180,10 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         raise UsageError(f"loss {config.loss} distils a teacher: pass --teacher RERANKER (with cached scores)")
     teacher = None
     if config.teacher is not None:
-        from rrbench.training.teacher import cached_teacher
+        from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
 
-        teacher = cached_teacher(config.teacher, task, config.train_split, cache_dir)
+        teacher = (recorded_teacher(config.teacher, task, config.train_split) if is_record_folder(config.teacher)
+                   else cached_teacher(config.teacher, task, config.train_split, cache_dir))
     base_path, base_info = resolve_base(config.base)
 
     config_hash = _prepare_output(config, out, overwrite)
