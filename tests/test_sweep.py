@@ -340,9 +340,12 @@ def test_sweep_fill_survives_kill_9_between_score_commits(filled, tiny_model, tm
         _sound(cache)
     again = _sweep_cli(args, cache)
     assert again.returncode == 0 and "pairs scored" in again.stdout, again.stderr
+    last = _sweep_cli(args, cache)  # nothing is missing any more
+    assert last.returncode == 0 and "(all were cached)" in last.stdout, last.stdout
     _sound(cache)
     ((fingerprint, got),) = _pair_scores(cache).items()  # the tiny model's, as in the uninterrupted fill
+    # the module's shared cache also holds pairs other tests scored (other splits), so compare on the fill's pairs
     want = _pair_scores(filled["cache"])[fingerprint]
-    assert got and got.keys() == want.keys()
+    assert got and got.keys() <= want.keys()
     assert max(abs(got[k] - want[k]) for k in got) <= 1e-6
     assert not [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".partial"))]
