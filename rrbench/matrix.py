@@ -108,11 +108,11 @@ class ParamRange(_Strict):
 class TierB(_Strict):
     """Training HPO per (M, R, L, N) cell."""
 
-    trials: int = Field(8, ge=1)
+    trials: int = Field(default=8, ge=1)
     pruner: Literal["median", "successive-halving", "hyperband", "none"] = "median"
     sampler: Literal["tpe", "random"] = "tpe"
     #: Evaluations on the selection split per trial (the pruner's resource): eval_steps is derived from it.
-    evaluations: int = Field(4, ge=1)
+    evaluations: int = Field(default=4, ge=1)
     #: Training options every trial of every cell shares (max_length, batch_size, head, max_steps, threads, ...).
     fixed: dict[str, Any] = Field(default_factory=dict)
     #: Overrides of the default search space, per parameter (``loss.<option>`` / ``miner.<option>`` for components).
@@ -125,8 +125,8 @@ class TierB(_Strict):
 class TierA(_Strict):
     """Inference settings per finalist (``rrbench sweep`` over its cached scores); 0 trials keeps the plain run."""
 
-    trials: int = Field(0, ge=0)
-    max_fe: float | None = Field(None, ge=0, le=1)
+    trials: int = Field(default=0, ge=0)
+    max_fe: float | None = Field(default=None, ge=0, le=1)
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     #: a sweep space (docs/sweep.md), inline; the default searches every dimension
     space: dict[str, Any] | None = None
@@ -135,8 +135,8 @@ class TierA(_Strict):
 class TierC(_Strict):
     """The finalists: the best cells on the selection split, retrained over every seed and optionally in folds."""
 
-    finalists: int = Field(1, ge=1)
-    folds: int = Field(0, ge=0)
+    finalists: int = Field(default=1, ge=1)
+    folds: int = Field(default=0, ge=0)
     #: the split finalists are confirmed on (with paired tests against the baselines); never test
     confirm_on: str = "dev_final"
 
@@ -179,7 +179,7 @@ class TransferTask(_Strict):
     G: str | None = None
     split: str = "dev_final"
     #: pool size there (a corpus-scope task needs one; a post is small enough to rerank whole)
-    top_k: int = Field(100, ge=1)
+    top_k: int = Field(default=100, ge=1)
 
 
 class MatrixSpec(_Strict):
@@ -212,7 +212,7 @@ class MatrixSpec(_Strict):
                               **({"fusion": "rrf"} if len(parts) > 1 else {})}
         return out
     #: Training pairs per second for cost estimates (overrides measured figures).
-    throughput: float | None = Field(None, gt=0)
+    throughput: float | None = Field(default=None, gt=0)
 
 
 @dataclass
