@@ -70,7 +70,7 @@ def _settings(config: dict[str, Any]) -> str:
 
 def collect(plan: Plan, output: Path) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data."""
-    from rrbench.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, ranked_cells, slug
+    from rrbench.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
     from rrbench.significance import mean_std
 
     spec = plan.spec
@@ -95,17 +95,17 @@ def collect(plan: Plan, output: Path) -> dict[str, Any]:
         system = _record(output / "leaderboards" / cell.key / f"seed-{spec.seeds[0]}" / confirm)
         plain = _record(output / "leaderboards" / cell.key / "plain" / confirm)
         if system is not None:
-            entry["confirm"] = {"metrics": _headline(system), "against": {
+            entry["confirm"] = {"metrics": headline(system), "against": {
                 name: _paired(system, record) for name, record in baselines.items()}}
             if plain is not None:
-                entry["confirm"]["plain"] = {"metrics": _headline(plain), "tier_a_lever": _paired(system, plain)}
+                entry["confirm"]["plain"] = {"metrics": headline(plain), "tier_a_lever": _paired(system, plain)}
         transfers = []
         for target in spec.transfers():
             base = output / "leaderboards" / "transfer" / slug(target.task)
             ours, bm25 = _record(base / cell.key / target.split), _record(base / "bm25" / target.split)
             if ours is not None and bm25 is not None:
                 transfers.append({"task": target.task, "split": target.split, "G": target.G or cell.G,
-                                  "system": _headline(ours), "bm25": _headline(bm25),
+                                  "system": headline(ours), "bm25": headline(bm25),
                                   "paired": _paired(ours, bm25)})
         entry["transfer"] = transfers
         finals.append(entry)
@@ -116,13 +116,8 @@ def collect(plan: Plan, output: Path) -> dict[str, Any]:
     return {"name": spec.name, "task": spec.task, "task_data_sha256": plan.task_hash, "confirm_on": confirm,
             "cells": rows, "unfinished": unfinished,
             "skipped": [{"combination": s.combination, "reason": s.reason} for s in plan.skipped],
-            "baselines": {name: _headline(r) for name, r in baselines.items()}, "finalists": finals,
+            "baselines": {name: headline(r) for name, r in baselines.items()}, "finalists": finals,
             "levers": levers}
-
-
-def _headline(record: dict[str, Any]) -> dict[str, Any]:
-    metrics = record["metrics"]
-    return {k: metrics.get(k) for k in (METRIC, "RR@10", "R@10", "false_evidence_rate", "answer_rate_has_evidence")}
 
 
 def _levers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -294,7 +294,7 @@ def tier_c(plan: Plan, cell: Cell, output: Path, storage: Any, storage_label: st
         for split in ("dev_select", confirm):
             record = run_record(selected_run(plan, selected, split, model, cache_dir),
                                 output / "leaderboards" / cell.key / f"seed-{seed}" / split)
-            row[split] = _headline(record)
+            row[split] = headline(record)
         seeds[str(seed)] = row
     if selected.get("tier_a"):  # the Tier A lever: the same model with the plain configuration
         plain = {"config": plain_configuration(plan, cell, base_model)}
@@ -306,7 +306,7 @@ def tier_c(plan: Plan, cell: Cell, output: Path, storage: Any, storage_label: st
         held_out = fold_split("train", "fold", int(index), int(k))
         record = run_record(selected_run(plan, selected, held_out, str(unit_model(output, cell, unit)), cache_dir),
                             output / "leaderboards" / cell.key / unit)
-        folds[unit] = _headline(record)
+        folds[unit] = headline(record)
     body: dict[str, Any] = {"cell": cell.key, "confirm_on": confirm, "seeds": seeds, "folds": folds}
     for split in ("dev_select", confirm):
         values = [row[split]["nDCG@10"] for row in seeds.values()]
@@ -317,7 +317,8 @@ def tier_c(plan: Plan, cell: Cell, output: Path, storage: Any, storage_label: st
     return body
 
 
-def _headline(record: dict[str, Any]) -> dict[str, Any]:
+def headline(record: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a matrix shows of a run record."""
     metrics = record["metrics"]
     return {k: metrics.get(k) for k in ("nDCG@10", "RR@10", "R@10", "false_evidence_rate",
                                          "answer_rate_has_evidence")}
@@ -334,7 +335,7 @@ def baselines(plan: Plan, output: Path, cache_dir: str | None) -> dict[str, dict
         config = RunConfig.from_mapping({**options, "task": plan.spec.task, "split": confirm,
                                          "cache_dir": cache_dir, "seed": plan.spec.seeds[0]},
                                         f"{plan.path}: baselines.{name}")
-        out[name] = _headline(run_record(config, output / "leaderboards" / "baselines" / slug(name) / confirm))
+        out[name] = headline(run_record(config, output / "leaderboards" / "baselines" / slug(name) / confirm))
     return out
 
 
@@ -357,8 +358,8 @@ def transfer(plan: Plan, cell: Cell, selected: dict[str, Any], output: Path, tar
     bm25 = run_record(RunConfig(task=target.task, split=target.split, retriever="bm25",
                                 top_k_retriever=target.top_k, cache_dir=cache_dir),
                       folder / "bm25" / target.split)
-    return {"task": target.task, "split": target.split, "G": target.G or cell.G, "system": _headline(system),
-            "bm25": _headline(bm25)}
+    return {"task": target.task, "split": target.split, "G": target.G or cell.G, "system": headline(system),
+            "bm25": headline(bm25)}
 
 
 def later_tiers(plan: Plan, output: Path, storage: Any, storage_url: str | None, storage_label: str,
