@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rrbench.errors import UsageError
 from rrbench.io import canonical_hash
+from rrbench.strict_yaml import read_yaml_document, validate_document
 
 #: A regime's factor value that keeps its own loss / miner.
 DEFAULT = "default"
@@ -283,36 +283,13 @@ class Plan:
         return out
 
 
-def _format_error(path: Path, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(err["type"], err["msg"])
-        if err["type"] == "too_short":
-            msg = "must not be empty"
-        parts.append(f"field '{loc}': {msg}")
-    return f"{path}: invalid matrix file: " + "; ".join(parts)
-
-
 def read_matrix(path: str | Path) -> MatrixSpec:
     """Parse and validate a matrix file; every problem is a one-line UsageError naming the file and field."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"matrix file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UsageError(f"{path}: not valid YAML{where}") from None
+    raw = read_yaml_document(path, "matrix file")
     if raw is None:
         raise UsageError(f"{path}: empty matrix file")
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: a matrix file is a mapping (name:, factors:, ...)")
-    try:
-        spec = MatrixSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise UsageError(_format_error(path, exc)) from None
+    spec = validate_document(MatrixSpec, raw, path, "matrix file")
     for name, rng in spec.budgets.tier_b.space.items():
         try:
             rng.check(name)

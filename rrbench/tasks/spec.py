@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rrbench.errors import TaskSpecError
+from rrbench.strict_yaml import read_yaml_document, validate_document
 
 #: The spec file of a task folder.
 SPEC_FILENAME = "task.yaml"
@@ -89,35 +89,8 @@ class TaskSpec(_Strict):
         return value
 
 
-def _format_validation_error(path: Path, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        parts.append(f"field '{loc}': {msg}")
-    return f"{path}: invalid task spec: " + "; ".join(parts)
-
-
 def read_spec(path: str | Path) -> TaskSpec:
     """Parse and validate a ``task.yaml``; every problem becomes a one-line :class:`TaskSpecError`."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskSpecError(f"{path}: task spec not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TaskSpecError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise TaskSpecError(f"{path}: malformed YAML{line}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(raw, dict):
-        raise TaskSpecError(f"{path}: a task spec must be a YAML mapping, got {type(raw).__name__}")
-    try:
-        return TaskSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise TaskSpecError(_format_validation_error(path, exc)) from None
+    raw = read_yaml_document(path, "task spec", TaskSpecError)
+    return validate_document(TaskSpec, raw, path, "task spec", TaskSpecError)
