@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import optuna
 import pytest
@@ -12,14 +11,12 @@ from rrbench.matrix import build_plan, estimate_cost, read_matrix
 from rrbench.matrix_hpo import (cell_counts, cell_space, objective_for, open_cell_study, run_study,
                                 tier_b_budget)
 from rrbench.storage import open_storage
+from tiny_matrix import tier_b, tiny_assets as make_assets, write_matrix
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def write(tmp_path, text: str, name: str = "matrix.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+write = write_matrix
 
 
 FULL = """
@@ -210,11 +207,10 @@ def test_edited_matrix_clashes_with_the_stored_study(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_assets(tmp_path_factory):
     pytest.importorskip("torch")
-    from rrbench.testing.fixtures import make_tiny_bert
     from rrbench.training.testing import make_train_task
 
     root = tmp_path_factory.mktemp("matrix-assets")
-    return {"task": str(make_train_task(root / "mini")), "bert": str(make_tiny_bert(root / "bert", seed=1))}
+    return make_assets(root, make_train_task(root / "mini"))
 
 
 TINY = """
@@ -224,15 +220,7 @@ TINY = """
     seeds: [5]
     budgets:
       tier_c: {{confirm_on: dev_select}}   # the mini task has no dev_final; these tests stop after Tier B
-      tier_b:
-        pruner: none
-        evaluations: 2
-        sample: false
-        fixed: {{max_steps: 4, batch_size: 2, max_length: 32, negatives: 2, warmup: 0.0, epochs: 1,
-                loss.pos_weight: null, threads: 1}}
-        space: {{lr: {{low: 0.0001, high: 0.01, log: true}}}}
-        enqueue: [{{lr: 0.001}}, {{lr: 0.003}}]
-"""
+""" + tier_b(steps=4, evaluations=2, enqueue="{lr: 0.001}, {lr: 0.003}")
 
 
 @pytest.mark.usefixtures("torch_one_thread")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from tiny_matrix import tier_b, tiny_assets
 
 pytest.importorskip("torch")
 
@@ -29,24 +30,15 @@ MATRIX = """
     seeds: [5]
     budgets:
       tier_c: {{confirm_on: dev_select}}   # the mini task has no dev_final; these tests stop after Tier B
-      tier_b:
-        pruner: none
-        evaluations: 2
-        sample: false
-        fixed: {{max_steps: 16, batch_size: 2, max_length: 32, negatives: 2, warmup: 0.0, epochs: 1,
-                loss.pos_weight: null, threads: 1}}
-        space: {{lr: {{low: 0.0001, high: 0.01, log: true}}}}
-        enqueue: [{enqueue}]
-"""
+""" + tier_b(steps=16, evaluations=2, enqueue="<enqueue>").replace("<enqueue>", "{enqueue}")
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    from rrbench.testing.fixtures import make_tiny_bert
     from rrbench.training.testing import make_train_task
 
     root = tmp_path_factory.mktemp("pg-matrix")
-    return {"task": str(make_train_task(root / "mini")), "bert": str(make_tiny_bert(root / "bert", seed=1))}
+    return tiny_assets(root, make_train_task(root / "mini"))
 
 
 def _worker(matrix: Path, url: str, out: Path, log: Path) -> subprocess.Popen:

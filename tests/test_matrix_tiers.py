@@ -11,6 +11,7 @@ import pytest
 
 from rrbench.errors import UsageError
 from rrbench.matrix import build_plan
+from tiny_matrix import tier_b, tiny_assets, write_matrix
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,10 +35,8 @@ def _three_split_task(directory):
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     pytest.importorskip("torch")
-    from rrbench.testing.fixtures import make_tiny_bert
-
     root = tmp_path_factory.mktemp("tiers")
-    return {"task": str(_three_split_task(root / "task")), "bert": str(make_tiny_bert(root / "bert", seed=1))}
+    return tiny_assets(root, _three_split_task(root / "task"))
 
 
 MATRIX = """
@@ -51,24 +50,14 @@ MATRIX = """
     transfer_tasks:
       - {{task: {task}, split: dev_select, top_k: 50}}
     budgets:
-      tier_b:
-        pruner: none
-        evaluations: 1
-        sample: false
-        fixed: {{max_steps: 3, batch_size: 2, max_length: 32, negatives: 2, warmup: 0.0, epochs: 1,
-                loss.pos_weight: null, threads: 1}}
-        space: {{lr: {{low: 0.0001, high: 0.01, log: true}}}}
-        enqueue: [{{lr: 0.001}}]
+""" + tier_b(steps=3, evaluations=1, enqueue="{lr: 0.001}") + """
       tier_a: {{trials: 6, max_fe: 1.0, sampler: random,
                space: {{calibrator: [none, platt], interpolate: [0.0, 0.5]}}}}
       tier_c: {{finalists: 2, folds: 2}}
 """
 
 
-def _write(tmp_path, text):
-    path = tmp_path / "matrix.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+_write = write_matrix
 
 
 def test_fold_splits_partition_a_split_by_post(assets):
