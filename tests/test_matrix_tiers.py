@@ -151,6 +151,23 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
 
     assert main(["matrix", "report", str(path), "--output", str(out)]) == 0
     assert "# Matrix tiers" in capsys.readouterr().out
+    # benchmarks/levers_scifact.py retrains the r1 cell with exactly one option changed
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "levers_scifact.py"
+    module_spec = importlib.util.spec_from_file_location("levers_scifact", script)
+    levers = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(levers)
+    assert levers.main(["--matrix-run", str(out), "--output", str(tmp_path / "levers"), "--lever", "pos-weight-4",
+                        "--lever", "one-epoch"]) == 0   # the cell already trains one epoch: skipped
+    rows = json.loads((tmp_path / "levers" / "levers.json").read_text())["rows"]
+    assert [row["lever"] for row in rows][1:] == ["pos-weight-4"]
+    assert rows[0]["nDCG@10"] == infos[trained]["dev_select"]["nDCG@10"]
+    base = json.loads((out / "train_runs" / trained / "model" / "train_config.json").read_text())["config"]
+    variant = json.loads((tmp_path / "levers" / "pos-weight-4" / "train_config.json").read_text())["config"]
+    assert {key for key in base if base[key] != variant[key]} == {"output", "loss_options"}
+    assert variant["loss_options"] == {**base["loss_options"], "pos_weight": 4.0}
 
 
 def test_report_without_a_run_is_a_one_line_error(tmp_path, assets, capsys):

@@ -274,3 +274,29 @@ def test_faiss_moves_the_index_when_the_gpu_build_is_there(monkeypatch):
     monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda res, gpu, index: moved.append(gpu) or "gpu-index",
                         raising=False)
     assert faiss_device.faiss_on_device(faiss.IndexFlatIP(4), "cuda:1") == ("gpu-index", "gpu") and moved == [1]
+
+
+# -- training flags reach the configuration ----------------------------------------------------------------------------
+@pytest.mark.parametrize("flags, regime_or_recipe, expected", [
+    ([], [], True),                                                   # the default trains on no-evidence rows
+    (["--no-no-evidence-rows"], [], False),
+    ([], ["--recipe", "minilm-scifact"], False),                      # the recipe turns them off ...
+    (["--no-evidence-rows"], ["--recipe", "minilm-scifact"], True),   # ... and the explicit flag wins
+])
+def test_no_evidence_rows_flag_overrides_the_recipe(monkeypatch, flags, regime_or_recipe, expected):
+    from click.testing import CliRunner
+
+    from rrbench.cli import _add_plugin_commands, cli
+    from rrbench.training import trainer
+
+    if "train" not in cli.commands:
+        _add_plugin_commands()
+    seen = {}
+
+    def capture(config, **kwargs):
+        seen["include_no_evidence"] = config.include_no_evidence
+        raise SystemExit(0)
+
+    monkeypatch.setattr(trainer, "train", capture)
+    CliRunner().invoke(cli, ["train", *regime_or_recipe, *flags, "--output", "x"], catch_exceptions=False)
+    assert seen == {"include_no_evidence": expected}
