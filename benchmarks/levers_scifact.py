@@ -1,7 +1,7 @@
 """One lever at a time: retrain a matrix cell with a single training option changed and print what it did.
 
 The matrix compares regimes; this script measures the knobs inside one regime that the matrix holds fixed
-(head, rows from no-evidence queries, pos_weight, negatives per query, length, epochs). Each variant starts from
+(head, rows from no-evidence queries, pos_weight, negatives per query, length, epochs, learning rate). Each variant starts from
 the exact training configuration of a finished matrix cell (its ``train_config.json``), changes one option,
 and trains through the same code path as Tier B, so the baseline row is the cell itself and every difference is
 the lever's. Every variant writes its own folder and resumes there, so the script can be interrupted and re-run.
@@ -31,6 +31,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "negatives-8": {"negatives": 8},
     "max-length-256": {"max_length": 256},
     "one-epoch": {"epochs": 1.0},
+    "three-epochs": {"epochs": 3.0},
+    "lr-6e-5": {"lr": 6e-5},
 }
 
 
