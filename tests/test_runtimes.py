@@ -277,13 +277,16 @@ def test_faiss_moves_the_index_when_the_gpu_build_is_there(monkeypatch):
 
 
 # -- training flags reach the configuration ----------------------------------------------------------------------------
-@pytest.mark.parametrize("flags, regime_or_recipe, expected", [
-    ([], [], True),                                                   # the default trains on no-evidence rows
-    (["--no-no-evidence-rows"], [], False),
-    ([], ["--recipe", "minilm-scifact"], False),                      # the recipe turns them off ...
-    (["--no-evidence-rows"], ["--recipe", "minilm-scifact"], True),   # ... and the explicit flag wins
+@pytest.mark.parametrize("args, field, expected", [
+    ([], "include_no_evidence", True),                                                  # on by default
+    (["--no-no-evidence-rows"], "include_no_evidence", False),
+    (["--recipe", "minilm-scifact"], "include_no_evidence", False),                     # the recipe turns it off ...
+    (["--recipe", "minilm-scifact", "--no-evidence-rows"], "include_no_evidence", True),  # ... an explicit flag wins
+    ([], "graded_labels", False),
+    (["--graded-labels"], "graded_labels", True),
+    (["--graded-labels", "--binary-labels"], "graded_labels", False),                   # the last one given
 ])
-def test_no_evidence_rows_flag_overrides_the_recipe(monkeypatch, flags, regime_or_recipe, expected):
+def test_training_data_flags_reach_the_config(monkeypatch, args, field, expected):
     from click.testing import CliRunner
 
     from rrbench.cli import _add_plugin_commands, cli
@@ -294,9 +297,9 @@ def test_no_evidence_rows_flag_overrides_the_recipe(monkeypatch, flags, regime_o
     seen = {}
 
     def capture(config, **kwargs):
-        seen["include_no_evidence"] = config.include_no_evidence
+        seen[field] = getattr(config, field)
         raise SystemExit(0)
 
     monkeypatch.setattr(trainer, "train", capture)
-    CliRunner().invoke(cli, ["train", *regime_or_recipe, *flags, "--output", "x"], catch_exceptions=False)
-    assert seen == {"include_no_evidence": expected}
+    CliRunner().invoke(cli, ["train", *args, "--output", "x"], catch_exceptions=False)
+    assert seen == {field: expected}

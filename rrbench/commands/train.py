@@ -52,6 +52,8 @@ def register(cli: Any) -> None:
                   help="Deprecated: the old name of --context.")
     @click.option("--no-evidence-rows/--no-no-evidence-rows", "include_no_evidence", default=None,
                   help="Also train on the sentences of no-evidence queries, all as negatives [default: on; recipe minilm-scifact: off].")
+    @click.option("--graded-labels/--binary-labels", "graded_labels", default=None,
+                  help="Pointwise labels as grade / max grade instead of 0/1 (listwise groups always keep grades).")
     @click.option("--train-split", default=None, help="[default: train]")
     @click.option("--eval-split", default=None, help="Selection split for early stopping [default: dev_select].")
     @click.option("--eval-steps", type=int, default=None, help="Evaluate every N steps [default: once per epoch].")
