@@ -139,7 +139,8 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
     body: dict[str, Any] = {"cell": cell.key, "model": model, "tier_a": None}
     config = plain_configuration(plan, cell, model)
     if budget.trials:
-        from rrbench.sweep import ScoreSource, SweepSetup, objective_factory, open_study, run_trials
+        from rrbench.sweep import (ScoreSource, SweepSetup, objective_factory, open_study, run_trials,
+                                   shortfall_note)
         from rrbench.sweep_report import best_config_file, write_reports
         from rrbench.sweep_space import parse_space
 
@@ -156,7 +157,10 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
         # the matrix's own storage (never a per-folder default, which assumes a single process)
         url = storage_url or f"sqlite:///{(output / 'hpo' / 'studies.sqlite').resolve()}"
         study = open_study(setup, space, sweep_dir, url, budget.sampler)
-        run_trials(study, objective_factory(setup, space, source), budget.trials, False)
+        missing = run_trials(study, objective_factory(setup, space, source), budget.trials, False)
+        note = shortfall_note(study, missing)
+        if note:
+            log(f"tier A {cell.key}: {note}")
         report = write_reports(study, setup, space, source, sweep_dir, 0.0)
         best = report["best"]
         body["tier_a"] = {"folder": str(sweep_dir), "trials": budget.trials, "max_fe": setup.max_fe,
@@ -175,7 +179,8 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
 
 def selected_run(plan: Plan, selected: dict[str, Any], split: str, model: str | None = None,
                  cache_dir: str | None = None, task: str | None = None, **changes: Any) -> RunConfig:
-    """The finalist's selected configuration on another split (and, for Tier C and transfer, another model/task)."""
+    """The finalist's selected configuration on another split (and, for Tier C and transfer, another model/task).
+    A fit on the evaluation split itself becomes the sweep's cross-fit, as Tier A measured it."""
     from rrbench.runner import RunConfig
 
     values = dict(selected["config"])
@@ -185,6 +190,13 @@ def selected_run(plan: Plan, selected: dict[str, Any], split: str, model: str | 
     if task is not None:
         values["task"] = task
     values.update(changes)
+    if values.get("calibrate_on") == split:
+        # Tier A fitted its calibrator/threshold on dev_select by cross-fitting; evaluating there again must do the
+        # same, or the fit would see the very queries it is scored on (refused by the decision stage)
+        from rrbench.sweep import CROSS_FIT_FOLDS
+
+        measured = ((selected.get("tier_a") or {}).get("best") or {}).get("config") or {}
+        values.update(calibrate_on=None, cross_fit=measured.get("cross_fit") or CROSS_FIT_FOLDS)
     return RunConfig.from_mapping(values, f"{plan.path}: selected configuration")
 
 

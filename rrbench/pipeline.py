@@ -96,6 +96,10 @@ class SplitArrays:
         self.rerankers[name] = matrix
         self.reranker_kinds[name] = score_kind
 
+    def group_count(self) -> int:
+        """How many independent groups (posts/criteria) grouped cross-fitting can deal into folds."""
+        return len(set(self.groups or self.query_ids))
+
     def folds(self, k: int, seed: int) -> list[np.ndarray]:
         """Row indices of each of ``k`` grouped folds (no post or criterion in two folds)."""
         memo = self.__dict__.setdefault("_folds", {})

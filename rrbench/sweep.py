@@ -328,6 +328,12 @@ def suggest(trial: Any, setup: SweepSetup, space: Space) -> dict[str, Any]:
     return params
 
 
+def cross_fit_folds(groups: int) -> int:
+    """Folds for cross-fitting a calibrator/threshold on the selection split: ``CROSS_FIT_FOLDS``, fewer when the
+    split has fewer independent groups (at least 2, which grouped k-fold itself insists on)."""
+    return max(2, min(CROSS_FIT_FOLDS, groups))
+
+
 def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -> RunConfig:
     """The run configuration of a trial (a fixed raw threshold is resolved from its quantile here)."""
     key = GeneratorKey(params.get("fusion", "none"), params.get("rrf_k", 60.0), params.get("alpha", 0.5),
@@ -350,6 +356,8 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
         calibrate_on=setup.split if needs_fit else None, cross_fit=CROSS_FIT_FOLDS if needs_fit else None,
         threshold="fit" if params["threshold_mode"] == "fit" else None,
         max_length=params.get("max_length"), instruction=params.get("instruction"))
+    if needs_fit:  # a small selection split (a toy task, a narrow domain) is cross-fitted on as many folds as it has
+        config = replace(config, cross_fit=cross_fit_folds(source.arrays(config).group_count()))
     if params["threshold_mode"] == "fixed":
         if params["calibrator"] != "none":
             config = replace(config, threshold=float(params["prob_threshold"]))
@@ -458,7 +466,9 @@ def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str |
 
 
 def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progress: bool | None) -> int:
-    """Run trials until ``trials`` have completed in total (a resumed study counts what it has)."""
+    """Run trials until ``trials`` have completed in total (a resumed study counts what it has); returns how many
+    are still missing. A round in which no trial completes (every sample invalid, hence pruned) ends it early:
+    sampling such a space again would loop forever."""
     from optuna.trial import TrialState
 
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -470,9 +480,20 @@ def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progr
             while remaining > 0:
                 study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(
                     1 if t.state == TrialState.COMPLETE else 0)])
-                done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                before, done = done, len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
                 remaining = max(0, trials - done)
+                if done == before:  # a whole round of invalid (pruned) trials: the space cannot do better
+                    break
     return remaining
+
+
+def shortfall_note(study: Any, missing: int) -> str | None:
+    """Why fewer trials than asked completed: the most recent reason a sampled configuration was invalid."""
+    if not missing:
+        return None
+    reasons = [t.user_attrs["invalid"] for t in study.get_trials(deepcopy=False) if "invalid" in t.user_attrs]
+    why = f" (e.g. {reasons[-1]})" if reasons else ""
+    return f"{missing} trial(s) short: a whole round of sampled configurations was invalid{why}"
 
 
 @dataclass

@@ -86,7 +86,7 @@ def test_cross_encoder_run_on_tiny_model(cli, mini_task, tiny_model, tmp_path):
     result = cli("run", "--task", str(mini_task), "--reranker", "cross-encoder", "--model-path", str(tiny_model),
                  "--top-k-retriever", "3", "--top-k-rerank", "2", "--output", str(out2), "--quiet")
     assert result.returncode == 0, result.stderr
-    assert [l.split()[:5] for l in lines] == [l.split()[:5] for l in (out2 / "run.trec").read_text().splitlines()]
+    assert [x.split()[:5] for x in lines] == [x.split()[:5] for x in (out2 / "run.trec").read_text().splitlines()]
 
 
 def test_missing_weights_offline_fails_fast(cli, mini_task, tmp_path):

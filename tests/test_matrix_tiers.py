@@ -52,7 +52,7 @@ MATRIX = """
     budgets:
 """ + tier_b(steps=3, evaluations=1, enqueue="{lr: 0.001}") + """
       tier_a: {{trials: 6, max_fe: 1.0, sampler: random,
-               space: {{calibrator: [none, platt], interpolate: [0.0, 0.5]}}}}
+               space: {{calibrator: [platt], interpolate: [0.0, 0.5]}}}}
       tier_c: {{finalists: 2, folds: 2}}
 """
 
@@ -123,6 +123,15 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
     values = [json.loads((out / "leaderboards" / trained / f"seed-{seed}" / "dev_final" / "results.json")
                          .read_text())["metrics"]["nDCG@10"] for seed in (5, 6)]
     assert tier_c["dev_final_nDCG@10_mean_std"] == pytest.approx(list(mean_std(values)), abs=1e-12)
+    # the Platt fit Tier A chose is cross-fitted on dev_select (as the sweep measured it) and fitted on dev_select
+    # for dev_final: never on the queries it is scored on
+    configs = {split: json.loads((out / "leaderboards" / trained / "seed-6" / split / "results.json").read_text())
+               ["manifest"]["config"] for split in ("dev_select", "dev_final")}
+    measured = json.loads((out / "train_runs" / trained / "selected.json").read_text())["tier_a"]["best"]["config"]
+    assert measured["cross_fit"] == 4  # the toy dev_select has 4 posts: fewer folds than the default 5
+    assert configs["dev_select"]["calibrator"] == configs["dev_final"]["calibrator"] == {"id": "platt"}
+    assert configs["dev_select"]["fit"]["cross_fit"] == 4 and "split" not in configs["dev_select"]["fit"]
+    assert configs["dev_final"]["fit"] == {"split": "dev_select"}
     assert sorted(tier_c["folds"]) == ["fold-1-of-2", "fold-2-of-2"]
     fold = json.loads((out / "leaderboards" / trained / "fold-1-of-2" / "results.json").read_text())
     assert fold["manifest"]["config"]["split"] == "train~fold1of2"
@@ -183,7 +192,7 @@ def test_report_without_a_run_is_a_one_line_error(tmp_path, assets, capsys):
     ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, top_k_retriever: 0}"),
     ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, split: dev_final}"),
     ("bm25: {retriever: bm25}", "bm25: {retriever: bm25, warp: 9}"),
-    ("space: {calibrator: [none, platt], interpolate: [0.0, 0.5]}", "space: {calibratr: [none]}"),
+    ("space: {calibrator: [platt], interpolate: [0.0, 0.5]}", "space: {calibratr: [none]}"),
     ("tier_c: {finalists: 2, folds: 2}", "tier_c: {finalists: 2, folds: 1}"),
     ("tier_c: {finalists: 2, folds: 2}", "tier_c: {finalists: 2, confirm_on: dev_finl}"),
     ("exports: [dev_select, train]", "exports: [dev_select, trian]"),

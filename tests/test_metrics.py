@@ -28,7 +28,7 @@ def _parse_qrels(lines):
 
 def _random_case(rng, n_queries=60):
     """Queries with 3-40 candidates, graded labels 0-3, ~30% no-evidence queries, heavily tied scores."""
-    ranked_queries, run_text, qrels_text, rerank_depth = [], [], [], []
+    ranked_queries, run_text, qrels_text = [], [], []
     for qi in range(n_queries):
         qid = f"q{qi}"
         n = int(rng.integers(3, 40))

@@ -6,7 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -155,7 +154,8 @@ def test_a_fitted_configuration_reproduces_its_cross_fitted_metrics_and_is_refus
                  str(tmp_path / "refused")]) == 2
     assert "--cross-fit" in capsys.readouterr().err
     out = tmp_path / "crossfit"
-    assert main(["run", "--config", str(file), "--split", "dev_select", "--cross-fit", "5", "--quiet",
+    folds = str(trial.user_attrs["config"]["cross_fit"])
+    assert main(["run", "--config", str(file), "--split", "dev_select", "--cross-fit", folds, "--quiet",
                  "--output", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
     assert abs(record["metrics"]["nDCG@10"] - trial.value) <= 1e-9
@@ -175,6 +175,25 @@ def test_an_infeasible_budget_is_said_plainly_and_the_front_still_reported(fille
     assert best["feasible"] is False and "no completed trial" in best["reason"]
     assert json.loads((out / "pareto.json").read_text())["fe"]
     assert (out / "pareto.png").is_file() and not (out / "best.yaml").exists()
+
+
+def test_a_space_of_only_invalid_configurations_ends_instead_of_sampling_forever():
+    import optuna
+
+    from rrbench.sweep import run_trials, shortfall_note
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=3))
+
+    def invalid(trial):
+        trial.suggest_categorical("calibrator", ["platt"])
+        trial.set_user_attr("invalid", "--cross-fit 5: grouped k-fold needs at least k=5 groups, found 1")
+        raise optuna.TrialPruned()
+
+    assert run_trials(study, invalid, 4, False) == 4
+    assert len(study.trials) == 4  # one round, then it stops
+    note = shortfall_note(study, 4)
+    assert note.startswith("4 trial(s) short") and "found 1" in note
+    assert shortfall_note(study, 0) is None
 
 
 def test_resume_continues_the_same_study_and_fails_stale_trials(filled):

@@ -92,7 +92,7 @@ def register(cli: Any) -> None:
             raise UsageError("--output DIR is required (the study and its reports live there)")
         if trials < 1:
             raise UsageError(f"--trials must be >= 1, got {trials}")
-        from rrbench.sweep import ScoreSource, objective_factory, open_study, run_trials
+        from rrbench.sweep import ScoreSource, objective_factory, open_study, run_trials, shortfall_note
         from rrbench.sweep_report import write_reports
 
         setup, space = _setup(**args)
@@ -105,9 +105,13 @@ def register(cli: Any) -> None:
                              f"space needs; fill them first: {_fill_command(args)}")
         started = time.perf_counter()
         study = open_study(setup, space, Path(output), storage, sampler)
-        run_trials(study, objective_factory(setup, space, source), trials, None if not args["quiet"] else False)
+        short = run_trials(study, objective_factory(setup, space, source), trials,
+                           None if not args["quiet"] else False)
         report = write_reports(study, setup, space, source, Path(output), time.perf_counter() - started)
         click.echo(report["summary"])
+        note = shortfall_note(study, short)
+        if note:
+            click.echo(f"warning: {note}", err=True)
 
     @sweep.command("fill")
     @sweep_options
