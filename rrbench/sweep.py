@@ -353,7 +353,7 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
         ensemble_weights=tuple(weights), ensemble_norm=params.get("ensemble_norm", "minmax"),
         interpolate=float(params.get("interpolate", 0.0)), interpolate_norm=params.get("interpolate_norm", "minmax"),
         abstain=params["abstain"], calibrator=params["calibrator"],
-        calibrate_on=setup.split if needs_fit else None, cross_fit=CROSS_FIT_FOLDS if needs_fit else None,
+        calibrate_on=setup.split if needs_fit else None,
         threshold="fit" if params["threshold_mode"] == "fit" else None,
         max_length=params.get("max_length"), instruction=params.get("instruction"))
     if needs_fit:  # a small selection split (a toy task, a narrow domain) is cross-fitted on as many folds as it has
