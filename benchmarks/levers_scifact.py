@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lever", action="append", choices=sorted(LEVERS), required=True)
     args = parser.parse_args(argv)
 
-    from rrbench.io import atomic_write_text
+    from rrbench.util.io import atomic_write_text
     from rrbench.training.config import TrainConfig
     from rrbench.training.trainer import train
 

@@ -39,7 +39,7 @@ from rerank_throughput import (flops_per_pair, int8_linear_flops, load_pairs, ma
 
 def ndcg10(task, queries, groups_scores) -> float:
     """Mean nDCG@10 over has-evidence queries, ranking each query's post sentences by score (ties: position)."""
-    from rrbench.metrics import RankedQuery, evaluate
+    from rrbench.measures.metrics import RankedQuery, evaluate
 
     ranked = []
     for query, scores in zip(queries, groups_scores):
@@ -84,10 +84,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)  # rrbench's ORT/OpenVINO sessions follow torch's thread count
 
-    from rrbench.models import load_reranker
+    from rrbench.models.factory import load_reranker
     from rrbench.models.loading import cpu_flags, resolve_dtype
-    from rrbench.tasks import get_task
-
+    from rrbench.tasks.resolve import get_task
     task = get_task(args.task)
     queries = [q for q in sorted(task.split_queries(args.split), key=lambda q: q.query_id)[:args.limit_queries]
                if len(task.candidates(q))]

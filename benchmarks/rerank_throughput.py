@@ -29,8 +29,7 @@ import numpy as np
 
 
 def load_pairs(task_id: str, split: str, limit: int | None):
-    from rrbench.tasks import get_task
-
+    from rrbench.tasks.resolve import get_task
     task = get_task(task_id)
     queries = sorted(task.split_queries(split), key=lambda q: q.query_id)[:limit]
     groups = [(q.text, [task.sentences[int(i)] for i in task.candidates(q)]) for q in queries]
@@ -61,7 +60,7 @@ def int8_linear_flops(seconds: float = 2.0, n: int = 1024) -> float:
     included): the int8 engine's practical peak."""
     import torch
 
-    from rrbench.engine import quantize_int8
+    from rrbench.models.engine import quantize_int8
 
     layer = quantize_int8(torch.nn.Sequential(torch.nn.Linear(n, n))).eval()
     x = torch.randn(n, n)
@@ -114,7 +113,7 @@ def main() -> None:
     import torch
     from sentence_transformers import CrossEncoder
 
-    from rrbench.models import load_reranker
+    from rrbench.models.factory import load_reranker
     from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
 
     device = pick_device(args.device)
@@ -141,7 +140,7 @@ def main() -> None:
                                                         show_progress_bar=False), dtype=np.float64).reshape(-1)
                                 for q, docs in groups])
 
-    from rrbench.engine import quantize_int8
+    from rrbench.models.engine import quantize_int8
 
     flat_model = base
     if args.dtype != "float32":  # (b) runs at the engine's dtype, with the baseline's exact weights (and head)

@@ -34,17 +34,15 @@ def _peak_mb() -> float:
 
 
 def _load(task_name: str, split: str):
-    from rrbench.candidates import candidate_texts
-    from rrbench.tasks import get_task
-
+    from rrbench.tasks.resolve import candidate_texts
+    from rrbench.tasks.resolve import get_task
     task = get_task(task_name)
     queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
     return task, candidate_texts(task, range(len(task.sentences))), [q.text for q in queries]
 
 
 def measure_sparse(name: str, task_name: str, split: str, k: int) -> dict:
-    from rrbench.retrievers import load_retriever
-
+    from rrbench.retrievers.factory import load_retriever
     _, texts, queries = _load(task_name, split)
     started = time.perf_counter()
     retriever = load_retriever(name)
@@ -65,8 +63,7 @@ def measure_faiss(kind: str, task_name: str, split: str, k: int) -> dict:
     import faiss
     import numpy as np
 
-    from rrbench.retrievers import load_retriever
-
+    from rrbench.retrievers.factory import load_retriever
     _, texts, queries = _load(task_name, split)
     retriever = load_retriever("minilm-l6")
     started = time.perf_counter()

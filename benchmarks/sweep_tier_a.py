@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    from rrbench.sweep import (
+    from rrbench.hpo.sweep import (
         ScoreSource,
         SweepSetup,
         _variants,
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         objective_factory,
         suggest,
     )
-    from rrbench.sweep_space import load_space
+    from rrbench.hpo.space import load_space
 
     scratch = Path(tempfile.mkdtemp(prefix="rrbench-tier-a-"))
     model = args.model_path

@@ -39,7 +39,7 @@ def run(loss_id: str, dtype: str, groups, model_path: str, steps: int, max_lengt
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from rrbench.registry import resolve
+    from rrbench.components.registry import resolve
 
     torch.manual_seed(0)
     model = CrossEncoder(model_path, num_labels=1, max_length=max_length, device="cpu")
@@ -87,7 +87,7 @@ def main() -> None:
 
     import torch
 
-    from rrbench.tasks import get_task
+    from rrbench.tasks.resolve import get_task
     from rrbench.training.model import resolve_base
 
     torch.set_num_threads(args.threads)

@@ -5,12 +5,16 @@ Only cheap spec objects are created here; the loader strings are imported when a
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
-from rrbench.hookspecs import hookimpl
-from rrbench.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
-from rrbench.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
+from rrbench.components.hookspecs import hookimpl
+from rrbench.retrievers import fusion_catalog
+from rrbench.training import catalog as training_catalog
+from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
+from rrbench.components.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
+from rrbench.tasks.folders import builtin_tasks_dir, user_tasks_dir
+from rrbench.retrievers.catalog import register_more_retrievers
+from rrbench.models.zoo import register_zoo
+from rrbench.cli.groups import COMMANDS
 
 
 #: BM25's options, declared once for ``--retriever-option`` and for the sweep/matrix searches.
@@ -24,22 +28,6 @@ BM25_SCHEMA = (
     OptionSpec("idf_scope", "str", "task", choices=("task", "split"), searchable=False,
                help="term statistics from every sentence of the task (task) or only the evaluated split's posts"),
 )
-
-
-def builtin_tasks_dir() -> Path:
-    """Where the built-in task folders live: ``tasks/`` in a checkout, ``rrbench/builtin_tasks`` when installed."""
-    from importlib import resources
-
-    try:
-        return Path(str(resources.files("rrbench.builtin_tasks")))
-    except ModuleNotFoundError:  # a source tree that was never installed: the folder is still next to the package
-        return Path(__file__).resolve().parent.parent / "tasks"
-
-
-def user_tasks_dir() -> Path:
-    """Tasks created by ``rrbench tasks import-*`` (override with ``RRBENCH_TASKS_DIR``)."""
-    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rrbench" / "tasks"
-    return Path(os.environ.get("RRBENCH_TASKS_DIR", default))
 
 
 @hookimpl
@@ -77,7 +65,6 @@ def register_retrievers(register):
             OptionSpec("normalize", "bool", True, searchable=False, help="unit-length embeddings (cosine)"),
         ), score_kind="cosine",
     ))
-    from rrbench.retrievers.catalog import register_more_retrievers
 
     register_more_retrievers(register)
 
@@ -96,7 +83,6 @@ def register_rerankers(register):
         description="any sentence-transformers cross-encoder: pass --model-path DIR, or a local path/hub id as --reranker",
         backend="cross-encoder", score_kind="logit", interaction="pointwise", max_length=512,
     ))
-    from rrbench.zoo import register_zoo
 
     register_zoo(register)
 
@@ -104,48 +90,40 @@ def register_rerankers(register):
 # Catalogues of the larger component families live next to their code; they only build spec objects.
 @hookimpl
 def register_fusers(register):
-    from rrbench.fusion_catalog import register_fusers as _register
-
-    _register(register)
+    fusion_catalog.register_fusers(register)
 
 
 @hookimpl
 def register_losses(register):
-    from rrbench.training_catalog import register_losses as _register
-
-    _register(register)
+    training_catalog.register_losses(register)
 
 
 @hookimpl
 def register_miners(register):
-    from rrbench.training_catalog import register_miners as _register
-
-    _register(register)
+    training_catalog.register_miners(register)
 
 
 @hookimpl
 def register_regimes(register):
-    from rrbench.training_catalog import register_regimes as _register
-
-    _register(register)
+    training_catalog.register_regimes(register)
 
 
 @hookimpl
 def register_calibrators(register):
-    register(CalibratorSpec(id="none", loader="rrbench.decide:NoCalibrator",
+    register(CalibratorSpec(id="none", loader="rrbench.pipeline.decide:NoCalibrator",
                             description="no calibration: the threshold applies to the raw statistic"))
-    register(CalibratorSpec(id="platt", loader="rrbench.decide:PlattCalibrator",
+    register(CalibratorSpec(id="platt", loader="rrbench.pipeline.decide:PlattCalibrator",
                             description="Platt scaling: logistic regression on the query statistic (max score)"))
-    register(CalibratorSpec(id="temperature", loader="rrbench.decide:TemperatureCalibrator",
+    register(CalibratorSpec(id="temperature", loader="rrbench.pipeline.decide:TemperatureCalibrator",
                             description="temperature scaling sigmoid(x/T) of logit-scale scores",
                             score_kinds=("logit", "log-odds")))
-    register(CalibratorSpec(id="isotonic", loader="rrbench.decide:IsotonicCalibrator",
+    register(CalibratorSpec(id="isotonic", loader="rrbench.pipeline.decide:IsotonicCalibrator",
                             description="isotonic regression (monotone, non-parametric)"))
 
 
 @hookimpl
 def register_commands(cli):
-    """rrbench's own sub-commands arrive through the same hook as any plugin's (no side door)."""
-    from rrbench.commands import register_all
-
-    register_all(cli)
+    """rrbench's own commands arrive through the same hook as any plugin's (no side door), as lazy commands: the
+    table in :mod:`rrbench.cli.groups` names each command's module, imported only when the command runs."""
+    for name, (target, short_help) in COMMANDS.items():
+        cli.add_lazy_command(name, target, short_help)

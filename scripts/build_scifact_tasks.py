@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rrbench.io import sha256_file, write_jsonl_gz  # noqa: E402
+from rrbench.util.io import sha256_file, write_jsonl_gz  # noqa: E402
 from rrbench.tasks.splits import grouped_split  # noqa: E402
 
 FRACTIONS = {"train": 0.6, "dev_select": 0.133, "dev_final": 0.133, "test": 0.134}

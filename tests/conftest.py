@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
+from tests.support import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 #: rrbench's own in-repo plugins, installed by the README's Testing block
@@ -46,17 +45,20 @@ def mini_task(tmp_path) -> Path:
     return make_mini_task(tmp_path / "mini-task")
 
 
+@pytest.fixture
+def registered_task():
+    """The mini task as a registered user task (the leaderboard accepts registered tasks only)."""
+    from rrbench.components.registry import reset_registry
+
+    make_mini_task(Path(os.environ["RRBENCH_TASKS_DIR"]) / "mini-task")
+    reset_registry()
+    yield "mini-task"
+    reset_registry()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
-    full_env = {**os.environ, **(env or {})}
-    full_env = {k: v for k, v in full_env.items() if v is not None}
-    return subprocess.run([sys.executable, "-m", "rrbench.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd)
 
 
 @pytest.fixture
@@ -66,8 +68,8 @@ def cli():
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """URL of a real PostgreSQL server for the whole session (tests/pg_server.py); skipped only without binaries."""
-    from pg_server import find_pg_bin, postgres_server
+    """URL of a real PostgreSQL server for the whole session (tests/support/pg_server.py); skipped only without binaries."""
+    from tests.support.pg_server import find_pg_bin, postgres_server
 
     if os.environ.get("RRBENCH_TEST_POSTGRES_URL"):
         yield os.environ["RRBENCH_TEST_POSTGRES_URL"]

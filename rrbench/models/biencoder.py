@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rrbench.models.base import ModelOptions, PairwiseReranker
+from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.models.loading import load_sentence_transformer
-from rrbench.specs import RerankerSpec
+from rrbench.components.specs import RerankerSpec
 
 
-class BiEncoderReranker(PairwiseReranker):
+class BiEncoderReranker(PointwiseReranker):
     interaction = "bi-encoder"
 
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:

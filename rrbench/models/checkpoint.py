@@ -7,9 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
-from rrbench.errors import MissingWeightsError, UsageError
-from rrbench.io import read_json_object
-from rrbench.specs import RerankerSpec, ScoreKind
+from rrbench.util.errors import MissingWeightsError, UsageError
+from rrbench.util.io import read_json_object
+from rrbench.components.specs import RerankerSpec, ScoreKind
+from rrbench.components.identity import weight_files
 
 CHECKPOINT_META = "rrbench_model.json"
 
@@ -19,8 +20,6 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".gguf")
 
 
 def spec_for_checkpoint(path: Path, generic: RerankerSpec) -> RerankerSpec:
-    from rrbench.cache import weight_files
-
     if path.is_dir() and not any(f.suffix in _WEIGHT_SUFFIXES for f in weight_files(path)):
         raise MissingWeightsError(f"{path}: no model weights in this checkpoint folder (expected *.safetensors or "
                                   f"pytorch_model.bin; a training still running or interrupted has none yet)")

@@ -1,7 +1,7 @@
 """Cross-encoder backend: sentence-transformers loads the model, rrbench's engine scores it.
 
 Loading goes through ``sentence_transformers.CrossEncoder`` (the field's loader: it knows every architecture class,
-max length and head configuration); scoring goes through :class:`rrbench.engine.InferenceEngine`, which batches pairs
+max length and head configuration); scoring goes through :class:`rrbench.models.engine.InferenceEngine`, which batches pairs
 of many queries, de-duplicates, buckets by length and handles OOM (see its docstring). Option ``engine: false`` keeps
 the plain ``CrossEncoder.predict`` path (a fidelity reference; the benchmark compares both).
 
@@ -11,7 +11,7 @@ give the log-odds of the positive class. Option ``implementation: flag`` scores 
 (the BGE authors' reference implementation) instead.
 
 Both [CLS]-head checkpoints and the mean-pooled head that ``rrbench train --head mean`` writes are scored through one
-torch module (:class:`rrbench.models.scorer.PairScorer`); ``--runtime onnx|openvino`` exports that module and runs the
+torch module (:func:`rrbench.models.pair_scorer.pair_scorer`); ``--runtime onnx|openvino`` exports that module and runs the
 export inside the same engine (:mod:`rrbench.models.runtimes`).
 
 Instruction-aware use: ``--instruction`` text (or a named variant) is prepended to the query, as MTEB does for
@@ -26,14 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.engine import InferenceEngine, autocast_dtype_for, quantize_int8
-from rrbench.errors import UsageError
-from rrbench.models.base import ModelOptions, PairwiseReranker
+from rrbench.models.engine import InferenceEngine, autocast_dtype_for, quantize_int8
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
 from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
 from rrbench.models.resolve import resolve_weights
 from rrbench.models.runtimes import ExportedModel, check_runtime, runtime_dtype
-from rrbench.specs import RerankerSpec
+from rrbench.components.specs import RerankerSpec
+from rrbench.models.pair_scorer import pair_scorer
+from rrbench.components.identity import weights_fingerprint
+from rrbench.models import runtimes
+from rrbench.models.pair_scorer import apply_head
 
 IMPLEMENTATIONS = ("sentence-transformers", "flag")
 
@@ -52,13 +56,11 @@ def truthy(value: Any) -> bool:
     return str(value).strip().lower() not in {"0", "false", "no", "off", "none", ""}
 
 
-class CrossEncoderReranker(PairwiseReranker):
+class CrossEncoderReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        import torch
-        from sentence_transformers import CrossEncoder
-
-        from rrbench.models.scorer import PairScorer
+        import torch  # lazy: torch costs seconds at start-up
+        from sentence_transformers import CrossEncoder  # lazy: heavy: pulls in torch
 
         implementation = str(options.extra.get("implementation", "sentence-transformers"))
         if implementation not in IMPLEMENTATIONS:
@@ -101,7 +103,7 @@ class CrossEncoderReranker(PairwiseReranker):
         self.tokenizer = self.model.processor
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = 0 if pad is None else pad
-        self.scorer = PairScorer(self.model, self.sigmoid) if self.use_engine else None
+        self.scorer = pair_scorer(self.model, self.sigmoid) if self.use_engine else None
         self.export: ExportedModel | None = None
         forward = self._runtime_forward() if self.runtime != "torch" else self._forward
         self.engine = InferenceEngine(forward, pad_token_id=self.pad_token_id,
@@ -111,10 +113,7 @@ class CrossEncoderReranker(PairwiseReranker):
 
     def _runtime_forward(self):
         """Export the scorer for ONNX Runtime / OpenVINO (or reuse the cached export) and open a CPU session."""
-        import torch
-
-        from rrbench.cache import weights_fingerprint
-        from rrbench.models import runtimes
+        import torch  # lazy: torch costs seconds at start-up
 
         dtype = runtime_dtype(self.runtime, self.options.dtype, bf16_is_native("cpu"))
         names = ["input_ids", "attention_mask"]
@@ -139,7 +138,7 @@ class CrossEncoderReranker(PairwiseReranker):
                                         precision="bf16" if dtype == "bfloat16" else "f32")
 
     def _init_flag(self, path: str) -> None:
-        from FlagEmbedding import FlagReranker
+        from FlagEmbedding import FlagReranker  # lazy: heavy: pulls in torch
 
         dtype = self.options.dtype
         if dtype not in ("float32", "fp32", "float16", "fp16"):
@@ -165,8 +164,6 @@ class CrossEncoderReranker(PairwiseReranker):
         return self.scorer(**inputs)
 
     def _head(self, logits):
-        from rrbench.models.scorer import apply_head
-
         return apply_head(logits, self.sigmoid)
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
@@ -186,7 +183,6 @@ class CrossEncoderReranker(PairwiseReranker):
     def fingerprint_extra(cls, spec: RerankerSpec, options: ModelOptions) -> dict[str, Any]:
         """What changes scores beyond the spec and options, known without loading the model (rrbench.models.lazy
         builds the cache key from it): the resolved instruction text, implementation, activation and runtime."""
-        from rrbench.models.runtimes import check_runtime
 
         implementation = str(options.extra.get("implementation", "sentence-transformers"))
         sigmoid = implementation != "flag" and (spec.options.get("activation") == "sigmoid"

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import PluginError, UsageError
-from rrbench.models.base import ModelOptions, PairwiseReranker
+from rrbench.util.errors import PluginError, UsageError
+from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
 from rrbench.models.loading import pick_device, warn_if_bf16_emulated
 from rrbench.models.resolve import resolve_weights
-from rrbench.specs import RerankerSpec
+from rrbench.components.specs import RerankerSpec
 
 COMPRESS_RATIOS = (1, 2, 4, 8)
 
@@ -47,7 +47,7 @@ def int_list(value: Any, name: str, model: str) -> list[int]:
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Only errors from transformers' logger inside the block; the previous verbosity afterwards."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: heavy: pulls in torch
 
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -57,10 +57,10 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-class LightweightLLMReranker(PairwiseReranker):
+class LightweightLLMReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        from FlagEmbedding import LightWeightFlagLLMReranker
+        from FlagEmbedding import LightWeightFlagLLMReranker  # lazy: heavy: pulls in torch
 
         extra = options.extra
         self.cutoff_layers = int_list(extra.get("cutoff_layers", [28]), "cutoff_layers", spec.id)
@@ -101,6 +101,7 @@ class LightweightLLMReranker(PairwiseReranker):
         # FlagEmbedding falls back to AutoModelForCausalLM (repository code) when its own class fails to load; the
         # transformers-5 patch covers only its own class, so anything else would fail deep in the forward pass.
         if patched:
+            # lazy: heavy: pulls in torch
             from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
 
             if not isinstance(self.flag.model, CostWiseGemmaForCausalLM):

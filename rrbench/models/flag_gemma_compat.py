@@ -18,7 +18,7 @@ FlagEmbedding 1.4.2 ships ``CostWiseGemmaModel`` / ``CostWiseGemmaForCausalLM``,
 compression through FlagEmbedding's own ``token_compress`` with positions restarting at 0 afterwards, right padding
 only), plus the two class attributes. It is idempotent, does nothing under transformers 4 (FlagEmbedding's code runs
 there as written) and refuses any FlagEmbedding other than :data:`TARGET_FLAGEMBEDDING`, whose code it was written
-against, so a later FlagEmbedding release is never patched blindly. ``tests/test_zoo.py`` checks the patched model
+against, so a later FlagEmbedding release is never patched blindly. ``tests/models/test_zoo.py`` checks the patched model
 against transformers' own ``Gemma2Model`` with the same weights.
 """
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from rrbench.errors import PluginError
+from rrbench.util.errors import PluginError
 
 TARGET_FLAGEMBEDDING = "1.4.2"
 
@@ -55,7 +55,7 @@ def patch_costwise_gemma() -> bool:
         raise PluginError(f"bge-gemma2-lightweight: rrbench's transformers-5 fix for FlagEmbedding's CostWiseGemma "
                           f"model was written for FlagEmbedding {TARGET_FLAGEMBEDDING}, but {found} is installed; "
                           f"install FlagEmbedding=={TARGET_FLAGEMBEDDING}")
-    from FlagEmbedding.inference.reranker.decoder_only.models import gemma_model as gemma
+    from FlagEmbedding.inference.reranker.decoder_only.models import gemma_model as gemma  # lazy: heavy: pulls in torch
 
     if gemma.CostWiseGemmaModel.forward is not costwise_model_forward:
         gemma.CostWiseGemmaModel.forward = costwise_model_forward
@@ -79,7 +79,7 @@ def _rotary(model: Any) -> Any:
     if rotary is None:
         rotary = model.__dict__.get("_rrbench_rotary")
         if rotary is None:
-            from transformers.models.gemma2.modeling_gemma2 import Gemma2RotaryEmbedding
+            from transformers.models.gemma2.modeling_gemma2 import Gemma2RotaryEmbedding  # lazy: heavy: pulls in torch
 
             rotary = model.__dict__["_rrbench_rotary"] = Gemma2RotaryEmbedding(model.config)
     return rotary
@@ -88,6 +88,7 @@ def _rotary(model: Any) -> Any:
 def _layer_inputs(model: Any, hidden: Any, attention_mask: Any, position_ids: Any) -> tuple[dict[str, Any], Any]:
     """The per-layer-type 4D masks (built by transformers for the configured attention implementation, from the 2D
     padding mask) and the rotary ``(cos, sin)`` for the current sequence; recomputed after each token compression."""
+    # lazy: heavy: pulls in torch
     from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
     builders = {"full_attention": create_causal_mask, "sliding_attention": create_sliding_window_causal_mask}
@@ -114,8 +115,9 @@ def costwise_model_forward(self: Any, input_ids: Any = None, attention_mask: Any
     rebuilt. ``cache_position`` and ``use_cache`` are accepted and ignored: FlagEmbedding never returned a cache, and
     compression changes the sequence under it. A KV cache and attention weights are refused.
     """
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
+    # lazy: heavy: pulls in torch
     from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import (CostWiseModelOutputWithPast,
                                                                                    token_compress)
 

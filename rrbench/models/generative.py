@@ -20,14 +20,14 @@ from typing import Any, cast
 
 import numpy as np
 
-from rrbench.engine import InferenceEngine, autocast_dtype_for
-from rrbench.errors import UsageError
-from rrbench.models.base import ModelOptions, PairwiseReranker
+from rrbench.models.engine import InferenceEngine, autocast_dtype_for
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.loading import pick_device, torch_dtype
 from rrbench.models.prompts import FORMATS, PromptFormat, check_template, resolve_instruction
 from rrbench.models.resolve import resolve_weights
-from rrbench.specs import RerankerSpec
+from rrbench.components.specs import RerankerSpec
 
 
 def single_token_id(tokenizer: Any, text: str, model: str) -> int:
@@ -39,11 +39,11 @@ def single_token_id(tokenizer: Any, text: str, model: str) -> int:
     return int(ids[0])
 
 
-class GenerativeReranker(PairwiseReranker):
+class GenerativeReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch  # lazy: torch costs seconds at start-up
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: heavy: pulls in torch
 
         name = str(options.extra.get("prompt_format", ""))
         if name not in FORMATS:

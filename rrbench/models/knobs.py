@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rrbench.errors import UsageError
+from rrbench.util.errors import UsageError
+import yaml
 
 #: knobs that must be set through their own flag (they are ModelOptions fields with validation and hashing there)
 RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instruction", "trust_remote_code", "runtime"}
@@ -18,7 +19,6 @@ RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instru
 
 def parse_knobs(items: Iterable[str], flag: str = "--reranker-option", keep_colon: bool = False) -> dict[str, Any]:
     """``KEY=VALUE`` flags as a dict. ``keep_colon``: keys may be ``COMPONENT:KEY`` (only KEY is normalised)."""
-    import yaml
 
     out: dict[str, Any] = {}
     for item in items:

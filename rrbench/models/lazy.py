@@ -1,7 +1,7 @@
 """Rerankers that load their model only when a score is missing from the cache.
 
 Why: a sweep or a re-run whose every score is cached must not spend 20 s loading weights it will never use. The
-score cache keys scores by a fingerprint of the model (:func:`rrbench.cache.model_fingerprint`); everything in it can
+score cache keys scores by a fingerprint of the model (:func:`rrbench.components.identity.model_fingerprint`); everything in it can
 be known without loading the model: the spec, the options, the weight files' content hash, and what a backend adds
 through its ``fingerprint_extra(spec, options)`` class method (the resolved instruction text, the implementation...).
 A backend that declares ``fingerprint_extra`` can therefore be deferred; others are loaded at once, as before.
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import RRBenchError, UsageError
-from rrbench.models.base import ListwiseReranker, ModelOptions, PairwiseReranker, Reranker
-from rrbench.specs import RerankerSpec
+from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.components.bases import ListwiseReranker, ModelOptions, PointwiseReranker, Reranker
+from rrbench.components.specs import RerankerSpec
+from rrbench.models.resolve import resolve_weights
 
 
 class _Deferred:
@@ -29,8 +30,6 @@ class _Deferred:
     weights_source: str | None
 
     def _defer(self, factory: Any, spec: RerankerSpec, options: ModelOptions, extra: dict[str, Any] | None) -> None:
-        from rrbench.models.resolve import resolve_weights
-
         if spec.requires_remote_code and not options.trust_remote_code:
             raise UsageError(f"reranker {spec.id} runs Python code from its model repository; pass "
                              "--trust-remote-code to allow it")
@@ -70,9 +69,9 @@ class _Deferred:
         return out
 
 
-class DeferredPairwiseReranker(_Deferred, PairwiseReranker):
+class DeferredPointwiseReranker(_Deferred, PointwiseReranker):
     def __init__(self, factory: Any, spec: RerankerSpec, options: ModelOptions, extra: dict[str, Any] | None) -> None:
-        PairwiseReranker.__init__(self, spec, options)
+        PointwiseReranker.__init__(self, spec, options)
         self._defer(factory, spec, options, extra)
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
@@ -101,5 +100,5 @@ def defer(factory: Any, spec: RerankerSpec, options: ModelOptions) -> Reranker:
     if not callable(static):
         return factory(spec, options)
     extra = static(spec, options)
-    base = DeferredListwiseReranker if spec.interaction == "listwise" else DeferredPairwiseReranker
+    base = DeferredListwiseReranker if spec.interaction == "listwise" else DeferredPointwiseReranker
     return _with_custom(base, extra)(factory, spec, options, extra)

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import PluginError, UsageError
-from rrbench.models.base import ListwiseReranker, ModelOptions
+from rrbench.util.errors import PluginError, UsageError
+from rrbench.components.bases import ListwiseReranker, ModelOptions
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.loading import pick_device, torch_dtype
 from rrbench.models.resolve import resolve_weights
-from rrbench.specs import RerankerSpec
+from rrbench.components.specs import RerankerSpec
 
 PACKINGS = ("sequential", "strided")
 
@@ -67,7 +67,7 @@ class JinaListwiseReranker(ListwiseReranker):
             raise UsageError(f"reranker {spec.id}: option packing must be one of {', '.join(PACKINGS)}, "
                              f"got {self.packing!r}")
         check_remote_code(spec, options)
-        from transformers import AutoModel
+        from transformers import AutoModel  # lazy: heavy: pulls in torch
 
         path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
                                                     packaged=spec.packaged_weights, what=f"reranker {spec.id}")
@@ -91,7 +91,7 @@ class JinaListwiseReranker(ListwiseReranker):
         return scores
 
     def score_list(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        import torch
+        import torch  # lazy: torch costs seconds at start-up
 
         documents = list(documents)
         scores = np.empty(len(documents), dtype=np.float64)

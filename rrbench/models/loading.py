@@ -5,15 +5,16 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from rrbench.errors import UsageError
-from rrbench.models.base import ModelOptions
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import ModelOptions
 from rrbench.models.resolve import resolve_weights
+from rrbench.models.engine import quantize_int8
 
 
 def pick_device(requested: str | None) -> str:
     if requested:
         return requested
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     if torch.cuda.is_available():
         return "cuda"
@@ -39,7 +40,7 @@ def cpu_bf16_is_native() -> bool:
     flags = cpu_flags()
     if flags:
         return bool(flags & {"avx512_bf16", "amx_bf16"})
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -51,7 +52,7 @@ def bf16_is_native(device: str) -> bool:
     """Whether bf16 matrix products run in hardware on ``device``: CUDA GPUs that report bf16 support, CPUs with
     AVX512_BF16 or AMX. Elsewhere bf16 is emulated, which on CPUs is tens of times slower than fp32: the opposite of
     what a user asking for bf16 wants."""
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     kind = torch.device(device).type
     if kind == "cuda":
@@ -67,7 +68,7 @@ def resolve_dtype(name: str, device: str, runtime: str = "torch") -> str:
     Any other name is returned unchanged; int8 is never chosen automatically (it changes rankings)."""
     if name != "auto":
         return name
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     kind = torch.device(device).type
     if kind == "cuda":
@@ -108,7 +109,7 @@ _warned_emulated: set[str] = set()
 
 def torch_dtype(name: str, device: str | None = None):
     """The torch dtype for a ``--dtype`` name; with ``device``, warn once when bf16 would be emulated there."""
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float16": torch.float16, "fp16": torch.float16}
@@ -129,7 +130,7 @@ def warn_if_bf16_emulated(device: str) -> None:
 
 def load_sentence_transformer(spec: Any, options: ModelOptions):
     """Load a SentenceTransformer for ``spec``; returns ``(model, weights_path, weights_source)``."""
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: heavy: pulls in torch
 
     what = f"{spec.kind[:-1]} {spec.id}"
     path, source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
@@ -143,7 +144,6 @@ def load_sentence_transformer(spec: Any, options: ModelOptions):
     if options.dtype == "int8":
         if not device.startswith("cpu"):
             raise UsageError(f"{what}: --dtype int8 (dynamic quantisation) is CPU only")
-        from rrbench.engine import quantize_int8
 
         quantize_int8(model)
     elif options.dtype not in ("float32", "fp32"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 
-from rrbench.errors import UsageError
+from rrbench.util.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import importlib
 import os
 from pathlib import Path
 
-from rrbench.errors import MissingWeightsError
+from rrbench.util.errors import MissingWeightsError
 
 
 def _offline() -> bool:
@@ -17,7 +17,7 @@ def _offline() -> bool:
 
 def _from_hf_cache(hub_id: str, revision: str | None) -> Path | None:
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: heavy
 
         return Path(snapshot_download(hub_id, revision=revision, local_files_only=True))
     except Exception:
@@ -45,7 +45,7 @@ def _from_hub(hub_id: str, revision: str | None) -> Path | None:
     if _offline():
         return None
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: heavy
 
         return Path(snapshot_download(hub_id, revision=revision, etag_timeout=10))
     except Exception:

@@ -4,7 +4,7 @@ On a CPU, users who want fast cross-encoder scoring reach for ONNX Runtime or Op
 rrbench runs them *inside* its engine (same batching, de-duplication, length buckets and OOM handling) instead of
 being compared against them from outside:
 
-- the graph is exported from the loaded torch module (:class:`rrbench.models.scorer.PairScorer`, head included) with
+- the graph is exported from the loaded torch module (:func:`rrbench.models.pair_scorer.pair_scorer`, head included) with
   ``torch.onnx.export`` or ``openvino.convert_model``: local weights, no hub, no optimum (whose releases pin
   transformers < 5);
 - exports are cached content-addressed under ``<cache root>/exports/`` (beside the score cache), keyed by the weights'
@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import UsageError, close_matches
+from rrbench.util.errors import UsageError, close_matches
+from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
+from rrbench.util.io import canonical_hash
+import warnings
+import logging
+from rrbench.tasks.resolve import candidate_text
+from rrbench.tasks.resolve import get_task
+from importlib.metadata import PackageNotFoundError, version
 
 RUNTIMES = ("torch", "onnx", "openvino")
 #: runtime -> (module that must be importable, pip extra that installs it)
@@ -78,14 +85,11 @@ def runtime_dtype(runtime: str, dtype: str, native_bf16: bool) -> str:
 # -- the export cache ------------------------------------------------------------------------------------------------
 def exports_root() -> Path | None:
     """``<cache root>/exports``, or None when caching is off (exports then live in a temporary folder)."""
-    from rrbench.cache import cache_disabled_by_env, cache_root
 
     return None if cache_disabled_by_env() else cache_root() / "exports"
 
 
 def export_key(options: dict[str, Any]) -> str:
-    from rrbench.io import canonical_hash
-
     return canonical_hash({"format": EXPORT_FORMAT, **options})
 
 
@@ -142,7 +146,7 @@ def cached_export(options: dict[str, Any], build: Callable[[Path], None]) -> Exp
 # -- exporting -------------------------------------------------------------------------------------------------------
 def example_inputs(input_names: list[str]) -> dict[str, Any]:
     """A small padded batch to trace with (2 rows of different lengths; the axes are declared dynamic)."""
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     ids = torch.tensor([[1, 4, 5, 2, 6, 2], [1, 4, 2, 6, 2, 0]], dtype=torch.int64)  # small ids: any vocabulary
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]], dtype=torch.int64)
@@ -154,9 +158,8 @@ def example_inputs(input_names: list[str]) -> dict[str, Any]:
 
 def export_onnx(scorer: Any, input_names: list[str], target: Path, int8: bool) -> None:
     """``model.onnx`` (fp32) in ``target``; with ``int8``, ``model.int8.onnx`` by ONNX Runtime dynamic quantisation."""
-    import warnings
 
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     example = example_inputs(input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in example}
@@ -168,8 +171,8 @@ def export_onnx(scorer: Any, input_names: list[str], target: Path, int8: bool) -
                           input_names=list(example), output_names=["scores"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
     if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # lazy: optional runtime (onnx extra)
+        from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: optional runtime (onnx extra)
 
         # ORT's recipe: optimise + shape-infer first (its symbolic pass cannot follow HF attention masks: skipped)
         quant_pre_process(str(target / "model.onnx"), str(target / "model.pre.onnx"), skip_symbolic_shape=True)
@@ -181,18 +184,15 @@ def export_openvino(scorer: Any, input_names: list[str], target: Path,
                     calibration: list[dict[str, np.ndarray]] | None) -> None:
     """``model.xml``/``.bin`` in ``target``, converted from the torch module; with ``calibration`` batches,
     quantised to int8 by NNCF (transformer preset, calibrated on those batches)."""
-    import warnings
 
-    import openvino as ov
-    import torch
+    import openvino as ov  # lazy: optional runtime (openvino extra)
+    import torch  # lazy: torch costs seconds at start-up
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         model = ov.convert_model(scorer, example_input=example_inputs(input_names))
     if calibration is not None:
-        import logging
-
-        import nncf
+        import nncf  # lazy: optional runtime (openvino extra)
 
         logging.getLogger("nncf").setLevel(logging.WARNING)
 
@@ -206,7 +206,7 @@ class OnnxForward:
     """An ONNX Runtime CPU session as an engine ``forward``: dict of int64 arrays -> scores."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: optional runtime (onnx extra)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -223,7 +223,7 @@ class OpenVinoForward:
     """A compiled OpenVINO CPU model as an engine ``forward``; ``precision`` is its inference precision hint."""
 
     def __init__(self, path: Path, precision: str = "f32", threads: int | None = None) -> None:
-        import openvino as ov
+        import openvino as ov  # lazy: optional runtime (openvino extra)
 
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
@@ -242,8 +242,6 @@ def calibration_batches(task_id: str, encode: Callable, pad_token_id: int, n: in
     """Padded batches of ``n`` (query, sentence) pairs from ``task_id``'s ``train`` split, the same every time
     (queries in id order, each with the sentences of its post in order), and what identifies them for the export key.
     """
-    from rrbench.candidates import candidate_text
-    from rrbench.tasks import get_task
 
     task = get_task(task_id)
     if "train" not in task.split_names:
@@ -277,7 +275,6 @@ def calibration_batches(task_id: str, encode: Callable, pad_token_id: int, n: in
 
 def versions(runtime: str) -> dict[str, str]:
     """Library versions that shape an export (part of its key)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     names = ["torch", "transformers", "sentence-transformers"]
     names += {"onnx": ["onnxruntime"], "openvino": ["openvino", "nncf"]}.get(runtime, [])

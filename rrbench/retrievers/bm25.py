@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import UsageError
-from rrbench.models.base import ModelOptions
-from rrbench.retrievers.base import Retriever
-from rrbench.specs import RetrieverSpec
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import ModelOptions
+from rrbench.components.bases import Retriever
+from rrbench.components.specs import RetrieverSpec
 
 class BM25Retriever(Retriever):
     """Options: ``k1``, ``b``, ``method`` (lucene, robertson, atire, bm25l, bm25+), ``stemmer`` (a PyStemmer
@@ -37,25 +37,25 @@ class BM25Retriever(Retriever):
 
     @property
     def index_scope(self) -> str:
-        """``task``: index every sentence of the task, whatever the split (see :func:`rrbench.candidates.retrieve`)."""
+        """``task``: index every sentence of the task, whatever the split (see :func:`rrbench.pipeline.candidates.retrieve`)."""
         return self.idf_scope
 
     def _stemmer(self):
         if self.stemmer_name in ("none", ""):
             return None
-        import Stemmer
+        import Stemmer  # lazy: BM25 only
 
         return Stemmer.Stemmer(self.stemmer_name)
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        import bm25s
+        import bm25s  # lazy: BM25 only
 
         stopwords = None if self.stopwords in (None, "none", "") else self.stopwords
         return bm25s.tokenize(list(texts), stopwords=stopwords, stemmer=self._stemmer(), return_ids=False,
                               show_progress=False)
 
     def index(self, documents: Sequence[str]) -> None:
-        import bm25s
+        import bm25s  # lazy: BM25 only
 
         tokens = self._tokenize(documents)
         if not any(tokens):

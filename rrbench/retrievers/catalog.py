@@ -8,8 +8,8 @@ checkpoint has no such record, so it is unpinned (``revision=None``) and says so
 
 from __future__ import annotations
 
-from rrbench.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
-from rrbench.specs import RetrieverSpec
+from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
+from rrbench.components.specs import RetrieverSpec
 
 #: The instruction rrbench gives instruction-following embedders for evidence retrieval.
 EVIDENCE_INSTRUCTION = "Given a claim, retrieve sentences that provide evidence supporting or refuting it"

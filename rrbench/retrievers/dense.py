@@ -17,16 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.models.base import ModelOptions
+from rrbench.components.bases import ModelOptions
 from rrbench.retrievers import store
-from rrbench.retrievers.base import Retriever, encode_with_progress
-from rrbench.specs import RetrieverSpec
+from rrbench.components.bases import Retriever
+from rrbench.retrievers.encoding import encode_with_progress
+from rrbench.components.specs import RetrieverSpec
+from rrbench.models.loading import load_sentence_transformer
+from rrbench.retrievers.faiss_device import faiss_on_device
 
 
 class DenseRetriever(Retriever):
     def __init__(self, spec: RetrieverSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        from rrbench.models.loading import load_sentence_transformer
 
         settings = self.settings()
         if settings.get("max_length") and not options.max_length:
@@ -82,7 +84,7 @@ class DenseRetriever(Retriever):
     def _index(self):
         """The faiss index, built on first search (within-post scoring never needs one)."""
         if self._faiss is None:
-            import faiss
+            import faiss  # lazy: dense retrieval only
 
             assert self._embeddings is not None, "index() first"
             dim = self._embeddings.shape[1]
@@ -95,7 +97,6 @@ class DenseRetriever(Retriever):
                 index.hnsw.efSearch = int(settings["ef_search"])
             if "nprobe" in settings:
                 faiss.extract_index_ivf(index).nprobe = int(settings["nprobe"])
-            from rrbench.retrievers.faiss_device import faiss_on_device
 
             self._faiss, self.faiss_device = faiss_on_device(index, str(self.model.device))
         return self._faiss

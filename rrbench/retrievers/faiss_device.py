@@ -23,7 +23,7 @@ def faiss_on_device(index: Any, device: str) -> tuple[Any, str]:
     """``(index, "gpu" | "cpu")``: the index moved to ``device`` when it is a CUDA device and faiss can, else as is."""
     if not str(device).startswith("cuda"):
         return index, "cpu"
-    import faiss
+    import faiss  # lazy: dense retrieval only
 
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() < 1:
         _say("faiss-gpu is not installed (pip install 'rrbench[gpu]'): dense search runs on faiss-cpu")

@@ -14,15 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.models.base import ModelOptions
+from rrbench.components.bases import ModelOptions
 from rrbench.retrievers import store
-from rrbench.retrievers.base import Retriever, encode_with_progress
-from rrbench.specs import RetrieverSpec
+from rrbench.components.bases import Retriever
+from rrbench.retrievers.encoding import encode_with_progress
+from rrbench.components.specs import RetrieverSpec
+from rrbench.models.loading import pick_device
+from rrbench.models.resolve import resolve_weights
 
 
 def _to_csr(tensor) -> Any:
     """A torch sparse COO (n x vocab) tensor as a scipy CSR matrix (float32)."""
-    from scipy import sparse
+    from scipy import sparse  # lazy: slow to import; few functions need it
 
     tensor = tensor.coalesce().cpu()
     rows, cols = tensor.indices().numpy()
@@ -33,10 +36,7 @@ def _to_csr(tensor) -> Any:
 class SpladeRetriever(Retriever):
     def __init__(self, spec: RetrieverSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        from sentence_transformers import SparseEncoder
-
-        from rrbench.models.loading import pick_device
-        from rrbench.models.resolve import resolve_weights
+        from sentence_transformers import SparseEncoder  # lazy: heavy: pulls in torch
 
         path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
                                                     packaged=spec.packaged_weights, what=f"retriever {spec.id}")
@@ -64,7 +64,7 @@ class SpladeRetriever(Retriever):
                 "settings": settings, "max_seq_length": self.model.max_seq_length, "kind": "splade-csr"}
 
     def index(self, documents: Sequence[str]) -> None:
-        from scipy import sparse
+        from scipy import sparse  # lazy: slow to import; few functions need it
 
         key = store.embedding_key(self.model_identity(), documents)
         cached = store.load_sparse(key)

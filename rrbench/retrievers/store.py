@@ -7,7 +7,7 @@ context window), never of file names or timestamps: a stale entry cannot be serv
 processes computing the same entry write the same bytes. Files are written to a temporary name and renamed into
 place, so an interrupted run leaves no half-written entry.
 
-Location: :func:`rrbench.cache.cache_root` (the same root as the reranker score cache), under ``embeddings/`` and
+Location: :func:`rrbench.util.cache_paths.cache_root` (the same root as the reranker score cache), under ``embeddings/`` and
 ``candidates/``. ``RRBENCH_CACHE=off`` disables both, as it does the score cache.
 """
 
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.cache import cache_disabled_by_env, cache_root
-from rrbench.io import atomic_write, canonical_hash
+from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
+from rrbench.util.io import atomic_write, canonical_hash
+import hashlib
 
 
 def cache_enabled() -> bool:
@@ -31,7 +32,6 @@ def cache_enabled() -> bool:
 
 def texts_hash(texts: Sequence[str]) -> str:
     """Hash of an ordered list of texts (length-prefixed, so ``["ab", "c"]`` and ``["a", "bc"]`` differ)."""
-    import hashlib
 
     digest = hashlib.sha256()
     for text in texts:
@@ -71,7 +71,7 @@ def load_sparse(key: str):
     if not cache_enabled() or not path.is_file():
         return None
     try:
-        from scipy import sparse
+        from scipy import sparse  # lazy: slow to import; few functions need it
 
         return sparse.load_npz(path).tocsr()
     except (OSError, ValueError):
@@ -80,7 +80,7 @@ def load_sparse(key: str):
 
 def save_sparse(key: str, matrix) -> None:
     if cache_enabled():
-        from scipy import sparse
+        from scipy import sparse  # lazy: slow to import; few functions need it
 
         atomic_write(_path("embeddings", key, ".npz"), lambda handle: sparse.save_npz(handle, matrix))
 

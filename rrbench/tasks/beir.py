@@ -21,8 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rrbench.errors import UsageError
-from rrbench.io import atomic_dir, read_jsonl, sha256_file, write_jsonl_gz
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_dir, read_jsonl, sha256_file, write_jsonl_gz
+import shutil
+import json
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -164,8 +166,6 @@ def import_beir(source: str | Path, task_id: str, dest_root: str | Path, force: 
                      for p in [source / "corpus.jsonl", source / "queries.jsonl", *qrel_files]}
 
     if dest.exists() and force:
-        import shutil
-
         shutil.rmtree(dest)
     with atomic_dir(dest) as tmp:
         hashes = {}
@@ -200,6 +200,5 @@ def import_beir(source: str | Path, task_id: str, dest_root: str | Path, force: 
 
 def _yaml_str(text: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
-    import json
 
     return json.dumps(text, ensure_ascii=False)

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.errors import TaskSpecError, UsageError
-from rrbench.io import read_jsonl, sha256_file
+from rrbench.util.errors import TaskSpecError, UsageError
+from rrbench.util.io import read_jsonl, sha256_file
+import yaml
+from rrbench.util.io import atomic_dir
+from rrbench.tasks.spec import SPEC_FILENAME
 
 if TYPE_CHECKING:
     from rrbench.tasks.loader import Task
@@ -47,11 +50,11 @@ def read_rows(path: str | Path, error: type[Exception] = TaskSpecError) -> Itera
         return
     try:
         if path.is_dir():
-            from datasets import load_from_disk
+            from datasets import load_from_disk  # lazy: optional (hf extra)
 
             rows = load_from_disk(str(path)).to_list()
         else:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: optional (hf extra)
 
             rows = pq.read_table(path).to_pylist()
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad data file, reported on one line
@@ -68,12 +71,8 @@ def export_hf(task: Task, output: str | Path) -> Path:
 
     Takes the loaded task (the caller resolves its name), so this module, which the task loader imports, never
     imports the loader's package back."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import yaml
-
-    from rrbench.io import atomic_dir
-    from rrbench.tasks.spec import SPEC_FILENAME
+    import pyarrow as pa  # lazy: optional (hf extra)
+    import pyarrow.parquet as pq  # lazy: optional (hf extra)
 
     root = Path(task.root)
     raw = yaml.safe_load((root / SPEC_FILENAME).read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ integer arrays, which keeps scoring, caching and metric computation vectorised.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import TaskSpecError, UsageError, close_matches
-from rrbench.io import canonical_hash
+from rrbench.util.errors import TaskSpecError, UsageError, close_matches
+from rrbench.util.io import canonical_hash
 from rrbench.tasks.hf import data_sha256, is_hf_data, read_rows
 from rrbench.tasks.spec import SPEC_FILENAME, DataFile, TaskSpec, read_spec
 from rrbench.tasks.splits import grouped_kfold, grouped_split
@@ -361,3 +362,20 @@ def _check_grouping(spec_path: Path, queries: dict[str, Query], split_of: dict[s
                     f"{spec_path}: grouped split leaks {attr.replace('_id', '')} {key!r} across splits "
                     f"{seen[key]!r} and {split!r}"
                 )
+
+
+def candidate_text(task: Task, index: int, context: int = 0) -> str:
+    """The text scored for a candidate: the sentence plus ``context`` neighbours each side *within its post*.
+
+    The unit that is ranked and judged stays the sentence; only the text a model reads grows.
+    """
+    if context <= 0:
+        return task.sentences[index]
+    post = int(task.sentence_post[index])
+    start = max(int(task.post_offsets[post]), index - context)
+    end = min(int(task.post_offsets[post + 1]), index + context + 1)
+    return " ".join(task.sentences[start:end])
+
+
+def candidate_texts(task: Task, indices: Sequence[int] | np.ndarray, context: int = 0) -> list[str]:
+    return [candidate_text(task, int(i), context) for i in indices]

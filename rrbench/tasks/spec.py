@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rrbench.errors import TaskSpecError
-from rrbench.strict_yaml import read_yaml_document, validate_document
+from rrbench.util.errors import TaskSpecError
+from rrbench.util.strict_yaml import read_yaml_document, validate_document
 
 #: The spec file of a task folder.
 SPEC_FILENAME = "task.yaml"

@@ -1,6 +1,6 @@
 """Builders for test data and tiny models. Everything is generated locally and deterministically.
 
-The mini task and the tiny models live in ``rrbench.mini_task`` and ``rrbench.tiny_models`` (``rrbench check`` needs
+The mini task and the tiny models live in ``rrbench.tasks.mini`` and ``rrbench.models.tiny`` (``rrbench check`` needs
 them too); this module re-exports them under their long-standing names for plugin authors' tests.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrbench.mini_task import (
+from rrbench.tasks.mini import (
     MINI_POSTS,
     MINI_QRELS,
     MINI_QUERIES,
@@ -18,13 +18,14 @@ from rrbench.mini_task import (
     mini_vocab,
     write_task,
 )
-from rrbench.tiny_models import make_tiny_bert, make_tiny_bi_encoder, make_tiny_causal_lm
+from rrbench.models.tiny import make_tiny_bert, make_tiny_bi_encoder, make_tiny_causal_lm
+import textwrap
 
 __all__ = ["MINI_POSTS", "MINI_QRELS", "MINI_QUERIES", "MINI_TRAIN_SPLITS", "make_mini_task", "make_tiny_bert",
            "make_tiny_bi_encoder", "make_tiny_causal_lm", "make_train_task", "mini_vocab", "write_fake_plugin",
            "write_task"]
 
-#: the old private name of :func:`rrbench.mini_task.mini_vocab`
+#: the old private name of :func:`rrbench.tasks.mini.mini_vocab`
 _vocab = mini_vocab
 
 
@@ -32,7 +33,6 @@ def write_fake_plugin(root: str | Path, dist: str, module: str, source: str, ep_
                       version: str = "0.3") -> Path:
     """A minimal installed-looking distribution under ``root`` (put ``root`` on ``PYTHONPATH``): a module and a
     ``.dist-info`` with an ``rrbench`` entry point. Tests use it to exercise discovery without pip."""
-    import textwrap
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

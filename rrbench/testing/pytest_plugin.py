@@ -8,19 +8,18 @@
 from __future__ import annotations
 
 import pytest
+from rrbench.testing.fixtures import make_mini_task
+from rrbench.components.registry import registered_plugin
+from rrbench.testing.fixtures import make_tiny_bert
 
 
 @pytest.fixture
 def rrbench_mini_task(tmp_path):
-    from rrbench.testing.fixtures import make_mini_task
-
     return make_mini_task(tmp_path / "mini-task")
 
 
 @pytest.fixture
 def rrbench_register():
-    from rrbench.registry import registered_plugin
-
     stack = []
 
     def register(plugin, name: str = "test-plugin"):
@@ -36,6 +35,4 @@ def rrbench_register():
 
 @pytest.fixture(scope="session")
 def rrbench_tiny_cross_encoder(tmp_path_factory):
-    from rrbench.testing.fixtures import make_tiny_bert
-
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert")

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rrbench.errors import UsageError
+from rrbench.util.errors import UsageError
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import UsageError
-from rrbench.tasks import Query, Task
+from rrbench.util.errors import UsageError
+from rrbench.tasks.resolve import Query, Task
 from rrbench.training.miners import query_rng
 
 #: A teacher maps (query ids, global sentence ids) to scores; used by the distillation formats.

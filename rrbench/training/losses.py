@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rrbench.errors import UsageError
+from rrbench.util.errors import UsageError
+from rrbench.util.errors import close_matches
 
 #: Input formats and what a row looks like (also documented in docs/training.md).
 INPUT_FORMATS = {
@@ -29,7 +30,7 @@ INPUT_FORMATS = {
 
 
 def _identity():
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     return torch.nn.Identity()
 
@@ -56,49 +57,47 @@ def _cutoff(options: dict[str, Any]) -> int | None:
 
 def make_bce(model, pos_weight: float | None = None, **_: Any):
     """Sigmoid cross-entropy on raw logits (the checkpoint's scores stay logits: natural threshold 0)."""
-    import torch
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    import torch  # lazy: torch costs seconds at start-up
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # lazy: heavy: pulls in torch
 
     weight = None if pos_weight in (None, "", "none") else torch.tensor(float(pos_weight))
     return BinaryCrossEntropyLoss(model, activation_fn=_identity(), pos_weight=weight)
 
 
 def make_ranknet(model, k: int | None = None, sigma: float = 1.0, **_: Any):
-    from sentence_transformers.cross_encoder.losses import RankNetLoss
+    from sentence_transformers.cross_encoder.losses import RankNetLoss  # lazy: heavy: pulls in torch
 
     return RankNetLoss(model, k=_cutoff({"k": k}), sigma=_number({"sigma": sigma}, "sigma", 0),
                        activation_fn=_identity())
 
 
 def make_listnet(model, **_: Any):
-    from sentence_transformers.cross_encoder.losses import ListNetLoss
+    from sentence_transformers.cross_encoder.losses import ListNetLoss  # lazy: heavy: pulls in torch
 
     return ListNetLoss(model, activation_fn=_identity())
 
 
 def make_listmle(model, **_: Any):
-    from sentence_transformers.cross_encoder.losses import ListMLELoss
+    from sentence_transformers.cross_encoder.losses import ListMLELoss  # lazy: heavy: pulls in torch
 
     return ListMLELoss(model, activation_fn=_identity())
 
 
 def make_plistmle(model, **_: Any):
-    from sentence_transformers.cross_encoder.losses import PListMLELoss
+    from sentence_transformers.cross_encoder.losses import PListMLELoss  # lazy: heavy: pulls in torch
 
     return PListMLELoss(model, activation_fn=_identity())
 
 
 def lambda_scheme(name: str, mu: float = 10.0):
     """The LambdaLoss weighting scheme object for a short name."""
-    from sentence_transformers.cross_encoder import losses as L
+    from sentence_transformers.cross_encoder import losses as L  # lazy: heavy: pulls in torch
 
     table = {"none": L.NoWeightingScheme, "ndcg1": L.NDCGLoss1Scheme, "ndcg2": L.NDCGLoss2Scheme,
              "lambdarank": L.LambdaRankScheme}
     if name == "ndcg2pp":
         return L.NDCGLoss2PPScheme(mu=float(mu))
     if name not in table:
-        from rrbench.errors import close_matches
-
         raise UsageError(f"unknown LambdaLoss weighting_scheme {name!r}.{close_matches(name, [*table, 'ndcg2pp'])} "
                          f"Choose from {', '.join([*table, 'ndcg2pp'])}")
     return table[name]()
@@ -106,7 +105,7 @@ def lambda_scheme(name: str, mu: float = 10.0):
 
 def make_lambdaloss(model, weighting_scheme: str = "ndcg2pp", k: int | None = None, sigma: float = 1.0,
                     mu: float = 10.0, **_: Any):
-    from sentence_transformers.cross_encoder.losses import LambdaLoss
+    from sentence_transformers.cross_encoder.losses import LambdaLoss  # lazy: heavy: pulls in torch
 
     return LambdaLoss(model, weighting_scheme=lambda_scheme(str(weighting_scheme), mu), k=_cutoff({"k": k}),
                       sigma=_number({"sigma": sigma}, "sigma", 0), activation_fn=_identity())
@@ -114,7 +113,7 @@ def make_lambdaloss(model, weighting_scheme: str = "ndcg2pp", k: int | None = No
 
 def _group_softmax_class():
     """MultipleNegativesRankingLoss that also accepts zero in-batch negatives (upstream samples 0 and crashes)."""
-    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss  # lazy: heavy: pulls in torch
 
     class GroupSoftmaxLoss(MultipleNegativesRankingLoss):
         def get_in_batch_negatives(self, anchors, candidates):  # noqa: ANN001 - upstream signature
@@ -132,6 +131,7 @@ def make_mnrl(model, scale: float = 10.0, num_in_batch_negatives: int | None = 4
 
 def make_cmnrl(model, scale: float = 10.0, num_in_batch_negatives: int | None = 4, mini_batch_size: int = 16,
                **_: Any):
+    # lazy: heavy: pulls in torch
     from sentence_transformers.cross_encoder.losses import CachedMultipleNegativesRankingLoss
 
     if _in_batch(num_in_batch_negatives) == 0:
@@ -150,20 +150,20 @@ def _in_batch(value: Any) -> int | None:
 
 
 def make_mse(model, **_: Any):
-    from sentence_transformers.cross_encoder.losses import MSELoss
+    from sentence_transformers.cross_encoder.losses import MSELoss  # lazy: heavy: pulls in torch
 
     return MSELoss(model, activation_fn=_identity())
 
 
 def make_margin_mse(model, **_: Any):
-    from sentence_transformers.cross_encoder.losses import MarginMSELoss
+    from sentence_transformers.cross_encoder.losses import MarginMSELoss  # lazy: heavy: pulls in torch
 
     return MarginMSELoss(model, activation_fn=_identity())
 
 
 def _check_generative(model, positive_token: str, negative_token: str, loss: str) -> None:
     """Generative losses need a causal LM whose head reads exactly the configured yes/no tokens."""
-    from sentence_transformers.cross_encoder.modules.logit_score import LogitScore
+    from sentence_transformers.cross_encoder.modules.logit_score import LogitScore  # lazy: heavy: pulls in torch
 
     heads = [m for m in model if isinstance(m, LogitScore)]
     if not heads:
@@ -190,7 +190,7 @@ def token_id(tokenizer, token: str) -> int:
 
 
 def make_gen_pointwise(model, positive_token: str = "yes", negative_token: str = "no", **_: Any):
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # lazy: heavy: pulls in torch
 
     _check_generative(model, positive_token, negative_token, "gen-pointwise")
     return BinaryCrossEntropyLoss(model, activation_fn=_identity())

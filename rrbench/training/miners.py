@@ -14,36 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.errors import UsageError
-from rrbench.specs import MinerSpec, validate_options
-from rrbench.tasks import Query, Task
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import Miner, non_evidence
+from rrbench.tasks.resolve import Query, Task
+from rrbench.pipeline.candidates import retrieve
+from rrbench.retrievers.factory import load_retriever
+from rrbench.models.factory import load_reranker
+from rrbench.pipeline.rerank import rerank
+from rrbench.components.registry import resolve
+from rrbench.components.calls import build
 
 
 def query_rng(seed: int, query_id: str, salt: str = "") -> np.random.Generator:
     digest = hashlib.sha256(f"{seed}\x00{salt}\x00{query_id}".encode("utf-8")).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-def non_evidence(task: Task, query: Query) -> np.ndarray:
-    """Global ids of the query's post sentences that are not evidence (grade < 1), in post order."""
-    start, end = task.post_slice(query.post_id)
-    evidence = {start + s for s, g in task.qrels.get(query.query_id, {}).items() if g >= 1}
-    return np.asarray([i for i in range(start, end) if i not in evidence], dtype=np.int64)
-
-
-class Miner:
-    """Base class: ``mine(task, queries, k)`` -> ``{query_id: global ids}``."""
-
-    def __init__(self, spec: MinerSpec, seed: int = 13, **options: Any) -> None:
-        self.spec = spec
-        self.seed = int(seed)
-        self.options = validate_options(spec, options)
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.spec.id, "seed": self.seed, "options": self.options}
-
-    def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
-        raise NotImplementedError
 
 
 class RandomMiner(Miner):
@@ -78,9 +62,6 @@ class RetrieverHardMiner(_ScoredMiner):
     """N1: the top-ranked non-evidence sentences of a registered retriever (bm25 by default)."""
 
     def post_scores(self, task: Task, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from rrbench.candidates import retrieve
-        from rrbench.retrievers import load_retriever
-
         retriever = load_retriever(str(self.options["retriever"]))
         depth = int(np.max(np.diff(task.post_offsets))) if task.spec.scope == "post" else 1000
         return retrieve(task, queries, retriever, depth)
@@ -90,9 +71,6 @@ class RerankerHardMiner(_ScoredMiner):
     """N2: the top-scoring false positives of a reranker checkpoint (iterate: train, mine, retrain)."""
 
     def post_scores(self, task: Task, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from rrbench.models import load_reranker
-        from rrbench.scoring import rerank
-
         checkpoint = self.options.get("checkpoint")
         if not checkpoint:
             raise UsageError(f"miner {self.spec.id} needs a reranker: --miner-option checkpoint=DIR_OR_ID")
@@ -111,8 +89,6 @@ class MixedMiner(Miner):
     """
 
     def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
-        from rrbench.registry import resolve
-
         fraction = float(self.options["hard_fraction"])
         if not 0.0 <= fraction <= 1.0:
             raise UsageError(f"miner {self.spec.id}: hard_fraction must be in [0, 1], got {fraction}")
@@ -136,8 +112,6 @@ class MixedMiner(Miner):
 
 def load_miner(name: str, seed: int = 13, **options: Any) -> Miner:
     """Instantiate a registered miner by id or alias."""
-    from rrbench.plugin_calls import build
-    from rrbench.registry import resolve
 
     spec = resolve("miners", name).spec
     return build("miners", spec, spec, seed=seed, **options)

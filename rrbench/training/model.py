@@ -13,14 +13,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrbench.errors import UsageError
-from rrbench.io import atomic_write_text, sha256_file, strict_json_dumps
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_write_text, sha256_file, strict_json_dumps
+from rrbench.models.resolve import resolve_weights
+from rrbench.components.registry import get_registry
+from rrbench.training.losses import token_id
+from hashlib import sha256
+from rrbench.models.checkpoint import CHECKPOINT_META
 
 
 def resolve_base(name: str) -> tuple[Path, dict[str, Any]]:
     """``(weights directory, provenance)`` for a base model name."""
-    from rrbench.models.resolve import resolve_weights
-    from rrbench.registry import get_registry
 
     path = Path(name).expanduser()
     if path.exists():
@@ -60,7 +63,7 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
     pooler: a bi-encoder such as all-MiniLM-L6-v2 was trained with mean pooling, so its [CLS] state carries little
     and a mean-pooled head starts from features the model already learned to produce.
     """
-    from sentence_transformers.cross_encoder import CrossEncoder
+    from sentence_transformers.cross_encoder import CrossEncoder  # lazy: heavy: pulls in torch
 
     if head not in ("cls", "mean"):
         raise UsageError(f"head must be cls or mean, got {head!r}")
@@ -70,10 +73,8 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
         if head == "mean":
             return _mean_pooled(path, max_length, device)
         return CrossEncoder(str(path), num_labels=1, max_length=max_length, device=device)
-    from sentence_transformers.base.modules import Transformer
-    from sentence_transformers.cross_encoder.modules.logit_score import LogitScore
-
-    from rrbench.training.losses import token_id
+    from sentence_transformers.base.modules import Transformer  # lazy: heavy: pulls in torch
+    from sentence_transformers.cross_encoder.modules.logit_score import LogitScore  # lazy: heavy: pulls in torch
 
     transformer = Transformer(str(path), transformer_task="text-generation",
                               processor_kwargs={"model_max_length": max_length})
@@ -86,9 +87,9 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
 
 
 def _mean_pooled(path: Path, max_length: int, device: str):
-    from sentence_transformers.base.modules import Dense, Transformer
-    from sentence_transformers.cross_encoder import CrossEncoder
-    from sentence_transformers.sentence_transformer.modules import Pooling
+    from sentence_transformers.base.modules import Dense, Transformer  # lazy: heavy: pulls in torch
+    from sentence_transformers.cross_encoder import CrossEncoder  # lazy: heavy: pulls in torch
+    from sentence_transformers.sentence_transformer.modules import Pooling  # lazy: heavy: pulls in torch
 
     transformer = Transformer(str(path), transformer_task="feature-extraction",
                               processor_kwargs={"model_max_length": max_length})
@@ -105,8 +106,6 @@ def weights_sha256(directory: Path) -> str:
             return sha256_file(directory / name)
     shards = sorted(directory.glob("model-*.safetensors"))
     if shards:
-        from hashlib import sha256
-
         digest = sha256()
         for shard in shards:
             digest.update(sha256_file(shard).encode())
@@ -117,7 +116,6 @@ def weights_sha256(directory: Path) -> str:
 def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_length: int,
                     training: dict[str, Any]) -> dict[str, Any]:
     """Save weights + ``rrbench_model.json``; the manifest is written last, so its presence marks completion."""
-    from rrbench.models.checkpoint import CHECKPOINT_META
 
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory))
@@ -130,7 +128,7 @@ def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_lengt
         "max_length": max_length,
         "weights_sha256": weights_sha256(directory),
         # A causal LM's LogitScore head is scored through sentence-transformers' own forward; the engine scores
-        # [CLS] heads and the mean-pooled head (rrbench.models.scorer), on every --runtime.
+        # [CLS] heads and the mean-pooled head (rrbench.models.pair_scorer), on every --runtime.
         "reranker_options": {"engine": False} if is_causal_lm(directory) else {},
         "training": training,
     }

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from rrbench.errors import UsageError
-from rrbench.specs import RegimeSpec
+from rrbench.util.errors import UsageError
+from rrbench.components.specs import RegimeSpec
 from rrbench.training.config import TrainConfig
+from rrbench.components.registry import resolve
 
 #: Regime option keys that are not TrainConfig fields but are handled by the trainer.
 _SPECIAL = {"requires_teacher"}
@@ -32,8 +33,6 @@ def resolve_config(explicit: dict[str, Any], regime: str | None = None) -> Train
     values: dict[str, Any] = {}
     regime_spec = None
     if regime:
-        from rrbench.registry import resolve
-
         regime_spec = resolve("regimes", regime).spec
         values.update(expand(regime_spec))
         values["regime"] = regime_spec.id

@@ -20,14 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rrbench.errors import UsageError
-from rrbench.tasks import Task
+from rrbench.util.errors import UsageError
+from rrbench.tasks.resolve import Task
+from rrbench.components.identity import model_fingerprint
+from rrbench.pipeline.score_cache import ScoreCache, pair_key
+from rrbench.models.factory import load_reranker
+from rrbench.measures.trec import read_run
 
 
 def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None):
     """A ``(query ids, global sentence ids) -> scores`` function reading ``name``'s cached pair scores."""
-    from rrbench.cache import ScoreCache, model_fingerprint, pair_key
-    from rrbench.models import load_reranker
 
     cache = ScoreCache(cache_dir)
     try:
@@ -62,7 +64,6 @@ def is_record_folder(name: str) -> bool:
 
 def recorded_teacher(folder: str | Path, task: Task, split: str):
     """A ``(query ids, global sentence ids) -> scores`` function reading a plain run record's ``run.trec``."""
-    from rrbench.trec import read_run
 
     folder = Path(folder)
     try:

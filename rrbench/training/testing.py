@@ -1,10 +1,8 @@
-"""Builders for training tests: a mini task with a train split, and a tiny causal LM with a yes/no vocabulary.
+"""Deprecated import path, kept for plugin tests written before rrbench 0.2: use ``rrbench.testing``.
 
-They live in ``rrbench.mini_task`` and ``rrbench.tiny_models``; this module keeps the names plugin authors testing
-their own losses already import.
+Every name is forwarded there with a ``DeprecationWarning`` (see :mod:`rrbench.util.deprecation`).
 """
 
-from rrbench.mini_task import MINI_TRAIN_SPLITS, make_train_task
-from rrbench.tiny_models import make_tiny_causal_lm
+from rrbench.util.deprecation import forwarding
 
-__all__ = ["MINI_TRAIN_SPLITS", "make_tiny_causal_lm", "make_train_task"]
+__getattr__, __dir__ = forwarding("rrbench.training.testing", "rrbench.testing")

@@ -23,12 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rrbench.errors import RRBenchError, UsageError
-from rrbench.io import atomic_write_text, canonical_hash, strict_json_dumps, sweep_stale
-from rrbench.metric_names import trainer_key
-from rrbench.specs import validate_options
+from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.util.io import atomic_write_text, canonical_hash, strict_json_dumps, sweep_stale
+from rrbench.measures.names import trainer_key
+from rrbench.components.specs import validate_options
 from rrbench.training.config import TrainConfig
 from rrbench.training.data import DataOptions, build, options_dict
+from rrbench.components.registry import resolve
+from rrbench.tasks.resolve import get_task
+from rrbench.training.validation import evaluate_model, make_evaluator
+from rrbench.training.losses import check_group_size
+from rrbench.training.miners import load_miner
+from rrbench.training.model import load_base, resolve_base, save_checkpoint
+from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
+from rrbench.models.checkpoint import CHECKPOINT_META
+from rrbench.util.progress import set_quiet
+from rrbench.training.model import load_base as _reload
+from rrbench.components.calls import load_factory, owner_label, running
 
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
@@ -47,8 +58,6 @@ def _phases(config: TrainConfig) -> list[dict[str, Any]]:
 
 
 def _loss_spec(name: str):
-    from rrbench.registry import resolve
-
     return resolve("losses", name).spec
 
 
@@ -78,7 +87,7 @@ def _prepare_output(config: TrainConfig, out: Path, overwrite: bool) -> str:
 
 
 def _log_callback(path: Path):
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # lazy: heavy: pulls in torch
 
     class JsonLog(TrainerCallback):
         """Append the Trainer's log entries (loss, learning rate, grad norm) as JSON lines."""
@@ -95,7 +104,7 @@ def _log_callback(path: Path):
 
 def _final_eval_callback():
     """Evaluate (and save) at the last step too, so the end of training is a candidate for selection."""
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # lazy: heavy: pulls in torch
 
     class FinalEval(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
@@ -109,8 +118,8 @@ def _final_eval_callback():
 
 def _training_args(config: TrainConfig, phase: dict[str, Any], directory: Path, rows: int, evaluate: bool,
                    show_progress: bool):
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers  # lazy: heavy: pulls in torch
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments  # lazy: heavy: pulls in torch
 
     steps_per_epoch = max(1, math.ceil(rows / config.batch_size))
     max_steps = int(phase.get("max_steps", -1) or -1)
@@ -136,7 +145,7 @@ def _training_args(config: TrainConfig, phase: dict[str, Any], directory: Path, 
 
 
 def _cpu_only() -> bool:
-    import torch
+    import torch  # lazy: torch costs seconds at start-up
 
     return not torch.cuda.is_available()
 
@@ -150,13 +159,10 @@ def train(config: TrainConfig, overwrite: bool = False, show_progress: bool = Tr
 def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bool = True,
                  callbacks: Sequence[Any] = (), cache_dir: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Like :func:`train`, also returning the trained in-memory model (None when the folder was already complete)."""
-    from rrbench.tasks import get_task
-    from rrbench.training.evaluation import evaluate_model, make_evaluator
-    from rrbench.training.losses import check_group_size
-    from rrbench.training.miners import load_miner
-    from rrbench.training.model import load_base, resolve_base, save_checkpoint
 
     config.validate()
+    if not show_progress:
+        set_quiet()  # before anything loads a model (a teacher's weights): no library bar may slip through
     started = time.perf_counter()
     out = Path(config.output)
     task = get_task(config.task)
@@ -180,14 +186,11 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         raise UsageError(f"loss {config.loss} distils a teacher: pass --teacher RERANKER (with cached scores)")
     teacher = None
     if config.teacher is not None:
-        from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
-
         teacher = (recorded_teacher(config.teacher, task, config.train_split) if is_record_folder(config.teacher)
                    else cached_teacher(config.teacher, task, config.train_split, cache_dir))
     base_path, base_info = resolve_base(config.base)
 
     config_hash = _prepare_output(config, out, overwrite)
-    from rrbench.models.checkpoint import CHECKPOINT_META
 
     if (out / CHECKPOINT_META).is_file() and (out / SUMMARY_FILE).is_file():
         summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
@@ -195,14 +198,9 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         return None, summary
     # the heavy libraries load only now: every check above answers within a second or two (issue 14, defect 4)
     import torch
-    import transformers
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer
-
-    if not show_progress:
-        from rrbench.progress import set_quiet
-
-        set_quiet()
+    import transformers  # lazy: heavy: pulls in torch
+    from datasets import Dataset  # lazy: optional (hf extra)
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer  # lazy: heavy: pulls in torch
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -225,12 +223,9 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
                      teacher=teacher, min_group_size=loss_options[phase["name"]].get("min_group_size"))
         done = directory / "phase_done.json"
         if done.is_file():  # finished before an interruption: reload its result and move on
-            from rrbench.training.model import load_base as _reload
-
             model = _reload(directory / "final", config.max_length)
             phase_reports.append(json.loads(done.read_text(encoding="utf-8")))
             continue
-        from rrbench.plugin_calls import load_factory, owner_label, running
 
         builder = load_factory("losses", spec)
         with running(owner_label("losses", spec), "building the loss"):
@@ -242,13 +237,13 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         if phase["evaluate"]:
             extra.insert(0, _final_eval_callback())
         if phase["evaluate"] and config.patience:
-            from transformers import EarlyStoppingCallback
+            from transformers import EarlyStoppingCallback  # lazy: heavy: pulls in torch
 
             extra.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=Dataset.from_dict(data.columns),
                                       loss=loss, evaluator=evaluator, callbacks=extra)
         if not show_progress:
-            from transformers.trainer_callback import PrinterCallback
+            from transformers.trainer_callback import PrinterCallback  # lazy: heavy: pulls in torch
 
             trainer.remove_callback(PrinterCallback)
         resume = _latest_checkpoint(directory)

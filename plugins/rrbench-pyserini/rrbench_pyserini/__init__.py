@@ -3,7 +3,7 @@ the retriever is first used, never when rrbench lists components."""
 
 from __future__ import annotations
 
-from rrbench import RetrieverSpec, hookimpl
+from rrbench.plugin import RetrieverSpec, hookimpl
 
 __version__ = "0.1.0"
 

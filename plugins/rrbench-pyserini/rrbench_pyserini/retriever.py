@@ -15,9 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rrbench.models.base import ModelOptions
-from rrbench.retrievers.base import Retriever
-from rrbench.specs import RetrieverSpec
+from rrbench.plugin import ModelOptions, Retriever, RetrieverSpec
 
 
 class PyseriniBM25Retriever(Retriever):

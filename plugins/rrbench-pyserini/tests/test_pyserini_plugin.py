@@ -10,9 +10,17 @@ import math
 import numpy as np
 import pytest
 
-from rrbench.models.base import ModelOptions
-from rrbench.registry import reset_registry, resolve
-from rrbench.testing.fixtures import MINI_POSTS, MINI_QRELS, MINI_QUERIES, make_mini_task, write_task
+import rrbench
+from rrbench.plugin import ModelOptions
+from rrbench.testing import (
+    MINI_POSTS,
+    MINI_QRELS,
+    MINI_QUERIES,
+    make_mini_task,
+    reset_registry,
+    write_task,
+)
+from rrbench.testing import resolve_component as resolve
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,14 +66,12 @@ def test_scores_match_a_hand_computed_lucene_bm25(retriever):
 
 
 def test_corpus_scope_run_end_to_end(tmp_path, retriever):
-    from rrbench.runner import RunConfig, execute
-
     post_of = {q["query_id"]: q["post_id"] for q in MINI_QUERIES}
     task_dir = write_task(tmp_path / "open", MINI_POSTS, [{"query_id": q["query_id"], "text": q["text"]}
                                                            for q in MINI_QUERIES],
                           [{**r, "post_id": post_of[r["query_id"]]} for r in MINI_QRELS], scope="corpus")
-    record = execute(RunConfig(task=str(task_dir), retriever="pyserini-bm25", top_k_retriever=5,
-                               output=str(tmp_path / "run"), show_progress=False))
+    record = rrbench.run(task=str(task_dir), retriever="pyserini-bm25", top_k_retriever=5,
+                         output=str(tmp_path / "run"), show_progress=False)
     assert record["manifest"]["components"]["retriever"]["id"] == "pyserini-bm25"
     lines = [line.split() for line in (tmp_path / "run" / "run.trec").read_text().splitlines()]
     top = {}
@@ -76,15 +82,13 @@ def test_corpus_scope_run_end_to_end(tmp_path, retriever):
 
 
 def test_post_scope_and_fusion_with_bm25s(tmp_path, retriever):
-    from rrbench.candidates import GeneratorConfig, generate
-    from rrbench.tasks import load_task_dir
-
-    task = load_task_dir(make_mini_task(tmp_path / "mini"))
-    queries = sorted(task.queries.values(), key=lambda q: q.query_id)
-    alone = generate(task, "dev_select", queries, GeneratorConfig(("pyserini-bm25",)), 100)
+    task_dir = str(make_mini_task(tmp_path / "mini"))
+    task = rrbench.get_task(task_dir)
+    queries = sorted(task.split_queries("dev_select"), key=lambda q: q.query_id)
+    alone = rrbench.get_candidates(task_dir, "dev_select", "pyserini-bm25")
     for query, (ids, scores) in zip(queries, alone.pools):
         assert sorted(ids.tolist()) == task.candidates(query).tolist()  # the whole post, capped at its size
         assert np.all(np.diff(scores) <= 0)
-    fused = generate(task, "dev_select", queries, GeneratorConfig(("bm25", "pyserini-bm25"), "rrf"), 100)
+    fused = rrbench.get_candidates(task_dir, "dev_select", ("bm25", "pyserini-bm25"), fusion="rrf")
     assert fused.describe["id"] == "rrf(bm25+pyserini-bm25)"
     assert [len(ids) for ids, _ in fused.pools] == [len(ids) for ids, _ in alone.pools]

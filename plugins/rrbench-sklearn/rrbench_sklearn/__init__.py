@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rrbench import RetrieverSpec, hookimpl
+from rrbench.plugin import RetrieverSpec, hookimpl
 
 __version__ = "0.1.0"
 

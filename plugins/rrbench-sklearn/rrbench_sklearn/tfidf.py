@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from rrbench.retrievers.base import Retriever
+from rrbench.plugin import Retriever
 
 
 class TfidfRetriever(Retriever):

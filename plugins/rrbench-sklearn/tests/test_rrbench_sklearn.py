@@ -8,15 +8,15 @@ import sys
 
 import numpy as np
 
-from rrbench.registry import get_registry
-from rrbench.retrievers import load_retriever
+import rrbench
+from rrbench.testing import make_mini_task, plugin_info, resolve_component
 
 
 def test_discovered_through_entry_point():
-    registry = get_registry()
-    assert registry.plugins["sklearn"].distribution == "rrbench-sklearn"
-    assert registry.plugins["sklearn"].status == "ok"
-    assert registry.get("retrievers", "tfidf-chargram").id == "tfidf-char"
+    info = plugin_info("sklearn")
+    assert info.distribution == "rrbench-sklearn"
+    assert info.status == "ok"
+    assert resolve_component("retrievers", "tfidf-chargram").id == "tfidf-char"
     listing = subprocess.run([sys.executable, "-m", "rrbench.cli", "list", "retrievers", "--json"],
                              capture_output=True, text=True, check=True)
     rows = {row["id"]: row for row in json.loads(listing.stdout)}
@@ -25,9 +25,9 @@ def test_discovered_through_entry_point():
 
 def test_char_ngrams_match_inflections_that_words_miss():
     docs = ["Myocardial infarctions were reduced.", "The weather was sunny.", "Infarct size was measured."]
-    char = load_retriever("tfidf-char")
+    char = rrbench.get_retriever("tfidf-char")
     char.index(docs)
-    word = load_retriever("tfidf")
+    word = rrbench.get_retriever("tfidf")
     word.index(docs)
     query = "infarction"
     char_scores, word_scores = char.score_all(query), word.score_all(query)
@@ -38,8 +38,6 @@ def test_char_ngrams_match_inflections_that_words_miss():
 
 
 def test_run_with_plugin_retriever(tmp_path):
-    from rrbench.testing.fixtures import make_mini_task
-
     task = make_mini_task(tmp_path / "mini")
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "rrbench.cli", "run", "--task", str(task), "--retriever",

@@ -1,0 +1,1 @@
+"""Conformance checks that run a component against the mini task (``rrbench check``)."""

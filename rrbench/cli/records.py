@@ -1,0 +1,209 @@
+"""Result records: ``evaluate`` (outside runs), ``reproduce``, ``publish`` and ``leaderboard build``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
+from rrbench.leaderboard.outside_runs import evaluate_run
+from rrbench.util.errors import RRBenchError
+from rrbench.leaderboard.reproduce import reproduce
+from rrbench.leaderboard.board import publish
+import json
+from rrbench.records.record import load_record, require_valid
+from rrbench.measures.significance import compare_pair, per_query_values
+from rrbench.leaderboard.gate import CandidateRunError, RegressionFound, gate, load_pair, table, write_summaries
+from rrbench.leaderboard.board import build, collect
+from rrbench.leaderboard.html import write_site
+from rrbench.leaderboard.board import check
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
+def _fmt4(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _per_query_metric(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--metric`` of compare/gate: any accepted spelling, resolved to the record's name before anything loads."""
+
+    return canonical_metric(value, PER_QUERY_METRICS if ctx.command.name == "compare" else RANK_METRICS)
+
+
+@click.command("evaluate")
+@click.option("--task", default="scifact-evidence", show_default=True, help="Task id or task directory.")
+@click.option("--split", default="dev_select", show_default=True)
+@click.option("--run", "run_file", required=True, help="TREC run file; docnos are '<post_id>:<sentence index>'.")
+@click.option("--threshold", default=None, type=float,
+              help="Decision threshold on the run's scores (false-evidence rate is null without it).")
+@click.option("--output", default=None, help="Output directory (default: runs/<timestamp>-eval-<hash>).")
+def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, output: str | None) -> None:
+    """Score a TREC run made by any system with rrbench's metrics and record format."""
+
+    record = evaluate_run(task=task, split=split, run=run_file, threshold=threshold, output=output)
+    manifest, metrics = record["manifest"], record["metrics"]
+    run = manifest["components"]["run"]
+    click.echo(f"task {manifest['task']['id']}@{manifest['task']['version']}  split {manifest['split']}  "
+               f"run {run_file} ({', '.join(run['tags']) or 'no tag'})")
+    keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
+    click.echo(" | ".join(f"{k:>11}" for k in keys))
+    click.echo(" | ".join(f"{_fmt4(metrics.get(k)):>11}" for k in keys))
+    click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} "
+               f"without; {run['queries_missing']} of the split missing from the run; "
+               f"threshold {_fmt4(manifest['threshold']['value'])}")
+    click.echo(f"results in {record['output_dir']}")
+
+
+
+@click.command("reproduce")
+@click.argument("record_dir")
+@click.option("--output", default=None, help="Keep the re-run's output here (default: a temporary folder).")
+@click.option("--tolerance", default=1e-9, show_default=True, type=float,
+              help="Largest accepted metric difference (raise it when re-scoring on other hardware).")
+@click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="Score cache directory.")
+@click.option("--no-cache", is_flag=True, help="Recompute every score.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reproduce_cmd(record_dir: str, output: str | None, tolerance: float, cache_dir: str | None, no_cache: bool,
+                  quiet: bool) -> None:
+    """Re-run the configuration of a result record and compare its metrics (exit 1 if they differ)."""
+
+    if (cache_dir or "").strip().lower() in {"off", "0", "none", "false", "no"}:
+        cache_dir, no_cache = None, True
+    result = reproduce(record_dir, output=output, tolerance=tolerance, cache_dir=cache_dir,
+                       use_cache=not no_cache, show_progress=False if quiet else None)
+    click.echo(f"{'metric':<24}{'recorded':>14}{'reproduced':>14}{'delta':>12}")
+    for row in result["comparison"]:
+        delta = "-" if row["delta"] is None else f"{row['delta']:.2e}"
+        click.echo(f"{row['metric']:<24}{_fmt(row['recorded']):>14}{_fmt(row['reproduced']):>14}{delta:>12}"
+                   + ("" if row["ok"] else "  MISMATCH"))
+    cache = result["record"]["manifest"].get("cache") or {}
+    if cache.get("enabled"):
+        click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "
+                   f"{cache['model_calls']} model calls")
+    for row in result["fields"]:
+        verdict = "same" if row["ok"] else ("MISMATCH" if row["decides"] else "differs")
+        click.echo(f"{row['field']:<24}{row['recorded']!s:>30}  {row['reproduced']!s:>30}  {verdict}")
+    if not result["config_hash_matches"]:
+        click.echo("note: the configuration hash differs (other weights, options or rrbench version)")
+    if not result["ok"]:
+        raise RRBenchError(f"{record_dir}: reproduced metrics or per-query values differ from the record "
+                           f"(tolerance {tolerance:g})")
+    click.echo("reproduced: all metrics and per-query values match")
+
+
+
+@click.command("publish")
+@click.argument("record_dir")
+@click.option("--to", "--leaderboard-dir", "leaderboard_dir", default="leaderboard", show_default=True,
+              help="Leaderboard folder to file the record in.")
+@click.option("--replace", is_flag=True, help="Overwrite an already published record of the same configuration.")
+def publish_cmd(record_dir: str, leaderboard_dir: str, replace: bool) -> None:
+    """Verify a result record and file it under <task>@<version>/<split>/<system>-<hash>/ (with SHA256SUMS)."""
+
+    target = publish(record_dir, leaderboard_dir, replace=replace)
+    click.echo(f"published {target} (run `rrbench leaderboard build` to update the README)")
+
+
+
+@click.command("compare")
+@click.argument("record_a")
+@click.argument("record_b")
+@click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
+              help="Per-query metric (nDCG@10, RR@10, R@k; MRR@10, recall@10 ... are accepted).")
+@click.option("--samples", default=100_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: int, as_json: bool) -> None:
+    """Paired randomisation test of A against B over the queries both scored (is A really better?)."""
+
+    records = []
+    for path in (record_a, record_b):
+        record = load_record(path)
+        require_valid(record, path)
+        records.append(per_query_values(record["per_query"], metric))
+    result = compare_pair(records[0], records[1], metric, samples=samples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"{metric} over {result.queries} queries: A {result.mean_a:.4f}  B {result.mean_b:.4f}  "
+               f"A-B {result.mean_diff:+.4f}  95% CI [{result.ci_diff[0]:+.4f}, {result.ci_diff[1]:+.4f}]")
+    click.echo(f"wins {result.wins}  losses {result.losses}  ties {result.ties}  p = {result.p_value:.4g} "
+               f"({result.test})")
+
+
+
+@click.command("gate")
+@click.option("--baseline", required=True,
+              help="Baseline record folder, or leaderboard:<task>@<version>/<split>/<system>.")
+@click.option("--candidate", required=True, help="Candidate run folder, or a run configuration file to run first.")
+@click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
+              help="Rank metric whose drop fails the gate (nDCG@10, RR@10, R@k; aliases such as MRR@10 too).")
+@click.option("--max-drop", default=0.005, show_default=True, type=float,
+              help="Tolerated drop of the metric's mean (the test's null-hypothesis margin).")
+@click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option("--max-fe-increase", default=None, type=float,
+              help="Also fail when the false-evidence rate rises by more than this.")
+@click.option("--samples", default=10_000, show_default=True, type=click.IntRange(min=100))
+@click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+@click.option("--summary", default=None, help="Write the Markdown summary (a pull-request comment) here.")
+@click.option("--candidate-output", default=None, help="Output folder of a candidate given as a configuration.")
+def gate_cmd(baseline: str, candidate: str, metric: str, max_drop: float, alpha: float,
+             max_fe_increase: float | None, samples: int, leaderboard_dir: str, summary: str | None,
+             candidate_output: str | None) -> None:
+    """Fail (exit 1) only on a significant regression of the candidate against the baseline.
+
+    Exit codes: 0 pass; 1 regression (one-sided paired sign-flip test of H0 mean(candidate - baseline) >=
+    -max_drop rejected at alpha, or false-evidence rate up by more than --max-fe-increase); 2 unusable input
+    (other task version or split, no common queries, unreadable record); 3 the candidate configuration failed
+    to run. A crash is never reported as a regression.
+    """
+
+    try:
+        base, cand = load_pair(baseline, candidate, leaderboard_dir, candidate_output)
+        result = gate(base, cand, metric=metric, max_drop=max_drop, alpha=alpha,
+                      max_fe_increase=max_fe_increase, samples=samples)
+    except RRBenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never let an internal failure exit 1 (which means "regression")
+        raise CandidateRunError(f"gate failed unexpectedly: {type(exc).__name__}: {exc}") from None
+    click.echo(table(result))
+    for path in write_summaries(result, summary):
+        click.echo(f"summary written to {path}")
+    if result.exit_code:
+        raise RegressionFound(f"gate failed: {'; '.join(result.reasons)}")
+
+
+@click.group("leaderboard")
+def leaderboard_group() -> None:
+    """Build and check the leaderboard from published records."""
+
+
+@leaderboard_group.command("build")
+@click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+@click.option("--method", default="holm", show_default=True, type=click.Choice(["holm", "tukey"]),
+              help="Multiple-comparison correction of the tests against the leader.")
+@click.option("--html", "html_dir", default=None, help="Also write a static HTML board (works from file://).")
+def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
+    """Regenerate leaderboard/README.md from the records alone (and optionally an HTML board)."""
+
+    groups = collect(leaderboard_dir)
+    path = build(leaderboard_dir, method=method)
+    total = sum(len(v) for v in groups.values())
+    click.echo(f"wrote {path}: {total} records in {len(groups)} tables")
+    if html_dir:
+        index = write_site(leaderboard_dir, html_dir, method=method)
+        click.echo(f"wrote HTML board {index}")
+
+
+@leaderboard_group.command("check")
+@click.option("--leaderboard-dir", default="leaderboard", show_default=True)
+def check_cmd(leaderboard_dir: str) -> None:
+    """Verify every published record and that README.md is what `leaderboard build` makes (leaderboard CI)."""
+
+    count = check(leaderboard_dir)
+    click.echo(f"ok: {count} records verified; README.md is up to date")

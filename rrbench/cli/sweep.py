@@ -1,0 +1,150 @@
+"""``rrbench sweep`` (Tier A over cached scores), ``rrbench sweep fill`` and ``rrbench plot reliability``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rrbench.util.errors import UsageError
+from rrbench.util.progress import set_quiet
+from rrbench.hpo.sweep import SweepSetup
+from rrbench.hpo.space import load_space
+import shlex
+from rrbench.hpo.sweep import ScoreSource, objective_factory, open_study, run_trials, shortfall_note
+from rrbench.hpo.sweep_report import write_reports
+from rrbench.hpo.plots import reliability_png
+from rrbench.records.record import load_record
+
+
+def sweep_options(command: Any) -> Any:
+    """The options ``sweep`` and ``sweep fill`` share (fill must see exactly the space the sweep will ask for)."""
+    options = [
+        click.option("--task", default="scifact-evidence", show_default=True, help="Task id or directory."),
+        click.option("--split", default="dev_select", show_default=True, help="Split the trials are scored on."),
+        click.option("--retriever", "retrievers", multiple=True, default=("bm25",), show_default=True,
+                     help="Retriever; repeat for fusion dimensions."),
+        click.option("--reranker", "rerankers", multiple=True,
+                     help="Reranker (id, hub id or local checkpoint); repeat for ensembles."),
+        click.option("--space", "space_file", default=None, help="space.yaml (default: every dimension, "
+                                                                  "documented in docs/sweep.md)."),
+        click.option("--context", "contexts", multiple=True, type=int, help="Context windows (default 0)."),
+        click.option("--max-fe", "max_fe", default=0.1, show_default=True, type=float,
+                     help="False-evidence budget: the constraint FE rate <= max-fe."),
+        click.option("--seed", default=13, show_default=True, type=int, help="Sampler seed and cross-fit folds."),
+        click.option("--batch-size", default=32, show_default=True, type=int),
+        click.option("--device", default=None),
+        click.option("--dtype", default="float32", show_default=True,
+                     type=click.Choice(["float32", "bfloat16", "float16", "int8"])),
+        click.option("--trust-remote-code", is_flag=True),
+        click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="Score cache directory."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _setup(task: str, split: str, retrievers: tuple[str, ...], rerankers: tuple[str, ...], space_file: str | None,
+           contexts: tuple[int, ...], max_fe: float, seed: int, batch_size: int, device: str | None, dtype: str,
+           trust_remote_code: bool, cache_dir: str | None, quiet: bool):
+    if quiet:
+        set_quiet()
+
+    setup = SweepSetup(task=task, split=split, retrievers=tuple(retrievers), rerankers=tuple(rerankers),
+                       max_fe=max_fe, seed=seed, context=tuple(contexts) or (0,), batch_size=batch_size,
+                       device=device, dtype=dtype, cache_dir=cache_dir,
+                       reranker_options={"trust_remote_code": True} if trust_remote_code else {},
+                       show_progress=False if quiet else None)
+    setup.validate()
+    space = load_space(space_file, list(rerankers))
+    return setup, space
+
+
+def _fill_command(args: dict[str, Any]) -> str:
+    parts = ["rrbench", "sweep", "fill", "--task", args["task"], "--split", args["split"]]
+    for r in args["retrievers"]:
+        parts += ["--retriever", r]
+    for r in args["rerankers"]:
+        parts += ["--reranker", r]
+    if args.get("space_file"):
+        parts += ["--space", args["space_file"]]
+    for c in args.get("contexts") or ():
+        parts += ["--context", str(c)]
+    return shlex.join(parts)
+
+
+@click.group("sweep", invoke_without_command=True)
+@sweep_options
+@click.option("--trials", default=200, show_default=True, type=int,
+              help="Completed trials in total (re-running resumes and counts what the study has).")
+@click.option("--sampler", default="tpe", show_default=True, type=click.Choice(["tpe", "nsga2", "random"]))
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT/study.sqlite).")
+@click.option("--output", default=None, help="Folder for study.sqlite, best.json, best.yaml, pareto.png.")
+@click.pass_context
+def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, output: str | None,
+          **args: Any) -> None:
+    """Tier A: search inference settings over cached scores (no model call), nDCG@10 s.t. FE <= --max-fe."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if output is None:
+        raise UsageError("--output DIR is required (the study and its reports live there)")
+    if trials < 1:
+        raise UsageError(f"--trials must be >= 1, got {trials}")
+
+    setup, space = _setup(**args)
+    source = ScoreSource(setup, space)
+    missing = source.missing()
+    if missing:
+        name, variant, lacking, needed = missing[0]
+        setting = f"max_length={variant[0]}" if variant[0] else "default settings"
+        raise UsageError(f"reranker {name!r} ({setting}) lacks {lacking} of the {needed} cached scores this "
+                         f"space needs; fill them first: {_fill_command(args)}")
+    started = time.perf_counter()
+    study = open_study(setup, space, Path(output), storage, sampler)
+    short = run_trials(study, objective_factory(setup, space, source), trials,
+                       None if not args["quiet"] else False)
+    report = write_reports(study, setup, space, source, Path(output), time.perf_counter() - started)
+    click.echo(report["summary"])
+    note = shortfall_note(study, short)
+    if note:
+        click.echo(f"warning: {note}", err=True)
+
+
+@sweep.command("fill")
+@sweep_options
+def fill(**args: Any) -> None:
+    """Score, once, exactly the (query, candidate) pairs a sweep's space needs (progress bar; resumable)."""
+
+    setup, space = _setup(**args)
+    source = ScoreSource(setup, space)
+    done = source.fill(progress=False if args["quiet"] else None)
+    for name, count in done.items():
+        click.echo(f"{name}: {count} pairs scored" + (" (all were cached)" if count == 0 else ""))
+
+
+@click.group("plot")
+def plot() -> None:
+    """Figures from result records."""
+
+
+@plot.command("reliability")
+@click.argument("run_dir")
+@click.option("--output", default=None, help="PNG path (default: RUN_DIR/reliability.png).")
+def reliability(run_dir: str, output: str | None) -> None:
+    """Reliability diagram of a run whose decision has probabilities (a calibrator, or probability scores)."""
+
+    record = load_record(run_dir)
+    decision = record["manifest"].get("decision") or {}
+    bins = decision.get("reliability")
+    if not bins:
+        raise UsageError(f"{run_dir}: the record has no probabilities (pass --calibrator, or use a reranker "
+                         f"with probability scores)")
+    target = Path(output) if output else Path(run_dir) / "reliability.png"
+    name = record["manifest"]["components"].get("reranker") or {}
+    title = (f"{name.get('id', 'retriever')} on {record['manifest']['task']['id']} "
+             f"{record['manifest']['split']}; calibrator {(decision.get('calibrator') or {}).get('id', 'none')}")
+    reliability_png(target, bins, title, record["metrics"].get("ece"))
+    click.echo(f"wrote {target}")

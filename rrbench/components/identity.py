@@ -1,0 +1,122 @@
+"""What identifies a component's scores: content hashes of its weights and the model fingerprint.
+
+Identity comes from content, never from a path or a file's mtime: a score cache key, a candidate-cache key or a
+config hash derived from a local folder name would be wrong on the next machine, and weights retrained into the same
+folder must never serve stale scores. Every layer that needs an identity (the score cache, retrievers' caches,
+runtime exports, checkpoints, records) takes it from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from rrbench.util.cache_paths import cache_disabled_by_env
+from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.util.file_digests import FileDigestMemo
+from rrbench.util.io import canonical_hash, sha256_file
+
+
+class DigestMemo(Protocol):
+    """Anything that memoises file digests (the score cache, :class:`FileDigestMemo`)."""
+
+    def file_sha256(self, path: Path) -> str: ...
+
+
+#: Files that never influence a score (training leftovers, docs); everything else in a weights folder is hashed.
+_IGNORED_NAMES = {"README.md", "trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt",
+                  "rrbench_model.json", ".gitattributes"}
+_IGNORED_PREFIXES = (".", "checkpoint-", "rng_state", "runs")
+
+def weight_files(root: Path) -> Iterator[Path]:
+    """Every file of a weights folder that can influence a score (not training leftovers, hidden or ``checkpoint-*``
+    folders, docs)."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).parts
+        if not path.is_file() or path.name in _IGNORED_NAMES or any(p.startswith(_IGNORED_PREFIXES) for p in rel):
+            continue
+        yield path
+
+
+# -- fingerprints ----------------------------------------------------------------------------------------------------
+#: In-process memo of file digests, keyed by (path, size, mtime): a fusion names the same weights several times.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path, cache: DigestMemo | None) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = cache.file_sha256(path) if cache is not None else sha256_file(path)
+    return _DIGESTS[key]
+
+
+def weights_fingerprint(path: str | Path, cache: DigestMemo | None = None) -> str:
+    """Content hash of a weights folder (or file): every file that can influence a score, by relative path.
+
+    The one weights fingerprint of rrbench: reranker score-cache keys, retriever candidate-cache keys, embedding
+    keys and config hashes all use it, so weights changed in place never serve stale scores, pools or hashes.
+    ``cache`` memoises file digests on disk by (path, size, mtime) so gigabytes are not re-read on every run.
+    """
+    root = Path(path)
+    parts = []
+    for file in weight_files(root):
+        parts.append(f"{file.relative_to(root) if root.is_dir() else file.name}\t{_file_digest(file, cache)}")
+    if not parts:
+        raise UsageError(f"{root}: no weight files found to fingerprint")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+
+def stored_weights_fingerprint(path: str | Path | None) -> str | None:
+    """:func:`weights_fingerprint` for first-stage models, with file digests memoised in the score cache's
+    ``file_hashes`` table when the cache is on (a retriever is fingerprinted on every run, even a cached one).
+    None when there is no weights path."""
+    if not path or not Path(path).exists():
+        return None
+    memo: FileDigestMemo | None = None
+    if not cache_disabled_by_env():
+        try:
+            memo = FileDigestMemo()
+        except RRBenchError:
+            memo = None  # an unusable cache only costs the memo; the cache's own users report it
+    try:
+        return weights_fingerprint(path, memo)
+    finally:
+        if memo is not None:
+            memo.close()
+
+
+#: ModelOptions fields that change speed, not scores: left out of the fingerprint.
+_NOT_SCORE_OPTIONS = {"batch_size", "device", "model_path", "show_progress", "progress", "num_workers"}
+
+
+def model_fingerprint(reranker: Any, cache: DigestMemo | None = None) -> tuple[str, dict[str, Any]]:
+    """``(fingerprint, the dict it hashes)`` for a loaded reranker.
+
+    A reranker may define ``cache_fingerprint() -> dict`` to add what rrbench cannot see (remote model versions,
+    prompt code). ``weights`` is a content hash of the weight files when the reranker says where they are.
+    """
+    spec, options = reranker.spec, reranker.options
+    weights_path = getattr(reranker, "weights_path", None)
+    weights = weights_fingerprint(weights_path, cache) if weights_path and Path(weights_path).exists() else None
+    effective_max_length = options.max_length or getattr(reranker, "max_length", None) or spec.max_length
+    extra = {k: v for k, v in sorted(options.extra.items()) if k not in _NOT_SCORE_OPTIONS}
+    info: dict[str, Any] = {
+        "id": spec.id, "backend": spec.backend, "interaction": getattr(reranker, "interaction", spec.interaction),
+        "score_kind": reranker.score_kind, "hub_id": spec.hub_id, "revision": getattr(reranker, "revision", None),
+        "weights_sha256": weights, "dtype": options.dtype, "max_length": effective_max_length,
+        "instruction": options.instruction if options.instruction is not None else spec.instruction,
+        "trust_remote_code": options.trust_remote_code, "options": extra,
+    }
+    custom = getattr(reranker, "cache_fingerprint", None)
+    if callable(custom) and custom() is not None:
+        info["custom"] = custom()
+    if weights is None and info.get("custom") is None and not info["revision"]:
+        # Nothing pins what the model is: hashing only its name would serve stale scores after an update.
+        info["unpinned"] = True
+    return canonical_hash(info), info

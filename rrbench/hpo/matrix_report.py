@@ -1,0 +1,244 @@
+"""``rrbench matrix report``: one summary of a research program, read from its artifacts alone.
+
+The report never calls a model: everything in it comes from the records the workers wrote (cell files, run records
+with per-query values, sweep summaries), so it can be rebuilt anywhere the artifacts folder is visible, and every
+number in it can be traced to a record a user can verify. Paired tests use :mod:`rrbench.measures.significance` on the
+records' per-query values (two-sided sign-flip randomisation over queries).
+
+Sections: Tier B (every cell on the selection split), the levers (what changing one factor did), the finalists
+(Tier A settings, seeds and folds as mean +- std), the confirmation split against the baselines, and transfer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rrbench.util.io import atomic_write_text, strict_json_dumps
+from rrbench.measures.significance import per_query_values
+from rrbench.measures.significance import compare_pair
+from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
+from rrbench.measures.significance import mean_std
+import shutil
+
+if TYPE_CHECKING:
+    from rrbench.hpo.matrix import Plan
+
+METRIC = "nDCG@10"
+
+
+def _record(folder: Path) -> dict[str, Any] | None:
+    path = folder / "results.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _per_query(record: dict[str, Any]) -> dict[str, float]:
+    return per_query_values(record.get("per_query", {}), METRIC)
+
+
+def _paired(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    result = compare_pair(_per_query(a), _per_query(b), METRIC)
+    return {"diff": result.mean_diff, "p": result.p_value, "ci": list(result.ci_diff), "queries": result.queries,
+            "wins": result.wins, "losses": result.losses}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "-" if value is None else str(value)
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _settings(config: dict[str, Any]) -> str:
+    """The inference settings a finalist was selected with, in a few words."""
+    parts = [f"top-k {config.get('top_k_retriever')}"]
+    if config.get("interpolate") is not None:
+        parts.append(f"interpolated with the retriever (beta {config['interpolate']:.2f}, "
+                     f"{config.get('interpolate_norm', 'zscore')})")
+    if config.get("calibrator") not in (None, "none"):
+        parts.append(f"{config['calibrator']} calibration")
+    if config.get("abstain") not in (None, "max"):
+        parts.append(f"abstain on {config['abstain']}")
+    threshold = config.get("threshold")
+    if threshold is not None:
+        parts.append(f"threshold {threshold:.3f}" if isinstance(threshold, float) else f"threshold {threshold}")
+    return ", ".join(parts)
+
+
+def collect(plan: Plan, output: Path) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data."""
+
+    spec = plan.spec
+    confirm = spec.budgets.tier_c.confirm_on
+    ranked = ranked_cells(plan, output)
+    rows = []
+    for rank, (cell, info) in enumerate(ranked, 1):
+        rows.append({"rank": rank, **cell.as_dict(), "trials": info.get("trials", {}),
+                     "best_params": info.get("best_params"), "dev_select": info.get("dev_select")})
+    unfinished = [c.key for c in plan.cells if cell_info(output, c) is None]
+    baselines = {}
+    for name in spec.baseline_configs():
+        record = _record(output / "leaderboards" / "baselines" / slug(name) / confirm)
+        if record is not None:
+            baselines[name] = record
+    finals = []
+    for cell, _ in ranked[:spec.budgets.tier_c.finalists]:
+        folder = output / "train_runs" / cell.key
+        selected = json.loads((folder / SELECTED_FILE).read_text()) if (folder / SELECTED_FILE).is_file() else None
+        tier_c = json.loads((folder / TIER_C_FILE).read_text()) if (folder / TIER_C_FILE).is_file() else None
+        entry: dict[str, Any] = {"cell": cell.as_dict(), "selected": selected, "tier_c": tier_c}
+        system = _record(output / "leaderboards" / cell.key / f"seed-{spec.seeds[0]}" / confirm)
+        plain = _record(output / "leaderboards" / cell.key / "plain" / confirm)
+        if system is not None:
+            entry["confirm"] = {"metrics": headline(system), "against": {
+                name: _paired(system, record) for name, record in baselines.items()}}
+            if plain is not None:
+                entry["confirm"]["plain"] = {"metrics": headline(plain), "tier_a_lever": _paired(system, plain)}
+        transfers = []
+        for target in spec.transfers():
+            base = output / "leaderboards" / "transfer" / slug(target.task)
+            ours, bm25 = _record(base / cell.key / target.split), _record(base / "bm25" / target.split)
+            if ours is not None and bm25 is not None:
+                transfers.append({"task": target.task, "split": target.split, "G": target.G or cell.G,
+                                  "system": headline(ours), "bm25": headline(bm25),
+                                  "paired": _paired(ours, bm25)})
+        entry["transfer"] = transfers
+        finals.append(entry)
+    levers = _levers(rows)
+    seeds = [f["tier_c"] for f in finals if f.get("tier_c")]
+    for tier_c in seeds:
+        tier_c["confirm_std"] = mean_std([r[confirm][METRIC] for r in tier_c["seeds"].values()])[1]
+    return {"name": spec.name, "task": spec.task, "task_data_sha256": plan.task_hash, "confirm_on": confirm,
+            "cells": rows, "unfinished": unfinished,
+            "skipped": [{"combination": s.combination, "reason": s.reason} for s in plan.skipped],
+            "baselines": {name: headline(r) for name, r in baselines.items()}, "finalists": finals,
+            "levers": levers}
+
+
+def _levers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each factor: the mean selection-split change between cells that differ in that factor only."""
+    out = []
+    for factor in ("R", "L", "N", "G", "M"):
+        groups: dict[tuple, dict[str, float]] = {}
+        for row in rows:
+            if not row.get("dev_select") or row["shape"] == "none" and factor in ("L", "N"):
+                continue
+            rest = tuple(row[f] for f in ("G", "M", "R", "L", "N") if f != factor and not (
+                factor == "R" and f in ("L",)))
+            groups.setdefault(rest, {})[str(row[factor])] = row["dev_select"][METRIC]
+        values: dict[str, list[float]] = {}
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            best = max(group.values())
+            for level, value in group.items():
+                values.setdefault(level, []).append(value - best)
+        for level, diffs in sorted(values.items()):
+            out.append({"factor": factor, "level": level, "mean_gap_to_best": sum(diffs) / len(diffs),
+                        "comparisons": len(diffs)})
+    return out
+
+
+def render(data: dict[str, Any]) -> str:
+    """The report as Markdown (what the README quotes)."""
+    confirm = data["confirm_on"]
+    lines = [f"# Matrix {data['name']} on {data['task']}", "",
+             f"Task data sha256 {data['task_data_sha256'][:12]}; {len(data['cells'])} finished cells"
+             + (f", {len(data['unfinished'])} unfinished" if data["unfinished"] else "")
+             + f", {len(data['skipped'])} skipped combinations.", "",
+             "## Tier B: every cell on dev_select", "",
+             "| rank | cell | R | L | N | trials (done/pruned/failed) | best parameters | nDCG@10 | RR@10 | R@10 |",
+             "| ---: | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
+    for row in data["cells"]:
+        t = row["trials"] or {}
+        params = ", ".join(f"{k}={_fmt(v, 6) if isinstance(v, float) else v}"
+                           for k, v in sorted((row["best_params"] or {}).items())) or "-"
+        d = row["dev_select"]
+        lines.append(f"| {row['rank']} | `{row['key']}` | {row['R']} | {row['L'] or '-'} | {row['N'] or '-'} | "
+                     f"{t.get('complete', 0)}/{t.get('pruned', 0)}/{t.get('fail', 0)} | {params} | "
+                     f"{_fmt(d.get(METRIC))} | {_fmt(d.get('RR@10'))} | {_fmt(d.get('R@10'))} |")
+    if data["levers"]:
+        lines += ["", "## Levers (dev_select nDCG@10, mean gap to the best level among cells differing only in that "
+                  "factor)", "", "| factor | level | mean gap to best | comparisons |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| {lv['factor']} | {lv['level']} | {lv['mean_gap_to_best']:+.4f} | {lv['comparisons']} |"
+                  for lv in data["levers"]]
+    for final in data["finalists"]:
+        cell = final["cell"]
+        lines += ["", f"## Finalist `{cell['key']}`: R={cell['R']} L={cell['L'] or '-'} N={cell['N'] or '-'} "
+                  f"G={cell['G']}", ""]
+        selected = final.get("selected")
+        if selected:
+            tier_a = selected.get("tier_a")
+            if tier_a:
+                best = tier_a["best"]
+                lines.append(f"Tier A: {tier_a['trials']} trials, FE <= {tier_a['max_fe']:g}: "
+                             + (f"selected {_settings(selected['config'])} (dev_select nDCG@10 "
+                                f"{_fmt(best['metrics']['nDCG@10'])}, FE {_fmt(best['metrics']['false_evidence_rate'])})"
+                                if tier_a["feasible"] else selected.get("note", "infeasible")))
+            else:
+                lines.append(f"No Tier A sweep: {_settings(selected['config'])}.")
+        tier_c = final.get("tier_c")
+        if tier_c:
+            lines += ["", f"| seed | dev_select nDCG@10 | {confirm} nDCG@10 | {confirm} FE | {confirm} answer rate |",
+                      "| ---: | ---: | ---: | ---: | ---: |"]
+            for seed, row in tier_c["seeds"].items():
+                c = row[confirm]
+                lines.append(f"| {seed} | {_fmt(row['dev_select'][METRIC])} | {_fmt(c[METRIC])} | "
+                             f"{_fmt(c['false_evidence_rate'])} | {_fmt(c['answer_rate_has_evidence'])} |")
+            m1, s1 = tier_c["dev_select_nDCG@10_mean_std"]
+            m2, s2 = tier_c[f"{confirm}_nDCG@10_mean_std"]
+            lines.append(f"| mean +- std ({len(tier_c['seeds'])} seeds) | {m1:.4f} +- {s1:.4f} | "
+                         f"{m2:.4f} +- {s2:.4f} | | |")
+            if tier_c.get("folds"):
+                m, s = tier_c["folds_nDCG@10_mean_std"]
+                lines.append("")
+                lines.append(f"Grouped {len(tier_c['folds'])}-fold over train (held-out fold nDCG@10): "
+                             f"{m:.4f} +- {s:.4f} (" + ", ".join(_fmt(r[METRIC]) for r in tier_c["folds"].values())
+                             + ")")
+        conf = final.get("confirm")
+        if conf:
+            lines += ["", f"On {confirm} (seed {next(iter(tier_c['seeds'])) if tier_c else ''} model, selected "
+                      f"configuration): nDCG@10 {_fmt(conf['metrics'][METRIC])}, FE "
+                      f"{_fmt(conf['metrics']['false_evidence_rate'])}.", "",
+                      "| against | its nDCG@10 | difference | 95% CI | p (paired randomisation) | wins/losses |",
+                      "| --- | ---: | ---: | --- | ---: | ---: |"]
+            rows = list(conf["against"].items())
+            if conf.get("plain"):
+                rows.append(("the same model without Tier A settings", {**conf["plain"]["tier_a_lever"],
+                             "theirs": conf["plain"]["metrics"][METRIC]}))
+            for name, test in rows:
+                theirs = test.get("theirs", data["baselines"].get(name, {}).get(METRIC))
+                lines.append(f"| {name} | {_fmt(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
+                             f"{test['ci'][1]:+.4f}] | {_p(test['p'])} | {test['wins']}/{test['losses']} |")
+        if final.get("transfer"):
+            lines += ["", "Transfer (unchanged):", "",
+                      "| task | split | generator | nDCG@10 | BM25 nDCG@10 | difference | p |",
+                      "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+            for t in final["transfer"]:
+                lines.append(f"| {t['task']} | {t['split']} | {t['G']} | {_fmt(t['system'][METRIC])} | "
+                             f"{_fmt(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {_p(t['paired']['p'])} |")
+    if data["baselines"]:
+        lines += ["", f"## Baselines on {confirm}", "", "| baseline | nDCG@10 | RR@10 | R@10 | FE |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {_fmt(m[METRIC])} | {_fmt(m['RR@10'])} | {_fmt(m['R@10'])} | "
+                  f"{_fmt(m['false_evidence_rate'])} |" for name, m in data["baselines"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(plan: Plan, output: Path) -> dict[str, Any]:
+    """``report.json`` and ``report.md`` in the output folder (atomically); returns the data."""
+
+    data = collect(plan, output)
+    for final in data["finalists"]:  # the finalists' Tier A trade-off curves beside the report
+        key = final["cell"]["key"]
+        png = output / "hpo" / "tier-a" / key / "pareto.png"
+        if png.is_file():
+            (output / "plots").mkdir(exist_ok=True)
+            shutil.copyfile(png, output / "plots" / f"tier-a-{key}.png")
+    atomic_write_text(output / "report.json", strict_json_dumps(data))
+    atomic_write_text(output / "report.md", render(data))
+    return data

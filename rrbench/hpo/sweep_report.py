@@ -1,0 +1,140 @@
+"""What a finished (or resumed) sweep leaves in its folder, and the summary it prints.
+
+- ``best.json``: the best feasible trial: its parameters, its run configuration and its metrics on the sweep's split
+  (the record keys: ``nDCG@10``, ``false_evidence_rate``...), or ``{"feasible": false, ...}`` when no trial met the
+  budget;
+- ``best.yaml``: that configuration as a ``rrbench run --config`` file; it names the split it was selected on, and
+  fits (calibrator, fitted threshold) on that split;
+- ``pareto.json`` and ``pareto.png`` (nDCG@10 against FE rate), ``pareto_answer.png`` (against the answer rate on
+  has-evidence queries); ``trials.csv`` (every completed trial); ``report.md`` (the tables).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from rrbench.util.io import atomic_write_text, strict_json_dumps
+from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, pareto_front
+from rrbench.hpo.space import Space
+import yaml
+from rrbench.hpo.plots import pareto_png
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def _settings(config: dict[str, Any]) -> str:
+    """A compact description of a configuration for tables."""
+    rerankers = config.get("reranker")
+    rerankers = rerankers if isinstance(rerankers, list) else [rerankers]
+    parts = [f"K={config.get('top_k_retriever')}"]
+    if config.get("fusion"):
+        fusion = config["fusion"]
+        parts.append(f"{fusion}(k0={config.get('rrf_k'):g})" if fusion == "rrf" else
+                     f"{fusion}(alpha={config.get('alpha'):g},{config.get('norm')})")
+    if rerankers and rerankers != ["none"]:
+        parts.append("+".join(str(r) for r in rerankers) + f"@N={config.get('top_k_rerank')}")
+        if config.get("ensemble_weights"):
+            parts.append("w=" + "/".join(f"{w:g}" for w in config["ensemble_weights"]))
+        if config.get("interpolate"):
+            parts.append(f"beta={config['interpolate']:g}")
+    threshold = config.get("threshold")
+    decision = config.get("abstain", "max")
+    if config.get("calibrator", "none") != "none":
+        decision += f",{config['calibrator']}"
+    decision += f",t={threshold:.4g}" if isinstance(threshold, float) else f",t={threshold}"
+    parts.append(decision)
+    return " ".join(parts)
+
+
+def best_key(row: TrialRow) -> tuple[float, float, int]:
+    """Highest nDCG@10; among equal rankings, the decision that answers the most has-evidence queries; then the
+    earliest trial. nDCG@10 does not depend on the decision, so without the second key a budget is met for free by
+    abstaining on nearly everything."""
+    return (round(row.ndcg, 9), row.answer if row.answer is not None else -1.0, -row.number)
+
+
+def best_config_file(config: dict[str, Any], split: str) -> dict[str, Any]:
+    """The trial's configuration as a ``--config`` file: fits on the selection split, no cross-fitting, no split."""
+    out = {k: v for k, v in config.items() if k not in ("split", "cross_fit", "show_progress", "cache_dir")}
+    if out.get("calibrate_on"):
+        out["calibrate_on"] = split
+    out["selected_on"] = split
+    return out
+
+
+def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, output: Path,
+                  seconds: float) -> dict[str, Any]:
+    rows = completed_rows(study)
+    feasible = [r for r in rows if r.fe is not None and r.fe <= setup.max_fe + 1e-12]
+    best: TrialRow | None = max(feasible, key=best_key) if feasible else None
+    front = pareto_front(rows)
+    answer_front = pareto_front(rows, maximise_second=True, key="answer")
+    output.mkdir(parents=True, exist_ok=True)
+    if best is not None:
+        body = {"feasible": True, "trial": best.number, "split": setup.split, "max_fe": setup.max_fe,
+                "params": best.params, "config": best.config,
+                "metrics": {k: best.attrs.get(k) for k in ("nDCG@10", "RR@10", "R@10", "false_evidence_rate",
+                                                           "answer_rate_has_evidence", "ece", "brier")}}
+        atomic_write_text(output / "best.yaml", yaml.safe_dump(best_config_file(best.config, setup.split),
+                                                               sort_keys=True))
+    else:
+        lowest = min((r.fe for r in rows if r.fe is not None), default=None)
+        body = {"feasible": False, "split": setup.split, "max_fe": setup.max_fe,
+                "reason": f"no completed trial has a false-evidence rate <= {setup.max_fe:g} "
+                          f"(lowest seen: {lowest if lowest is not None else 'none: no trial made a decision'})"}
+        (output / "best.yaml").unlink(missing_ok=True)
+    atomic_write_text(output / "best.json", strict_json_dumps(body))
+    atomic_write_text(output / "pareto.json", strict_json_dumps({
+        "fe": [{"trial": r.number, "nDCG@10": r.ndcg, "false_evidence_rate": r.fe, "config": r.config}
+               for r in front],
+        "answer_rate": [{"trial": r.number, "nDCG@10": r.ndcg, "answer_rate_has_evidence": r.answer}
+                        for r in answer_front]}))
+    title = f"Tier A on {setup.task} {setup.split}: {len(rows)} trials"
+    pareto_png(output / "pareto.png", [(float(r.fe), r.ndcg) for r in rows if r.fe is not None],
+               [(float(r.fe), r.ndcg) for r in front if r.fe is not None],
+               (float(best.fe), best.ndcg) if best is not None and best.fe is not None else None, setup.max_fe, title)
+    pareto_png(output / "pareto_answer.png", [(float(r.answer), r.ndcg) for r in rows if r.answer is not None],
+               [(float(r.answer), r.ndcg) for r in answer_front if r.answer is not None], None, setup.max_fe, title,
+               x_label="answer rate on has-evidence queries", budget_line=False)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["trial", "nDCG@10", "false_evidence_rate", "answer_rate_has_evidence", "feasible", "settings",
+                     "params"])
+    for r in sorted(rows, key=lambda r: r.number):
+        writer.writerow([r.number, f"{r.ndcg:.6f}", "" if r.fe is None else f"{r.fe:.6f}",
+                         "" if r.answer is None else f"{r.answer:.6f}", int(r in feasible), _settings(r.config),
+                         json.dumps(r.params, sort_keys=True)])
+    atomic_write_text(output / "trials.csv", buffer.getvalue())
+    lines = [f"# Tier A sweep: {setup.task} {setup.split}", "",
+             f"{len(rows)} completed trials; constraint: false-evidence rate <= {setup.max_fe:g}; "
+             f"{len(feasible)} feasible.", ""]
+    if best is not None:
+        lines += ["## Best feasible configuration", "",
+                  "| trial | nDCG@10 | RR@10 | R@10 | FE rate | answer rate | settings |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+                  f"| {best.number} | {_fmt(best.ndcg)} | {_fmt(best.attrs.get('RR@10'))} | "
+                  f"{_fmt(best.attrs.get('R@10'))} | {_fmt(best.fe)} | {_fmt(best.answer)} | "
+                  f"{_settings(best.config)} |", ""]
+    else:
+        lines += [f"**No feasible configuration**: {body['reason']}. The Pareto front below shows what each "
+                  f"false-evidence rate costs.", ""]
+    lines += ["## Pareto front (nDCG@10 against false-evidence rate)", "",
+              "| trial | FE rate | nDCG@10 | answer rate | settings |", "| ---: | ---: | ---: | ---: | --- |"]
+    lines += [f"| {r.number} | {_fmt(r.fe)} | {_fmt(r.ndcg)} | {_fmt(r.answer)} | {_settings(r.config)} |"
+              for r in front]
+    atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
+    summary = [f"tier A: {len(rows)} completed trials in {output} ({seconds:.1f}s this call)"]
+    if best is not None:
+        summary.append(f"best feasible (FE <= {setup.max_fe:g}): trial {best.number}: nDCG@10 {best.ndcg:.4f}, "
+                       f"FE rate {best.fe:.4f}, answer rate {_fmt(best.answer)}; {_settings(best.config)}")
+        summary.append(f"confirm it: rrbench run --config {output / 'best.yaml'} --split dev_final")
+    else:
+        summary.append(f"infeasible: {body['reason']}; the Pareto front has {len(front)} points "
+                       f"({output / 'pareto.png'})")
+    return {"summary": "\n".join(summary), "best": body, "front": front}

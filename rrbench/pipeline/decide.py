@@ -1,0 +1,382 @@
+"""The decision stage: from a query's final scores to "answer" or "abstain".
+
+Everything between scores and the answer lives here, because the research plan's goal is a constrained choice
+(maximise nDCG@10 such that the false-evidence rate stays under a budget), and that rate is decided by this stage
+alone. Two things are called calibration in the field; rrbench keeps them apart:
+
+- the **decision threshold**: the value the query statistic is compared with. It is *natural* (0 for logits and
+  log-odds, 0.5 for probabilities), *fixed* (given by the user), *fitted* (the threshold with the best balanced
+  accuracy of answer/abstain on a named split: what ``rrbench train`` records), or taken from a *checkpoint*;
+- the **calibrator**: a monotone map from the query statistic to a probability that the query has evidence
+  (``platt``, ``temperature``, ``isotonic``; ``none`` leaves scores as they are). Calibrators are plugins (kind
+  ``calibrators``).
+
+The **query statistic** is chosen by the abstention policy: ``max`` (the best score of the final ranking: the plan's
+definition of false evidence) or ``margin`` (the best score minus the second best; 0 for a one-candidate list).
+Only scores the final ranking's own stage produced count: the reranked head, or the retriever's pool when nothing
+was reranked.
+
+Fits never see the queries they decide: they use another split (``fit_split``), or, on the evaluation split itself,
+grouped k-fold cross-fitting (each fold is decided by a fit on the other folds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rrbench.util.errors import UsageError
+from rrbench.components.bases import Calibrator
+from rrbench.components.specs import NATURAL_THRESHOLDS
+from rrbench.components.registry import resolve
+from rrbench.components.calls import build
+
+POLICIES = ("max", "margin")
+ECE_BINS = 15
+
+
+# -- query statistics ------------------------------------------------------------------------------------------------
+def query_statistic(values: np.ndarray, valid: np.ndarray, policy: str) -> np.ndarray:
+    """Per row of a padded ``(queries, candidates)`` matrix: the max, or the top-1 margin, over valid entries.
+
+    Rows without any valid entry get ``-inf`` (never answered).
+    """
+    if policy not in POLICIES:
+        raise UsageError(f"unknown abstention policy {policy!r}; choose from {', '.join(POLICIES)}")
+    masked = np.where(valid, values, -np.inf)
+    if policy == "max" or masked.shape[1] == 0:
+        return masked.max(axis=1) if masked.shape[1] else np.full(masked.shape[0], -np.inf)
+    if masked.shape[1] == 1:
+        top = masked[:, 0]
+        return np.where(np.isfinite(top), 0.0, -np.inf)
+    two = -np.partition(-masked, 1, axis=1)[:, :2]
+    margin = two[:, 0] - two[:, 1]
+    single = np.isfinite(two[:, 0]) & ~np.isfinite(two[:, 1])
+    return np.where(single, 0.0, np.where(np.isfinite(two[:, 0]), margin, -np.inf))
+
+
+# -- calibrators (plugins) -------------------------------------------------------------------------------------------
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """Statistics of queries with nothing to rank are -inf: map them below every real value for fitting."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.isfinite(x).all():
+        return x
+    finite = x[np.isfinite(x)]
+    floor = (finite.min() - 1.0) if len(finite) else 0.0
+    return np.where(np.isfinite(x), x, floor)
+
+
+class NoCalibrator(Calibrator):
+    """Scores stay scores (the threshold then applies on the raw scale)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "NoCalibrator":
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+
+class PlattCalibrator(Calibrator):
+    """Platt scaling: ``p = sigmoid(a * x + b)``, maximum likelihood (logistic regression on the statistic)."""
+
+    #: a whisper of L2 on the standardised slope keeps perfectly separable fits finite
+    RIDGE = 1e-8
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "PlattCalibrator":
+        x, y = _finite(x), np.asarray(y, dtype=np.float64)
+        centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
+        design = np.stack([(x - centre) / scale, np.ones_like(x)], axis=1)
+        theta = np.zeros(2)
+        ridge = np.diag([self.RIDGE, 0.0])
+
+        def nll(t: np.ndarray) -> float:
+            logits = design @ t
+            return float(np.sum(np.logaddexp(0.0, logits) - y * logits) + 0.5 * self.RIDGE * t[0] ** 2)
+
+        for _ in range(200):  # Newton-Raphson (IRLS) with step halving: converges to machine precision
+            p = _sigmoid(design @ theta)
+            grad = design.T @ (p - y) + ridge @ theta
+            hess = (design * (p * (1 - p))[:, None]).T @ design + ridge + np.eye(2) * 1e-12
+            step = np.linalg.solve(hess, grad)
+            current, rate = nll(theta), 1.0
+            while rate > 1e-6 and nll(theta - rate * step) > current + 1e-15:
+                rate /= 2
+            theta = theta - rate * step
+            if np.max(np.abs(rate * step)) < 1e-11:
+                break
+        a = float(theta[0]) / scale
+        self.params = {"a": a, "b": float(theta[1]) - a * centre}
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.params["a"] * _finite(np.asarray(x, dtype=np.float64)) + self.params["b"])
+
+
+class TemperatureCalibrator(Calibrator):
+    """Temperature scaling of a logit-scale statistic: ``p = sigmoid(x / T)``; keeps 0 as the 0.5 boundary."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "TemperatureCalibrator":
+        from scipy.optimize import minimize_scalar  # lazy: slow to import; few functions need it
+
+        x, y = _finite(x), np.asarray(y, dtype=np.float64)
+
+        def nll(log_t: float) -> float:
+            logits = x / math.exp(log_t)
+            return float(np.sum(np.logaddexp(0.0, logits) - y * logits))
+
+        result = minimize_scalar(nll, bounds=(-12.0, 12.0), method="bounded", options={"xatol": 1e-10})
+        self.params = {"temperature": math.exp(float(result.x))}
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return _sigmoid(_finite(np.asarray(x, dtype=np.float64)) / self.params["temperature"])
+
+
+class IsotonicCalibrator(Calibrator):
+    """Isotonic regression (pool-adjacent-violators; SciPy's implementation), clipped outside the fit range.
+
+    Equal statistics are pooled first (their mean outcome, weighted by count), as scikit-learn's
+    ``IsotonicRegression`` does; SciPy's solver is used because sweeps fit thousands of these.
+    """
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "IsotonicCalibrator":
+        from scipy.optimize import isotonic_regression  # lazy: slow to import; few functions need it
+
+        x, y = _finite(x), np.asarray(y, dtype=np.float64)
+        values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+        means = np.bincount(inverse, weights=y) / counts
+        fitted = isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x
+        self.params = {"x": [float(v) for v in values], "y": [float(min(max(v, 0.0), 1.0)) for v in fitted]}
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.interp(_finite(np.asarray(x, dtype=np.float64)), self.params["x"], self.params["y"])
+
+
+def load_calibrator(name: str, options: Mapping[str, Any] | None = None) -> Calibrator:
+    """A fresh (unfitted) calibrator by registered id; unknown names fail with a close-match suggestion."""
+
+    entry = resolve("calibrators", name)
+    return build("calibrators", entry.spec, entry.spec, dict(options or {}))
+
+
+# -- thresholds ------------------------------------------------------------------------------------------------------
+def fit_threshold(x: np.ndarray, has_evidence: np.ndarray) -> dict[str, Any]:
+    """The threshold with the best balanced accuracy of answer (x >= t) vs abstain, and what it achieves.
+
+    The threshold sits halfway between the chosen statistic and the next lower one: the same decisions on the fit
+    queries, more margin on new ones. Needs both has- and no-evidence queries.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    has = np.asarray(has_evidence, dtype=bool)
+    if has.all() or (~has).all():
+        return {"threshold": None, "reason": "fitting a threshold needs both has- and no-evidence queries"}
+    candidates = np.unique(x[np.isfinite(x)])
+    if len(candidates) == 0:
+        return {"threshold": None, "reason": "no query has a finite score"}
+    candidates = np.concatenate([candidates, [candidates[-1] + 1.0]])  # also "never answer"
+    answer = x[has][None, :] >= candidates[:, None]
+    false = x[~has][None, :] >= candidates[:, None]
+    answer_rate, fer = answer.mean(axis=1), false.mean(axis=1)
+    balanced = (answer_rate + (1.0 - fer)) / 2.0
+    j = int(np.argmax(balanced))
+    lower = candidates[j - 1] if j > 0 else candidates[j] - 1.0
+    return {"threshold": float((candidates[j] + lower) / 2.0), "false_evidence_rate": float(fer[j]),
+            "answer_rate_has_evidence": float(answer_rate[j]), "balanced_accuracy": float(balanced[j]),
+            "queries_has_evidence": int(has.sum()), "queries_no_evidence": int((~has).sum()),
+            "rule": "max balanced accuracy of answer/abstain; midpoint below the chosen statistic"}
+
+
+# -- the stage -------------------------------------------------------------------------------------------------------
+THRESHOLD_MODES = ("natural", "fixed", "fit", "checkpoint")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """How a query's final scores become answer/abstain. ``threshold`` is used when ``threshold_mode`` is fixed or
+    checkpoint (then it holds the checkpoint's value); ``fit_split`` names where fits come from; ``cross_fit`` > 1
+    cross-fits on the evaluation split instead."""
+
+    policy: str = "max"
+    calibrator: str = "none"
+    threshold_mode: str = "natural"
+    threshold: float | None = None
+    fit_split: str | None = None
+    cross_fit: int | None = None
+    cross_fit_seed: int = 13
+
+    @property
+    def needs_fit(self) -> bool:
+        return self.calibrator != "none" or self.threshold_mode == "fit"
+
+    def validate(self, eval_split: str) -> None:
+        if self.policy not in POLICIES:
+            raise UsageError(f"--abstain must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise UsageError(f"unknown threshold mode {self.threshold_mode!r}")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise UsageError("--threshold must be a finite number")
+        if self.cross_fit is not None and self.cross_fit < 2:
+            raise UsageError(f"--cross-fit must be >= 2 folds, got {self.cross_fit}")
+        if not self.needs_fit:
+            return
+        what = (f"calibrator {self.calibrator!r}" if self.calibrator != "none" else "a fitted threshold")
+        if self.fit_split is None and not self.cross_fit:
+            raise UsageError(f"{what} must be fitted on a named split: pass --calibrate-on SPLIT "
+                             f"(another split than {eval_split!r}, or {eval_split!r} with --cross-fit K)")
+        if (self.fit_split in (None, eval_split)) and not self.cross_fit:
+            raise UsageError(f"{what} would be fitted on {eval_split!r}, the split it is evaluated on; fit it on "
+                             f"another split (--calibrate-on dev_select) or cross-fit (--cross-fit 5)")
+        if self.cross_fit and self.fit_split not in (None, eval_split):
+            raise UsageError(f"--cross-fit fits on the evaluation split itself; drop --calibrate-on "
+                             f"{self.fit_split} or --cross-fit")
+
+    def hashed(self) -> dict[str, Any]:
+        """What enters the configuration hash (fitted values are data, not configuration; their recipe is hashed)."""
+        out: dict[str, Any] = {}
+        if self.policy != "max":
+            out["abstain"] = self.policy
+        if self.calibrator != "none":
+            out["calibrator"] = {"id": self.calibrator}
+        if self.needs_fit:
+            out["fit"] = ({"cross_fit": self.cross_fit, "seed": self.cross_fit_seed} if self.cross_fit
+                          else {"split": self.fit_split})
+        if self.threshold_mode == "fit":
+            out["threshold_fit"] = "balanced-accuracy"
+        if self.threshold_mode == "checkpoint":
+            out["threshold_source"] = "checkpoint"
+        return out
+
+
+@dataclass
+class Decision:
+    """The stage's output for one split: per-query statistic (on the decision scale) and answer flags."""
+
+    statistic: np.ndarray  # compared with the threshold: probability when calibrated, raw otherwise
+    answered: np.ndarray
+    threshold: float | None
+    source: str
+    scale: str  # score kind of the statistic ("probability" when calibrated)
+    calibrator: dict[str, Any] | None = None
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    probabilities: Any = None  # callable mapping raw scores -> probabilities (max policy), for ECE/Brier
+
+    def describe(self, config: DecisionConfig) -> dict[str, Any]:
+        return {"policy": config.policy, "scale": self.scale, "threshold": self.threshold, "source": self.source,
+                "calibrator": self.calibrator, "fit_split": config.fit_split, "cross_fit": config.cross_fit,
+                "folds": self.folds or None}
+
+
+def _fit_and_apply(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y_fit: np.ndarray,
+                   x_eval: np.ndarray) -> tuple[np.ndarray, float | None, str, dict[str, Any] | None, Any]:
+    """Fit the calibrator (and threshold) on ``x_fit`` and decide ``x_eval``; returns statistic, threshold, ..."""
+    calibrator = None
+    stat_fit, stat_eval = x_fit, x_eval
+    probabilities = None
+    if config.calibrator != "none":
+        calibrator = load_calibrator(config.calibrator)
+        calibrator.check_kind(score_kind)
+        calibrator.fit(x_fit, y_fit)
+        stat_fit, stat_eval = calibrator.transform(x_fit), calibrator.transform(x_eval)
+        probabilities = calibrator.transform
+    if config.threshold_mode == "fit":
+        fitted = fit_threshold(stat_fit, y_fit)
+        if fitted["threshold"] is None:
+            raise UsageError(f"cannot fit a threshold: {fitted['reason']}")
+        threshold, source = fitted["threshold"], "fitted (max balanced accuracy)"
+    elif config.threshold_mode in ("fixed", "checkpoint"):
+        threshold, source = config.threshold, config.threshold_mode
+    else:
+        threshold, source = 0.5, "natural boundary of calibrated probabilities"
+    return stat_eval, threshold, source, (calibrator.describe() if calibrator else None), probabilities
+
+
+def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
+           fit: tuple[np.ndarray, np.ndarray] | None = None,
+           folds: Sequence[np.ndarray] | None = None, has_evidence: np.ndarray | None = None) -> Decision:
+    """Answer/abstain per query.
+
+    ``statistic``: the evaluation split's query statistics (raw scale, see :func:`query_statistic`).
+    ``fit``: ``(statistics, has_evidence)`` of the fit split, when fits come from another split.
+    ``folds``: for cross-fitting, one array of evaluation-row indices per fold (with ``has_evidence`` of the rows).
+    """
+    statistic = np.asarray(statistic, dtype=np.float64)
+    if not config.needs_fit:
+        if config.threshold_mode in ("fixed", "checkpoint"):
+            threshold, source = config.threshold, ("cli" if config.threshold_mode == "fixed" else "checkpoint")
+        elif config.policy == "max" and score_kind in NATURAL_THRESHOLDS:
+            threshold, source = NATURAL_THRESHOLDS[score_kind], f"natural boundary of {score_kind} scores"
+        else:
+            threshold = None
+            source = (f"none: {score_kind} scores have no natural decision boundary (pass --threshold)"
+                      if config.policy == "max" else "none: a margin has no natural boundary (pass --threshold)")
+        answered = statistic >= threshold if threshold is not None else np.zeros(len(statistic), dtype=bool)
+        probabilities = (lambda x: np.asarray(x, dtype=np.float64)) if score_kind == "probability" else None
+        return Decision(statistic, answered, threshold, source, score_kind, probabilities=probabilities)
+
+    scale = "probability" if config.calibrator != "none" else score_kind
+    if folds is None:
+        if fit is None:
+            raise UsageError("the decision needs a fit split or cross-fitting folds")
+        stat, threshold, source, calib, probs = _fit_and_apply(config, score_kind, fit[0], fit[1], statistic)
+        return Decision(stat, stat >= threshold, threshold, source + f" on {config.fit_split}", scale, calib,
+                        probabilities=probs)
+    if has_evidence is None:
+        raise UsageError("cross-fitting needs the evaluation split's labels")
+    out = np.empty_like(statistic)
+    answered = np.zeros(len(statistic), dtype=bool)
+    reports = []
+    probs_per_fold: list[tuple[np.ndarray, Any]] = []
+    for k, rows in enumerate(folds):
+        mask = np.ones(len(statistic), dtype=bool)
+        mask[rows] = False
+        stat, threshold, source, calib, probs = _fit_and_apply(
+            config, score_kind, statistic[mask], has_evidence[mask], statistic[rows])
+        out[rows] = stat
+        answered[rows] = stat >= threshold
+        reports.append({"fold": k, "queries": int(len(rows)), "threshold": threshold, "calibrator": calib})
+        probs_per_fold.append((np.asarray(rows), probs))
+    return Decision(out, answered, None, f"cross-fitted over {len(folds)} grouped folds", scale,
+                    {"id": config.calibrator} if config.calibrator != "none" else None, reports,
+                    probabilities=probs_per_fold if config.calibrator != "none" else None)
+
+
+# -- calibration metrics ---------------------------------------------------------------------------------------------
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE with equal-mass bins: sum over bins of (bin share) * |mean label - mean probability|."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if len(probs) == 0:
+        return float("nan")
+    order = np.argsort(probs, kind="stable")
+    total = 0.0
+    for chunk in np.array_split(order, min(bins, len(order))):
+        if len(chunk):
+            total += len(chunk) / len(probs) * abs(float(labels[chunk].mean()) - float(probs[chunk].mean()))
+    return total
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(np.mean((probs - np.asarray(labels, dtype=np.float64)) ** 2)) if len(probs) else float("nan")
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Equal-mass bins (mean probability, observed frequency, count) for a reliability diagram."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    order = np.argsort(probs, kind="stable")
+    out = []
+    for chunk in np.array_split(order, min(bins, max(len(order), 1))):
+        if len(chunk):
+            out.append({"mean_probability": float(probs[chunk].mean()), "frequency": float(labels[chunk].mean()),
+                        "count": int(len(chunk))})
+    return out

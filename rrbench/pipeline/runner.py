@@ -1,0 +1,549 @@
+"""``rrbench run``: task -> candidates -> reranking -> decision -> metrics -> result record.
+
+The runner only wires stages together; each stage lives in its own module (:mod:`rrbench.pipeline.candidates`,
+:mod:`rrbench.pipeline.rerank`, :mod:`rrbench.pipeline.combine` for combining scores, :mod:`rrbench.pipeline.decide` for answer/abstain,
+:mod:`rrbench.measures.metrics`, :mod:`rrbench.records.builder`). Everything that can change a score is folded into the config
+hash, and the output folder is written atomically (an interrupted run leaves nothing).
+
+Scores are gathered into :class:`rrbench.pipeline.combine.SplitArrays` and turned into metrics by
+:func:`rrbench.pipeline.combine.evaluate_split`, the very function every sweep trial calls, so a trial and a run of the same
+configuration agree to the last bit. Rerankers are built deferred: when the score cache holds every score a run needs,
+no model is loaded at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import shlex
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rrbench.pipeline.candidates import GeneratorConfig, check_generator, generate, hashed_generator
+from rrbench.pipeline.decide import DecisionConfig
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
+from rrbench.records.manifest import peak_rss_mb
+from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split
+from rrbench.records.builder import build_record, task_identity, with_optional
+from rrbench.records.record import checkpoint_info, hashed_reranker_id, run_config_dict
+from rrbench.pipeline.rerank import rerank
+from rrbench.tasks.resolve import Query, Task, get_task
+from rrbench.measures.trec import final_ranking, qrels_lines, run_lines
+from rrbench.pipeline.candidates import split_retriever_options
+from rrbench.models.runtimes import check_runtime
+from rrbench.util.errors import close_matches
+from rrbench.util.io import read_yaml_mapping
+import json
+import yaml
+from rrbench.models.factory import load_reranker
+from rrbench.models.engine import RerankerOOMError
+import warnings
+from rrbench.records.record import loads_strict
+from rrbench.records import ledger
+from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.components.identity import model_fingerprint
+
+NO_RERANKER = "none"
+THRESHOLD_WORDS = ("checkpoint", "fit")
+
+
+@dataclass
+class RunConfig:
+    """Everything ``rrbench run`` accepts. Defaults make ``rrbench run --reranker X`` a complete command."""
+
+    #: one reranker, or several (a score-level ensemble; see rrbench.pipeline.combine)
+    reranker: str | tuple[str, ...] = NO_RERANKER
+    task: str = "scifact-evidence"
+    split: str = "dev_select"
+    #: one retriever id, or several (then ``fusion`` combines them; see rrbench.pipeline.candidates)
+    retriever: str | tuple[str, ...] = "bm25"
+    top_k_retriever: int = 100
+    top_k_rerank: int = 20
+    max_length: int | None = None
+    #: a number, "checkpoint" (the threshold a trained checkpoint carries) or "fit" (fitted on ``calibrate_on``)
+    threshold: float | str | None = None
+    batch_size: int = 32
+    device: str | None = None
+    dtype: str = "float32"
+    model_path: str | None = None
+    output: str | None = None
+    #: seeds the grouped folds of ``cross_fit``
+    seed: int = 13
+    runs_dir: str = "runs"
+    show_progress: bool | None = None
+    reranker_options: dict[str, Any] = field(default_factory=dict)
+    #: weights for the retriever's spec (``--model-path`` applies here when there is no reranker)
+    retriever_model_path: str | None = None
+    #: score cache location (None: ``$RRBENCH_CACHE`` or ``~/.cache/rrbench``); ``use_cache=False`` bypasses it
+    cache_dir: str | None = None
+    use_cache: bool = True
+    fusion: str | None = None
+    rrf_k: float = 60
+    alpha: float = 0.5
+    norm: str = "minmax"
+    #: neighbouring sentences each side that the retriever and reranker read with a candidate
+    context: int = 0
+    #: instruction variant name or free text for instruction-aware rerankers (resolved text is in the fingerprint)
+    instruction: str | None = None
+    #: reranker OOM at batch size 1: "stop" (error) or "fallback" (retriever ranking, warned and recorded)
+    on_oom: str = "stop"
+    #: ensemble: one weight per reranker (empty: equal weights) and the per-query normalisation for ranking
+    ensemble_weights: tuple[float, ...] = ()
+    ensemble_norm: str = "minmax"
+    #: interpolation of the reranker score with the retriever score: weight ``interpolate`` (beta) on the retriever
+    interpolate: float = 0.0
+    interpolate_norm: str = "minmax"
+    #: decision stage (rrbench.pipeline.decide): calibrator id, the split fits use, the abstention policy, cross-fitting
+    calibrator: str = "none"
+    calibrate_on: str | None = None
+    abstain: str = "max"
+    cross_fit: int | None = None
+    #: provenance of a configuration file: the split it was selected on (recorded, not hashed)
+    selected_on: str | None = None
+    #: the one-time use of the test split (``--final``; rrbench.records.ledger): recorded, never hashed or reproduced
+    final: bool = False
+    #: ``--retriever-option``: ``{KEY: VALUE}`` for one retriever, ``{"RETRIEVER:KEY": VALUE}`` with several
+    retriever_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--fusion-option``: options of the fusion method, over its spec defaults and the --rrf-k/--alpha/--norm flags
+    fusion_options: dict[str, Any] = field(default_factory=dict)
+    #: inference runtime of pointwise cross-encoders: torch, onnx or openvino (rrbench.models.runtimes)
+    runtime: str = "torch"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reranker, (list, tuple)):
+            self.reranker = tuple(self.reranker) if len(self.reranker) != 1 else self.reranker[0]
+        if isinstance(self.retriever, list):
+            self.retriever = tuple(self.retriever)
+        self.ensemble_weights = tuple(float(w) for w in self.ensemble_weights or ())
+
+    # -- derived -------------------------------------------------------------------------------------------------
+    def retriever_ids(self) -> tuple[str, ...]:
+        return (self.retriever,) if isinstance(self.retriever, str) else tuple(self.retriever)
+
+    def reranker_ids(self) -> tuple[str, ...]:
+        names = (self.reranker,) if isinstance(self.reranker, str) else tuple(self.reranker)
+        return tuple(n for n in names if n != NO_RERANKER)
+
+    def generator(self) -> GeneratorConfig:
+        """The candidate generator; fusion options come only from the flags of the chosen method."""
+        options: dict[str, Any] = {}
+        if self.fusion in ("rrf", "reciprocal-rank-fusion"):
+            options = {"k0": self.rrf_k}
+        elif self.fusion in ("weighted", "linear", "convex"):
+            options = {"alpha": self.alpha, "norm": self.norm}
+
+        return GeneratorConfig(self.retriever_ids(), self.fusion, {**options, **self.fusion_options}, self.context,
+                               split_retriever_options(self.retriever_ids(), self.retriever_options))
+
+    def combination(self) -> Combination:
+        return Combination(self.reranker_ids(), self.ensemble_weights, self.top_k_rerank, self.ensemble_norm,
+                           float(self.interpolate), self.interpolate_norm)
+
+    def decision(self, checkpoint_value: float | None = None) -> DecisionConfig:
+        if isinstance(self.threshold, str):
+            mode, value = self.threshold, checkpoint_value
+        elif self.threshold is not None:
+            mode, value = "fixed", float(self.threshold)
+        else:
+            mode, value = "natural", None
+        return DecisionConfig(policy=self.abstain, calibrator=self.calibrator, threshold_mode=mode, threshold=value,
+                              fit_split=self.calibrate_on, cross_fit=self.cross_fit, cross_fit_seed=self.seed)
+
+    def validate(self) -> None:
+        if self.on_oom not in ("stop", "fallback"):
+            raise UsageError(f"--on-oom must be stop or fallback, got {self.on_oom!r}")
+        if self.top_k_retriever < 1:
+            raise UsageError(f"--top-k-retriever must be >= 1, got {self.top_k_retriever}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.max_length is not None and self.max_length < 8:
+            raise UsageError(f"--max-length must be >= 8, got {self.max_length}")
+        if isinstance(self.threshold, str) and self.threshold not in THRESHOLD_WORDS:
+            raise UsageError(f"--threshold must be a number, 'checkpoint' or 'fit', got {self.threshold!r}")
+        if isinstance(self.threshold, float) and not math.isfinite(self.threshold):
+            raise UsageError("--threshold must be a finite number")
+        if self.model_path and len(self.reranker_ids()) > 1:
+            raise UsageError("--model-path needs exactly one --reranker (give each ensemble member as a path)")
+        if self.threshold == "checkpoint" and len(self.reranker_ids()) != 1:
+            raise UsageError("--threshold checkpoint needs exactly one --reranker (a trained checkpoint)")
+
+        self.runtime = check_runtime(self.runtime)  # before any model loads: unknown name, missing package
+        self.combination().validate()
+        self.decision(checkpoint_value=0.0).validate(self.split)
+
+    # -- configuration files -------------------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> "RunConfig":
+        """Build from a mapping of field names (``-`` or ``_``); unknown keys are errors naming ``where``."""
+
+        known = cls.field_names()
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise UsageError(f"{where}: unknown run option {key!r}.{close_matches(name, known)}")
+            clean[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**clean)
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """The fields a configuration file needs (what decides the result), JSON/YAML-ready."""
+        out = run_config_dict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a ``--config`` YAML/JSON file into a mapping (validated by :meth:`RunConfig.from_mapping`)."""
+
+    data = read_yaml_mapping(path, "configuration file")
+    return dict(data.get("run", data)) if isinstance(data.get("run"), Mapping) else dict(data)
+
+
+@dataclass
+class QueryResult:
+    query: Query
+    ranked: np.ndarray  # global sentence ids, final order
+    scores: np.ndarray  # strictly decreasing, aligned with ranked
+
+
+def reproduce_command(config: RunConfig) -> str:
+    """The ``rrbench run`` command line that recomputes this configuration (every option that decides it)."""
+    gen = config.generator()
+    parts = ["rrbench", "run", "--task", config.task, "--split", config.split,
+             *(arg for r in config.retriever_ids() for arg in ("--retriever", r)),
+             *(["--fusion", config.fusion] if config.fusion else []),
+             *(["--rrf-k", repr(config.rrf_k)] if gen.fusion_options.get("k0") else []),
+             *(["--alpha", repr(config.alpha), "--norm", config.norm] if "alpha" in gen.fusion_options else []),
+             *(["--context", str(config.context)] if config.context else []),
+             *(arg for k, v in config.retriever_options.items() for arg in ("--retriever-option", f"{k}={v}")),
+             *(arg for k, v in config.fusion_options.items() for arg in ("--fusion-option", f"{k}={v}")),
+             *(arg for r in (config.reranker_ids() or (NO_RERANKER,)) for arg in ("--reranker", r)),
+             "--top-k-retriever", str(config.top_k_retriever), "--top-k-rerank", str(config.top_k_rerank)]
+    if config.model_path:
+        parts += ["--model-path", config.model_path]
+    if config.retriever_model_path and config.retriever_model_path != config.model_path:
+        parts += ["--retriever-model-path", config.retriever_model_path]
+    if config.max_length:
+        parts += ["--max-length", str(config.max_length)]
+    if config.threshold is not None:
+        parts += ["--threshold", config.threshold if isinstance(config.threshold, str) else repr(config.threshold)]
+    if config.dtype != "float32":
+        parts += ["--dtype", config.dtype]
+    if config.instruction is not None:
+        parts += ["--instruction", config.instruction]
+    options = dict(config.reranker_options)
+    if options.pop("trust_remote_code", False):
+        parts.append("--trust-remote-code")
+    for key, value in sorted(options.items()):
+        parts += ["--reranker-option", f"{key}={_knob_text(value)}"]
+    if config.on_oom != "stop":
+        parts += ["--on-oom", config.on_oom]
+    if config.runtime != "torch":
+        parts += ["--runtime", config.runtime]
+    for weight in config.ensemble_weights:
+        parts += ["--ensemble-weight", repr(weight)]
+    if len(config.reranker_ids()) > 1 and config.ensemble_norm != "minmax":
+        parts += ["--ensemble-norm", config.ensemble_norm]
+    if config.interpolate:
+        parts += ["--interpolate", repr(float(config.interpolate))]
+        if config.interpolate_norm != "minmax":
+            parts += ["--interpolate-norm", config.interpolate_norm]
+    if config.calibrator != "none":
+        parts += ["--calibrator", config.calibrator]
+    if config.calibrate_on:
+        parts += ["--calibrate-on", config.calibrate_on]
+    if config.abstain != "max":
+        parts += ["--abstain", config.abstain]
+    if config.cross_fit:
+        parts += ["--cross-fit", str(config.cross_fit)]
+        if config.seed != 13:
+            parts += ["--seed", str(config.seed)]
+    return shlex.join(parts)
+
+
+def _knob_text(value: Any) -> str:
+    """A KEY=VALUE value that ``parse_knobs`` (YAML) reads back as the same value and type."""
+
+    if isinstance(value, str):
+        try:
+            same = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            same = False
+        return value if same else json.dumps(value)
+    return json.dumps(value)
+
+
+# -- scoring one split -----------------------------------------------------------------------------------------------
+@dataclass
+class ScoredSplit:
+    """A split's candidates and every member's head scores, gathered into arrays."""
+
+    queries: list[Query]
+    pools: list[tuple[np.ndarray, np.ndarray]]
+    arrays: SplitArrays
+    candidates: Any
+    pairs: int = 0
+    seconds: float = 0.0
+    fallback: dict[str, Any] | None = None
+
+
+def load_members(config: RunConfig) -> list[Any]:
+    """The run's rerankers, deferred (a model is built only when a score is missing from the cache)."""
+
+    return [load_reranker(name, model_path=config.model_path, deferred=True, device=config.device,
+                          max_length=config.max_length, batch_size=config.batch_size, dtype=config.dtype,
+                          instruction=config.instruction, runtime=config.runtime, **config.reranker_options)
+            for name in config.reranker_ids()]
+
+
+def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any]) -> ScoredSplit:
+    """Candidates and reranker head scores for one split, through the candidate and score caches."""
+
+    queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
+    if not queries:
+        raise UsageError(f"task {task.id!r} split {split!r} has no queries")
+    retriever_model_path = config.retriever_model_path or (config.model_path if not members else None)
+    candidates = generate(task, split, queries, config.generator(), config.top_k_retriever, device=config.device,
+                          use_cache=config.use_cache, model_path=retriever_model_path)
+    pools = candidates.pools
+    arrays = SplitArrays.build(task, queries, pools, candidates.score_kind)
+    started, pairs, fallback = time.perf_counter(), 0, None
+    if config.top_k_rerank > 0:
+        for name, member in zip(config.reranker_ids(), members):
+            try:
+                heads = rerank(task, queries, pools, member, config.top_k_rerank, config.show_progress,
+                               context=config.context)
+            except RerankerOOMError as exc:
+                if config.on_oom != "fallback":
+                    raise
+
+                warnings.warn(f"rrbench: {exc}; --on-oom fallback: using the retriever's ranking instead",
+                              RuntimeWarning, stacklevel=1)
+                fallback = {"reason": str(exc), "used": "retriever ranking"}
+                arrays.rerankers.clear()
+                break
+            pairs += int(sum(len(h) for h in heads))
+            arrays.add_reranker(name, heads, member.score_kind)
+    return ScoredSplit(queries, pools, arrays, candidates, pairs, time.perf_counter() - started, fallback)
+
+
+def checkpoint_threshold(member: Any, split: str) -> float:
+    """The decision threshold a trained checkpoint carries; refused on the split it was calibrated on."""
+    meta_file = Path(member.weights_path or "") / "rrbench_model.json"
+    if not meta_file.is_file():
+        raise UsageError(f"--threshold checkpoint: {member.spec.id} is not an rrbench-trained checkpoint "
+                         f"(no rrbench_model.json)")
+
+    meta = loads_strict(meta_file.read_text(encoding="utf-8"), str(meta_file))
+    training = meta.get("training") or {}
+    value = (training.get("threshold_calibration") or {}).get("threshold")
+    if value is None:
+        raise UsageError(f"{meta_file}: the checkpoint carries no calibrated threshold")
+    if training.get("eval_split") == split:
+        raise UsageError(f"--threshold checkpoint: the threshold was calibrated on {split!r}, the split being "
+                         f"evaluated; evaluate another split or fit one (--threshold fit --calibrate-on ...)")
+    return float(value)
+
+
+def _output_dir(config: RunConfig, config_hash: str) -> Path:
+    return Path(config.output) if config.output else Path(config.runs_dir) / (
+        f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{config_hash[:8]}")
+
+
+def _check_output_free(config: RunConfig) -> None:
+    """Fail before any work when ``--output`` names a folder that already holds something."""
+    if config.output:
+        out = Path(config.output)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UsageError(f"{out}: output directory exists and is not empty")
+
+
+def execute(config: RunConfig) -> dict[str, Any]:
+    """Run one evaluation and write its output folder; returns the result record."""
+    config.validate()
+
+    ledger.check_split(config.split, config.final)
+    _check_output_free(config)
+    started = time.perf_counter()
+    task = get_task(config.task)
+    task.split_queries(config.split)  # unknown split names fail here, before any model is touched
+    if config.calibrate_on and config.calibrate_on != config.split:
+        task.split_queries(config.calibrate_on)
+    # retriever ids, options and weights, and the fuser, before any reranker loads (issue 14, defect 4)
+    check_generator(config.generator(), config.retriever_model_path or (
+        config.model_path if not config.reranker_ids() else None))
+    members = load_members(config)
+
+    cache = open_cache(config.cache_dir, config.use_cache) if members else None
+    if cache is not None:
+        members = [wrap(m, cache) for m in members]
+
+    evaluated = score_split(task, config.split, config, members)
+    value = checkpoint_threshold(members[0], config.split) if config.threshold == "checkpoint" else None
+    decision_config = config.decision(checkpoint_value=value)
+    combination = config.combination()
+    if evaluated.fallback:
+        combination = Combination((), (), 0)
+    fit = None
+    if decision_config.needs_fit and not decision_config.cross_fit:
+        fitted = score_split(task, str(config.calibrate_on), config, members)
+        fit = (fitted.arrays, combination)
+    folds = evaluated.arrays.folds(int(config.cross_fit), config.seed) if config.cross_fit else None
+    cutoffs = ()
+    outcome = evaluate_split(evaluated.arrays, combination, decision_config, fit=fit, cross_fit_folds=folds,
+                             pool_k=config.top_k_retriever, extra_cutoffs=cutoffs)
+    results = _final_rankings(evaluated, outcome)
+
+    decision = outcome.decision
+    checkpoints = [checkpoint_info(m.weights_path) for m in members]
+    member_config = [_member_config(m, c, config) for m, c in zip(members, checkpoints)]
+    described = []
+    for member, hashed_member in zip(members, member_config):
+        info = member.describe()
+        if hashed_member["id"] != member.spec.id:  # a local path never names a system: its weights' hash does
+            info = {**info, "id": hashed_member["id"], "given_as": member.spec.id}
+        described.append(info)
+    components = {"retriever": evaluated.candidates.describe, "reranker": described[0] if described else None}
+    if len(members) > 1:
+        components["ensemble"] = described
+    hashed: dict[str, Any] = {
+        "task": task_identity(task),
+        "split": config.split,
+        "retriever": hashed_generator(components["retriever"]),
+        "reranker": member_config[0] if member_config else None,
+        "top_k_retriever": config.top_k_retriever,
+        "top_k_rerank": config.top_k_rerank,
+        "threshold": decision.threshold if decision_config.threshold_mode != "fit" else None,
+    }
+    with_optional(hashed, context=config.context or None,
+                  ensemble_members=member_config if len(member_config) > 1 else None,
+                  **combination.hashed(), **decision_config.hashed())
+    rerank_seconds = evaluated.seconds
+    pairs = evaluated.pairs
+    record = build_record(
+        task=task, split=config.split, metrics=outcome.metrics, per_query=outcome.per_query, config=hashed,
+        components=components, command=reproduce_command(config),
+        manifest={
+            "options": {"top_k_retriever": config.top_k_retriever, "top_k_rerank": config.top_k_rerank,
+                        "max_length": config.max_length, "batch_size": config.batch_size,
+                        "device": config.device, "dtype": config.dtype},
+            "threshold": {"value": decision.threshold, "source": decision.source,
+                          "score_kind": decision.scale},
+            "decision": {**decision.describe(decision_config), "reliability": outcome.reliability,
+                         # the statistic each query's answer/abstain compared with the threshold (null: no candidate)
+                         "statistic": {q: (float(v) if np.isfinite(v) else None)
+                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic)},
+                         # answer (true) or abstain per query; null when the run makes no decision
+                         "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered)}
+                                      if decision.threshold is not None or decision.folds else None)},
+            "selected_on": config.selected_on,
+            "seed": config.seed,
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "rerank_time_s": round(rerank_seconds, 3),
+            "pairs_scored": pairs,
+            "pairs_per_s": round(pairs / rerank_seconds, 2) if pairs and rerank_seconds > 0 else None,
+            "peak_rss_mb": peak_rss_mb(),
+            "candidate_cache": evaluated.candidates.cache_summary(),
+            "run_config": run_config_dict(config),
+            "cache": _cache_manifest(members, cache),
+            "models_loaded": [bool(getattr(getattr(m, "inner", m), "loaded", True)) for m in members],
+            # set when --on-oom fallback replaced the reranker by the retriever ranking; publish refuses such records
+            "reranker_fallback": evaluated.fallback,
+            "checkpoint": checkpoints[0] if checkpoints else None,
+        })
+    if cache is not None:
+        _throughput_without_hits(record["manifest"], rerank_seconds, members)
+        cache.close()
+    if config.split == ledger.TEST_SPLIT:  # claimed (checked and appended under a lock) just before writing
+        record["manifest"]["test_split"] = ledger.claim(
+            record["manifest"]["config_hash"], f"{task.id}@{task.version}", task.data_sha256,
+            command=reproduce_command(config), selected_on=config.selected_on)
+    out_dir = _output_dir(config, record["manifest"]["config_hash"])
+    write_run_dir(out_dir, task, results, record, tag=_run_tag(config))
+    record["output_dir"] = str(out_dir)
+    return record
+
+
+def _member_config(member: Any, checkpoint: Mapping[str, Any] | None, config: RunConfig) -> dict[str, Any]:
+    """A reranker's part of the configuration hash: weights by content (fingerprint), never by path."""
+    fingerprint = _fingerprint(member)
+    return {"id": hashed_reranker_id(member.spec.id, member.describe(), checkpoint, fingerprint),
+            "revision": member.revision, "fingerprint": fingerprint,
+            "max_length": config.max_length or member.spec.max_length, "dtype": config.dtype,
+            "options": dict(member.options.extra)}
+
+
+def _final_rankings(scored: ScoredSplit, outcome: Any) -> list[QueryResult]:
+    """Per query: the final order and strictly decreasing scores for ``run.trec`` (same order as the metrics)."""
+    arrays, combined = scored.arrays, outcome.combined
+    results = []
+    for row, (query, (pool, retr)) in enumerate(zip(scored.queries, scored.pools)):
+        head = int(combined.head[row].sum()) if combined.reranked else 0
+        ranked, scores = final_ranking(pool, combined.rank_scores[row, :head] if head else None, retr)
+        expected = arrays.ids[row, outcome.order[row]][:len(pool)]
+        if not np.array_equal(ranked, expected):  # the file must say exactly what was measured
+            raise AssertionError(f"internal error: run order differs from the measured order for {query.query_id}")
+        results.append(QueryResult(query, ranked, scores))
+    return results
+
+
+def _fingerprint(reranker: Any) -> str:
+    return getattr(reranker, "fingerprint", None) or model_fingerprint(reranker)[0]
+
+
+def _cache_manifest(members: Sequence[Any], cache: Any) -> dict[str, Any]:
+    """Cache hits/misses of this run (summed over ensemble members): a re-run of a finished configuration shows
+    zero misses."""
+    found = [getattr(m, "cache_stats", None) for m in members]
+    stats = [s for s in found if s is not None]
+    if cache is None or not members or len(stats) < len(found):
+        reason = "no reranker" if not members else ("disabled" if cache is None else "model not pinned")
+        return {"enabled": False, "reason": reason}
+    total = {k: sum(s.as_dict()[k] for s in stats) for k in stats[0].as_dict()}
+    out = {"enabled": True, "path": str(cache.path), "fingerprint": members[0].fingerprint, **total}
+    if len(members) > 1:
+        out["fingerprints"] = [m.fingerprint for m in members]
+    return out
+
+
+def _throughput_without_hits(manifest: dict[str, Any], seconds: float, members: Sequence[Any]) -> None:
+    """pairs/s must measure the model, not cache look-ups: count only pairs the model scored (None if none)."""
+    found = [getattr(m, "cache_stats", None) for m in members]
+    stats = [s for s in found if s is not None]
+    if len(stats) < len(found):
+        return
+    hits = sum(s.hits for s in stats)
+    if manifest["cache"].get("enabled") and hits:
+        computed = sum(s.computed for s in stats)
+        manifest["pairs_per_s"] = round(computed / seconds, 2) if computed and seconds > 0 else None
+        manifest["pairs_per_s_note"] = f"{hits} of {manifest['pairs_scored']} scores came from the cache"
+
+
+def _run_tag(config: RunConfig) -> str:
+    name = "+".join(config.reranker_ids()) if config.reranker_ids() else (
+        (f"{config.fusion}-" if config.fusion else "") + "+".join(config.retriever_ids()))
+    return "rrbench-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-60:]
+
+
+def write_run_dir(out_dir: Path, task: Task, results: Sequence[QueryResult], record: dict[str, Any],
+                  tag: str) -> None:
+    run_text, qrels_text = [], []
+    for r in results:
+        run_text += run_lines(r.query.query_id, (task.docno(int(i)) for i in r.ranked), r.scores, tag)
+        qrels_text += qrels_lines(r.query.query_id, {
+            task.docno(g): grade for g, grade in sorted(task.judged(r.query).items())})
+    body = strict_json_dumps(record)
+    with atomic_dir(out_dir) as tmp:
+        atomic_write_text(tmp / "run.trec", "\n".join(run_text) + "\n")
+        atomic_write_text(tmp / "qrels.trec", "\n".join(qrels_text) + ("\n" if qrels_text else ""))
+        atomic_write_text(tmp / "results.json", body)
+

@@ -1,0 +1,45 @@
+"""The engine benchmark runs end to end on a few queries and its report says what the README table reads from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rerank_throughput_reports_rates_ratios_and_agreement(tmp_path):
+    out = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rerank_throughput.py"), "--dtype", "float32",
+                    "--limit-queries", "4", "--peak-seconds", "0.2", "--json", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["dtype"] == "float32" and report["queries"] == 4 and report["pairs"] > 4
+    assert set(report["pairs_per_s"]) == {"a_sequential_fp32", "b_flat_predict", "engine"}
+    assert all(rate > 0 for rate in report["pairs_per_s"].values())
+    assert set(report["ceiling_pairs_per_s"]) == {"bfloat16", "float32", "int8"}
+    # fp32 engine and CrossEncoder.predict read the same weights: same scores, same rankings
+    assert report["agreement_vs_a"]["engine_max_abs_diff"] < 1e-4
+    assert report["agreement_vs_a"]["engine_top10_unchanged"] == 1.0
+
+
+def test_rerank_peers_prints_one_table_with_every_row(tmp_path, tiny_model):
+    """The side-by-side benchmark on a tiny model and two queries: every row runs, fp32 rows keep fp32's ranking."""
+    out = tmp_path / "peers.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rerank_peers.py"), "--model-path",
+                             str(tiny_model), "--limit-queries", "2", "--peak-seconds", "0.1", "--threads", "1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    rows = {r["row"]: r for r in report["rows"]}
+    assert {"sequential fp32", "CrossEncoder.predict flat fp32", "FlagReranker.compute_score",
+            "plain ONNX Runtime session", "plain OpenVINO compiled model", "rrbench engine torch float32",
+            "rrbench engine torch int8", "rrbench engine onnx float32", "rrbench engine onnx int8",
+            "rrbench engine openvino float32", "rrbench engine openvino int8"} <= set(rows)
+    for name, row in rows.items():
+        assert row["pairs_per_s"] > 0 and row["ceiling_share"] > 0, name
+        if row["dtype"].startswith("float32"):
+            assert row["max_abs_diff"] < 1e-4 and row["ndcg10_diff"] == 0.0, name
+    assert "| row | dtype | pairs/s |" in result.stdout

@@ -1,0 +1,118 @@
+"""`rrbench run` with the decision stage: which scores decide, checkpoint thresholds, calibrators, cached runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from rrbench.cli.main import main
+from rrbench.testing.fixtures import make_mini_task
+
+from tests.hpo.test_sweep import make_sweep_task  # noqa: E402  (same folder)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return make_sweep_task(tmp_path_factory.mktemp("decision") / "decision-task")
+
+
+def _record(path):
+    return json.loads((path / "results.json").read_text())
+
+
+def test_a_retriever_only_ranking_never_inherits_the_rerankers_threshold(tmp_path, tiny_model):
+    mini = make_mini_task(tmp_path / "mini")
+    out = tmp_path / "head0"
+    assert main(["run", "--task", str(mini), "--reranker", str(tiny_model), "--top-k-rerank", "0", "--quiet",
+                 "--output", str(out)]) == 0
+    record = _record(out)
+    # the cross-encoder's logits have a natural threshold of 0; the final ranking is bm25's, which has none
+    assert record["manifest"]["threshold"]["score_kind"] == "bm25"
+    assert record["manifest"]["threshold"]["value"] is None
+    assert record["metrics"]["false_evidence_rate"] is None
+    out2 = tmp_path / "head3"
+    assert main(["run", "--task", str(mini), "--reranker", str(tiny_model), "--top-k-rerank", "3", "--quiet",
+                 "--output", str(out2)]) == 0
+    assert _record(out2)["manifest"]["threshold"] == {"value": 0.0, "source": "natural boundary of logit scores",
+                                                      "score_kind": "logit"}
+
+
+def test_a_fully_cached_run_loads_no_model(tmp_path, tiny_model, monkeypatch):
+    from rrbench.models import lazy
+    mini = make_mini_task(tmp_path / "mini")
+    args = ["run", "--task", str(mini), "--reranker", str(tiny_model), "--quiet"]
+    assert main([*args, "--output", str(tmp_path / "first")]) == 0
+    assert _record(tmp_path / "first")["manifest"]["models_loaded"] == [True]
+
+    def forbidden(self):
+        raise AssertionError("the model was loaded although every score is cached")
+
+    monkeypatch.setattr(lazy._Deferred, "model", forbidden)
+    assert main([*args, "--output", str(tmp_path / "second")]) == 0
+    second = _record(tmp_path / "second")
+    assert second["manifest"]["models_loaded"] == [False]
+    assert second["manifest"]["cache"]["model_calls"] == 0
+    assert second["metrics"] == _record(tmp_path / "first")["metrics"]
+    assert second["manifest"]["config_hash"] == _record(tmp_path / "first")["manifest"]["config_hash"]
+
+
+def _checkpoint(tmp_path, tiny_model, eval_split: str, threshold: float):
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(tiny_model, folder)
+    (folder / "rrbench_model.json").write_text(json.dumps({
+        "format": 1, "score_kind": "logit", "max_length": 64, "weights_sha256": None,
+        "training": {"eval_split": eval_split, "threshold_calibration": {"threshold": threshold}}}))
+    return folder
+
+
+def test_threshold_checkpoint_is_used_and_refused_on_its_own_calibration_split(tmp_path, tiny_model, task, capsys):
+    folder = _checkpoint(tmp_path, tiny_model, "dev_select", 0.125)
+    assert main(["run", "--task", str(task), "--reranker", str(folder), "--threshold", "checkpoint", "--quiet",
+                 "--output", str(tmp_path / "own")]) == 2
+    assert "calibrated on 'dev_select'" in capsys.readouterr().err
+    out = tmp_path / "final"
+    assert main(["run", "--task", str(task), "--split", "dev_final", "--reranker", str(folder), "--threshold",
+                 "checkpoint", "--quiet", "--output", str(out)]) == 0
+    threshold = _record(out)["manifest"]["threshold"]
+    assert threshold["value"] == 0.125 and threshold["source"] == "checkpoint"
+
+
+def test_a_calibrator_is_fitted_on_the_named_split_and_recorded(tmp_path, tiny_model, task, capsys):
+    assert main(["run", "--task", str(task), "--reranker", str(tiny_model), "--calibrator", "platt", "--quiet",
+                 "--output", str(tmp_path / "nosplit")]) == 2
+    assert "--calibrate-on" in capsys.readouterr().err
+    out = tmp_path / "platt"
+    assert main(["run", "--task", str(task), "--split", "dev_final", "--reranker", str(tiny_model),
+                 "--calibrator", "platt", "--calibrate-on", "dev_select", "--quiet", "--output", str(out)]) == 0
+    record = _record(out)
+    decision = record["manifest"]["decision"]
+    assert decision["calibrator"]["id"] == "platt" and set(decision["calibrator"]["params"]) == {"a", "b"}
+    assert decision["fit_split"] == "dev_select" and decision["scale"] == "probability"
+    assert record["manifest"]["config"]["fit"] == {"split": "dev_select"}
+    for key in ("ece", "brier"):
+        assert 0.0 <= record["metrics"][key] <= 1.0
+    assert decision["reliability"] and main(["plot", "reliability", str(out)]) == 0
+    assert (out / "reliability.png").stat().st_size > 1000
+
+
+def test_temperature_on_cosine_scores_is_refused(tmp_path, task, capsys):
+    assert main(["run", "--task", str(task), "--split", "dev_final", "--reranker", "minilm-l6", "--calibrator",
+                 "temperature", "--calibrate-on", "dev_select", "--quiet", "--output", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot calibrate cosine" in err and len(err.splitlines()) == 1
+
+
+def test_an_ensemble_with_interpolation_is_hashed_and_decided_on_z_scores(tmp_path, tiny_model, task):
+    out = tmp_path / "ensemble"
+    assert main(["run", "--task", str(task), "--reranker", str(tiny_model), "--reranker", "minilm-l6",
+                 "--ensemble-weight", "0.7", "--ensemble-weight", "0.3", "--interpolate", "0.2", "--threshold", "0.5",
+                 "--quiet", "--output", str(out)]) == 0
+    record = _record(out)
+    config = record["manifest"]["config"]
+    assert config["ensemble"] == {"weights": [0.7, 0.3], "norm": "minmax"}
+    assert config["interpolate"] == {"beta": 0.2, "norm": "minmax"}
+    assert len(config["ensemble_members"]) == 2
+    assert record["manifest"]["threshold"]["score_kind"] == "z-score"
+    assert "--ensemble-weight 0.7" in record["manifest"]["command"]
