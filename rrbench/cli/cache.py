@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import click
+
+from rrbench.cli.output import echo_json
 from rrbench.pipeline.score_cache import ScoreCache
 
 
@@ -22,7 +23,7 @@ def stats(cache_dir: str | None, as_json: bool) -> None:
     with ScoreCache(cache_dir) as store:
         info = store.stats()
     if as_json:
-        click.echo(json.dumps(info, indent=2, allow_nan=False))
+        echo_json(info)
         return
     click.echo(f"cache {info['path']}: {info['pair_scores']} pair scores, {info['list_groups']} listwise groups, "
                f"{info['size_bytes'] / 1e6:.1f} MB")

@@ -18,6 +18,7 @@ from rrbench.util.io import atomic_write_text
 from rrbench.measures.trec import run_lines, strictly_decreasing
 from rrbench.util.io import strict_json_dumps
 from rrbench.util.progress import set_quiet
+from rrbench.util.text import run_tag
 
 DEFAULT_KS = "50,100,200,400"
 
@@ -96,7 +97,7 @@ def _write_runs(result: dict[str, Any], directory: str) -> list[str]:
     task, written = result["task"], []
     for row in result["rows"]:
         lines: list[str] = []
-        tag = "rrbench-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in row["generator"])[-60:]
+        tag = run_tag(row["generator"])
         for query, (ids, scores) in zip(result["queries"], row["pools"]):
             lines += run_lines(query.query_id, (task.docno(int(i)) for i in ids), strictly_decreasing(scores), tag)
         path = Path(directory) / f"{tag[len('rrbench-'):]}.k{max(result['ks'])}.trec"

@@ -4,10 +4,11 @@ cannot be built."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
+
+from rrbench.cli.output import echo_json
 
 from rrbench.checks.conformance import check_component
 from rrbench.util.errors import PluginError, UsageError
@@ -57,7 +58,7 @@ def check(name: str, kind: str, reranker_option: tuple[str, ...], component_opti
         report = check_component(kind, name, **extra, **given)
         title = f"{kind[:-1] if kind != 'losses' else 'loss'} {report['component']}"
     if as_json:
-        click.echo(json.dumps(report, indent=2, allow_nan=False, default=str))
+        echo_json(report)
     else:
         click.echo(f"rrbench check {title} (tolerance {tolerance:g})")
         for c in report["checks"]:

@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import click
+
+from rrbench.cli.output import echo_json
 from rrbench.hpo.matrix import build_plan, estimate_cost
 from rrbench.hpo.matrix_run import run_matrix
 from rrbench.util.errors import UsageError
@@ -103,7 +105,7 @@ def report_command(file: str, output: str | None, as_json: bool) -> None:
     if not (out / "matrix.json").is_file():
         raise UsageError(f"{out} holds no matrix run (no matrix.json); run `rrbench matrix run {file}` first")
     data = write_report(plan, out)
-    click.echo(json.dumps(data, indent=2) if as_json else render(data))
+    echo_json(data) if as_json else click.echo(render(data))
 
 
 @matrix.command("status")
@@ -116,7 +118,7 @@ def status_command(file: str, storage: str | None, output: str | None, as_json: 
 
     status = matrix_status(build_plan(file), output, storage)
     if as_json:
-        click.echo(json.dumps(status, indent=2))
+        echo_json(status)
     else:
         _print_status(status)
 

@@ -9,5 +9,6 @@ import click
 
 
 def echo_json(obj: Any) -> None:
-    """Strict JSON on stdout (no NaN or Infinity: a number that is not finite is a bug to surface, not to print)."""
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))
+    """Strict JSON on stdout (no NaN or Infinity: a number that is not finite is a bug to surface, not to print).
+    Values JSON has no type for (paths, numpy scalars) print as text."""
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False, default=str))

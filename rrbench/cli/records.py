@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import click
+
+from rrbench.cli.output import echo_json
 from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
 from rrbench.leaderboard.outside_runs import evaluate_run
 from rrbench.util.errors import RRBenchError
 from rrbench.leaderboard.reproduce import reproduce
 from rrbench.leaderboard.board import publish
-import json
 from rrbench.records.record import load_record, require_valid
 from rrbench.measures.significance import compare_pair, per_query_values
 from rrbench.leaderboard.gate import CandidateRunError, RegressionFound, gate, load_pair, table, write_summaries
 from rrbench.leaderboard.board import build, collect
 from rrbench.leaderboard.html import write_site
 from rrbench.leaderboard.board import check
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.6f}" if isinstance(value, float) else str(value)
-
-
-def _fmt4(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+from rrbench.util.text import fmt_number
 
 
 def _per_query_metric(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -52,10 +43,10 @@ def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, 
                f"run {run_file} ({', '.join(run['tags']) or 'no tag'})")
     keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
     click.echo(" | ".join(f"{k:>11}" for k in keys))
-    click.echo(" | ".join(f"{_fmt4(metrics.get(k)):>11}" for k in keys))
+    click.echo(" | ".join(f"{fmt_number(metrics.get(k)):>11}" for k in keys))
     click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} "
                f"without; {run['queries_missing']} of the split missing from the run; "
-               f"threshold {_fmt4(manifest['threshold']['value'])}")
+               f"threshold {fmt_number(manifest['threshold']['value'])}")
     click.echo(f"results in {record['output_dir']}")
 
 
@@ -79,7 +70,7 @@ def reproduce_cmd(record_dir: str, output: str | None, tolerance: float, cache_d
     click.echo(f"{'metric':<24}{'recorded':>14}{'reproduced':>14}{'delta':>12}")
     for row in result["comparison"]:
         delta = "-" if row["delta"] is None else f"{row['delta']:.2e}"
-        click.echo(f"{row['metric']:<24}{_fmt(row['recorded']):>14}{_fmt(row['reproduced']):>14}{delta:>12}"
+        click.echo(f"{row['metric']:<24}{fmt_number(row['recorded'], 6):>14}{fmt_number(row['reproduced'], 6):>14}{delta:>12}"
                    + ("" if row["ok"] else "  MISMATCH"))
     cache = result["record"]["manifest"].get("cache") or {}
     if cache.get("enabled"):
@@ -128,7 +119,7 @@ def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: i
         records.append(per_query_values(record["per_query"], metric))
     result = compare_pair(records[0], records[1], metric, samples=samples, seed=seed)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        echo_json(result.as_dict())
         return
     click.echo(f"{metric} over {result.queries} queries: A {result.mean_a:.4f}  B {result.mean_b:.4f}  "
                f"A-B {result.mean_diff:+.4f}  95% CI [{result.ci_diff[0]:+.4f}, {result.ci_diff[1]:+.4f}]")

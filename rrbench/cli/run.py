@@ -11,6 +11,7 @@ from rrbench.models.knobs import parse_knobs
 from rrbench.pipeline.runner import RunConfig, execute, load_config_file
 from rrbench.util.errors import UsageError
 from rrbench.util.progress import set_quiet
+from rrbench.util.text import fmt_number
 
 
 @click.command()
@@ -133,8 +134,7 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
     rerankers = tuple(options.pop("reranker"))
     options["threshold"] = _parse_threshold(options.get("threshold"))
     from_file = {str(k).replace("-", "_"): v for k, v in (load_config_file(config_file) if config_file else {}).items()}
-    flags = {**options, "retriever": retrievers if len(retrievers) > 1 else retrievers[0],
-             "reranker": rerankers if len(rerankers) > 1 else rerankers[0]}
+    flags = {**options, "retriever": retrievers, "reranker": rerankers}
     values = {name: (value if name in given or name not in from_file else from_file[name])
               for name, value in flags.items()}
     values.update({k: v for k, v in from_file.items() if k not in flags})  # options with no flag (selected_on...)
@@ -143,32 +143,9 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
     values["show_progress"] = False if quiet else None
     values["use_cache"] = not no_cache
     values["final"] = bool(options.get("final"))  # only the flag: a configuration file cannot unlock the test split
-    _check_flag_combinations(given, values)
-    return RunConfig.from_mapping(values, config_file or "rrbench run")
-
-
-def _check_flag_combinations(given: set[str], values: dict[str, Any]) -> None:
-    """Flags that would be silently ignored, or ask for the impossible, are errors (issue 14 corpus)."""
-    fusion = values.get("fusion")
-    for flag, name, methods in (("--alpha", "alpha", ("weighted", "linear", "convex")),
-                                ("--norm", "norm", ("weighted", "linear", "convex")),
-                                ("--rrf-k", "rrf_k", ("rrf", "reciprocal-rank-fusion"))):
-        if name in given and fusion not in methods:
-            raise UsageError(f"{flag} applies to --fusion {methods[0]} only"
-                             + (f", not --fusion {fusion}" if fusion else " (no --fusion given)"))
-    rerankers = values.get("reranker")
-    reranking = rerankers not in (None, "none", ("none",))
-    if "top_k_rerank" in given and reranking and values["top_k_rerank"] > values["top_k_retriever"]:
-        raise UsageError(f"--top-k-rerank {values['top_k_rerank']} is larger than the candidate pool "
-                         f"(--top-k-retriever {values['top_k_retriever']}): a reranker scores only the pool")
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+    config = RunConfig.from_mapping(values, config_file or "rrbench run")
+    config.validate(explicit=given)
+    return config
 
 
 def _print_summary(record: dict[str, Any]) -> None:
@@ -181,10 +158,10 @@ def _print_summary(record: dict[str, Any]) -> None:
     keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
     header = " | ".join(f"{k:>11}" for k in keys)
     click.echo(header)
-    click.echo(" | ".join(f"{_fmt(metrics.get(k)):>11}" for k in keys))
+    click.echo(" | ".join(f"{fmt_number(metrics.get(k)):>11}" for k in keys))
     threshold = manifest["threshold"]
     click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} without;"
-               f" threshold {_fmt(threshold['value'])} ({threshold['source']})")
+               f" threshold {fmt_number(threshold['value'])} ({threshold['source']})")
     rate = manifest.get("pairs_per_s")
     click.echo(f"pairs scored {manifest['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
                + f"; wall {manifest['wall_time_s']:.1f}s; results in {record['output_dir']}")

@@ -5,7 +5,6 @@ Every option defaults to "not given" so that a regime/recipe can fill it in and 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -13,21 +12,9 @@ import click
 from rrbench.util.errors import UsageError
 from rrbench.training.regimes import resolve_config
 from rrbench.training.trainer import train
+from rrbench.cli.output import echo_json
+from rrbench.models.knobs import parse_knobs
 from rrbench.models.loading import pick_device, resolve_bf16_training
-
-
-def _parse_kv(values: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``key=value`` pairs; values are parsed as JSON when they can be (numbers, null, true), else kept as text."""
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 @click.command("train")
@@ -99,14 +86,14 @@ def train_command(regime: str | None, recipe: str | None, loss_option: tuple[str
         explicit["bf16"] = resolve_bf16_training(bf16_mode, pick_device(None))
     if max_length is not None:
         explicit["max_length"] = max_length
-    explicit["loss_options"] = _parse_kv(loss_option, "--loss-option")
-    explicit["miner_options"] = _parse_kv(miner_option, "--miner-option")
+    explicit["loss_options"] = parse_knobs(loss_option, "--loss-option")
+    explicit["miner_options"] = parse_knobs(miner_option, "--miner-option")
     config = resolve_config(explicit, regime or recipe)
     if not config.train:
         click.echo(f"regime {config.regime}: no training; evaluating and calibrating the base model only")
     summary = train(config, overwrite=overwrite, show_progress=not quiet, cache_dir=cache_dir)
     if as_json:
-        click.echo(json.dumps(summary, indent=2, allow_nan=False))
+        echo_json(summary)
         return
     _print(config.output, summary)
 

@@ -11,7 +11,6 @@ Sections: Tier B (every cell on the selection split), the levers (what changing 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,10 @@ from rrbench.measures.significance import compare_pair
 from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
 from rrbench.measures.significance import mean_std
 import shutil
+from rrbench.util.io import read_json_object
+from rrbench.util.text import fmt_number
+from rrbench.util.text import fmt_p
+from rrbench.hpo.sweep_report import settings_label
 
 if TYPE_CHECKING:
     from rrbench.hpo.matrix import Plan
@@ -30,7 +33,7 @@ METRIC = "nDCG@10"
 
 def _record(folder: Path) -> dict[str, Any] | None:
     path = folder / "results.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json_object(path) if path.is_file() else None
 
 
 def _per_query(record: dict[str, Any]) -> dict[str, float]:
@@ -41,32 +44,6 @@ def _paired(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     result = compare_pair(_per_query(a), _per_query(b), METRIC)
     return {"diff": result.mean_diff, "p": result.p_value, "ci": list(result.ci_diff), "queries": result.queries,
             "wins": result.wins, "losses": result.losses}
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return "-" if value is None else str(value)
-
-
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _settings(config: dict[str, Any]) -> str:
-    """The inference settings a finalist was selected with, in a few words."""
-    parts = [f"top-k {config.get('top_k_retriever')}"]
-    if config.get("interpolate") is not None:
-        parts.append(f"interpolated with the retriever (beta {config['interpolate']:.2f}, "
-                     f"{config.get('interpolate_norm', 'zscore')})")
-    if config.get("calibrator") not in (None, "none"):
-        parts.append(f"{config['calibrator']} calibration")
-    if config.get("abstain") not in (None, "max"):
-        parts.append(f"abstain on {config['abstain']}")
-    threshold = config.get("threshold")
-    if threshold is not None:
-        parts.append(f"threshold {threshold:.3f}" if isinstance(threshold, float) else f"threshold {threshold}")
-    return ", ".join(parts)
 
 
 def collect(plan: Plan, output: Path) -> dict[str, Any]:
@@ -88,8 +65,8 @@ def collect(plan: Plan, output: Path) -> dict[str, Any]:
     finals = []
     for cell, _ in ranked[:spec.budgets.tier_c.finalists]:
         folder = output / "train_runs" / cell.key
-        selected = json.loads((folder / SELECTED_FILE).read_text()) if (folder / SELECTED_FILE).is_file() else None
-        tier_c = json.loads((folder / TIER_C_FILE).read_text()) if (folder / TIER_C_FILE).is_file() else None
+        selected = read_json_object(folder / SELECTED_FILE) if (folder / SELECTED_FILE).is_file() else None
+        tier_c = read_json_object(folder / TIER_C_FILE) if (folder / TIER_C_FILE).is_file() else None
         entry: dict[str, Any] = {"cell": cell.as_dict(), "selected": selected, "tier_c": tier_c}
         system = _record(output / "leaderboards" / cell.key / f"seed-{spec.seeds[0]}" / confirm)
         plain = _record(output / "leaderboards" / cell.key / "plain" / confirm)
@@ -155,12 +132,12 @@ def render(data: dict[str, Any]) -> str:
              "| ---: | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
     for row in data["cells"]:
         t = row["trials"] or {}
-        params = ", ".join(f"{k}={_fmt(v, 6) if isinstance(v, float) else v}"
+        params = ", ".join(f"{k}={fmt_number(v, 6) if isinstance(v, float) else v}"
                            for k, v in sorted((row["best_params"] or {}).items())) or "-"
         d = row["dev_select"]
         lines.append(f"| {row['rank']} | `{row['key']}` | {row['R']} | {row['L'] or '-'} | {row['N'] or '-'} | "
                      f"{t.get('complete', 0)}/{t.get('pruned', 0)}/{t.get('fail', 0)} | {params} | "
-                     f"{_fmt(d.get(METRIC))} | {_fmt(d.get('RR@10'))} | {_fmt(d.get('R@10'))} |")
+                     f"{fmt_number(d.get(METRIC))} | {fmt_number(d.get('RR@10'))} | {fmt_number(d.get('R@10'))} |")
     if data["levers"]:
         lines += ["", "## Levers (dev_select nDCG@10, mean gap to the best level among cells differing only in that "
                   "factor)", "", "| factor | level | mean gap to best | comparisons |", "| --- | --- | ---: | ---: |"]
@@ -176,19 +153,19 @@ def render(data: dict[str, Any]) -> str:
             if tier_a:
                 best = tier_a["best"]
                 lines.append(f"Tier A: {tier_a['trials']} trials, FE <= {tier_a['max_fe']:g}: "
-                             + (f"selected {_settings(selected['config'])} (dev_select nDCG@10 "
-                                f"{_fmt(best['metrics']['nDCG@10'])}, FE {_fmt(best['metrics']['false_evidence_rate'])})"
+                             + (f"selected {settings_label(selected['config'])} (dev_select nDCG@10 "
+                                f"{fmt_number(best['metrics']['nDCG@10'])}, FE {fmt_number(best['metrics']['false_evidence_rate'])})"
                                 if tier_a["feasible"] else selected.get("note", "infeasible")))
             else:
-                lines.append(f"No Tier A sweep: {_settings(selected['config'])}.")
+                lines.append(f"No Tier A sweep: {settings_label(selected['config'])}.")
         tier_c = final.get("tier_c")
         if tier_c:
             lines += ["", f"| seed | dev_select nDCG@10 | {confirm} nDCG@10 | {confirm} FE | {confirm} answer rate |",
                       "| ---: | ---: | ---: | ---: | ---: |"]
             for seed, row in tier_c["seeds"].items():
                 c = row[confirm]
-                lines.append(f"| {seed} | {_fmt(row['dev_select'][METRIC])} | {_fmt(c[METRIC])} | "
-                             f"{_fmt(c['false_evidence_rate'])} | {_fmt(c['answer_rate_has_evidence'])} |")
+                lines.append(f"| {seed} | {fmt_number(row['dev_select'][METRIC])} | {fmt_number(c[METRIC])} | "
+                             f"{fmt_number(c['false_evidence_rate'])} | {fmt_number(c['answer_rate_has_evidence'])} |")
             m1, s1 = tier_c["dev_select_nDCG@10_mean_std"]
             m2, s2 = tier_c[f"{confirm}_nDCG@10_mean_std"]
             lines.append(f"| mean +- std ({len(tier_c['seeds'])} seeds) | {m1:.4f} +- {s1:.4f} | "
@@ -197,13 +174,13 @@ def render(data: dict[str, Any]) -> str:
                 m, s = tier_c["folds_nDCG@10_mean_std"]
                 lines.append("")
                 lines.append(f"Grouped {len(tier_c['folds'])}-fold over train (held-out fold nDCG@10): "
-                             f"{m:.4f} +- {s:.4f} (" + ", ".join(_fmt(r[METRIC]) for r in tier_c["folds"].values())
+                             f"{m:.4f} +- {s:.4f} (" + ", ".join(fmt_number(r[METRIC]) for r in tier_c["folds"].values())
                              + ")")
         conf = final.get("confirm")
         if conf:
             lines += ["", f"On {confirm} (seed {next(iter(tier_c['seeds'])) if tier_c else ''} model, selected "
-                      f"configuration): nDCG@10 {_fmt(conf['metrics'][METRIC])}, FE "
-                      f"{_fmt(conf['metrics']['false_evidence_rate'])}.", "",
+                      f"configuration): nDCG@10 {fmt_number(conf['metrics'][METRIC])}, FE "
+                      f"{fmt_number(conf['metrics']['false_evidence_rate'])}.", "",
                       "| against | its nDCG@10 | difference | 95% CI | p (paired randomisation) | wins/losses |",
                       "| --- | ---: | ---: | --- | ---: | ---: |"]
             rows = list(conf["against"].items())
@@ -212,20 +189,20 @@ def render(data: dict[str, Any]) -> str:
                              "theirs": conf["plain"]["metrics"][METRIC]}))
             for name, test in rows:
                 theirs = test.get("theirs", data["baselines"].get(name, {}).get(METRIC))
-                lines.append(f"| {name} | {_fmt(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
-                             f"{test['ci'][1]:+.4f}] | {_p(test['p'])} | {test['wins']}/{test['losses']} |")
+                lines.append(f"| {name} | {fmt_number(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
+                             f"{test['ci'][1]:+.4f}] | {fmt_p(test['p'])} | {test['wins']}/{test['losses']} |")
         if final.get("transfer"):
             lines += ["", "Transfer (unchanged):", "",
                       "| task | split | generator | nDCG@10 | BM25 nDCG@10 | difference | p |",
                       "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
             for t in final["transfer"]:
-                lines.append(f"| {t['task']} | {t['split']} | {t['G']} | {_fmt(t['system'][METRIC])} | "
-                             f"{_fmt(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {_p(t['paired']['p'])} |")
+                lines.append(f"| {t['task']} | {t['split']} | {t['G']} | {fmt_number(t['system'][METRIC])} | "
+                             f"{fmt_number(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {fmt_p(t['paired']['p'])} |")
     if data["baselines"]:
         lines += ["", f"## Baselines on {confirm}", "", "| baseline | nDCG@10 | RR@10 | R@10 | FE |",
                   "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {name} | {_fmt(m[METRIC])} | {_fmt(m['RR@10'])} | {_fmt(m['R@10'])} | "
-                  f"{_fmt(m['false_evidence_rate'])} |" for name, m in data["baselines"].items()]
+        lines += [f"| {name} | {fmt_number(m[METRIC])} | {fmt_number(m['RR@10'])} | {fmt_number(m['R@10'])} | "
+                  f"{fmt_number(m['false_evidence_rate'])} |" for name, m in data["baselines"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,6 @@ Artifact layout under the output folder (the research plan's section 13):
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -38,6 +37,8 @@ from rrbench.hpo.matrix_tiers import export_scores
 from rrbench.hpo.matrix_report import write_report
 from rrbench.hpo.matrix_tiers import later_tiers
 from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, finalists
+from rrbench.util.io import read_json_object
+from rrbench.records.record import load_record
 
 CELL_FILE = "cell.json"
 STORAGE_FILE = "studies.sqlite"
@@ -59,7 +60,7 @@ def _write_plan(plan: Plan, output: Path) -> None:
                "skipped": [{"combination": s.combination, "reason": s.reason} for s in plan.skipped]}
     path = output / "matrix.json"
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = read_json_object(path)
         if stored.get("name") != plan.spec.name:
             raise UsageError(f"{output} holds matrix {stored.get('name')!r}, not {plan.spec.name!r}; "
                              f"use another --output")
@@ -71,7 +72,7 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
 
     target = output / "leaderboards" / cell.key
     if (target / "results.json").is_file():
-        return json.loads((target / "results.json").read_text(encoding="utf-8"))
+        return load_record(target)
     generators = tuple(cell.G.split("+"))
     config = RunConfig(task=plan.spec.task, split="dev_select", retriever=generators[0] if len(generators) == 1
                        else generators, fusion="rrf" if len(generators) > 1 else None, reranker=model,
@@ -200,7 +201,7 @@ def matrix_status(plan: Plan, output: str | Path | None = None, storage_url: str
                 elif counts["complete"] or counts["pruned"]:
                     row["state"] = "running"
         if cell_done(out, cell):
-            info = json.loads((out / "train_runs" / cell.key / CELL_FILE).read_text(encoding="utf-8"))
+            info = read_json_object(out / "train_runs" / cell.key / CELL_FILE)
             row["state"] = "done"
             row["dev_select"] = info.get("dev_select")
             row["best"] = info.get("best_value", row["best"])

@@ -28,6 +28,7 @@ from rrbench.components.registry import resolve
 from rrbench.measures.names import trainer_key
 from rrbench.training.regimes import resolve_config
 from rrbench.training.trainer import train
+from rrbench.hpo.study import make_sampler, suggest_value
 from collections import Counter
 
 if TYPE_CHECKING:
@@ -113,18 +114,8 @@ def coerce_params(params: dict[str, Any], space: dict[str, dict[str, Any]], cell
 
 
 def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Draw (or, for an enqueued trial, read back) one value per dimension."""
-    out: dict[str, Any] = {}
-    for name, rng in sorted(space.items()):
-        if "choices" in rng:
-            out[name] = trial.suggest_categorical(name, rng["choices"])
-        elif rng.get("integer"):
-            out[name] = trial.suggest_int(name, int(rng["low"]), int(rng["high"]), log=bool(rng.get("log")),
-                                          step=int(rng.get("step") or 1))
-        else:
-            out[name] = trial.suggest_float(name, float(rng["low"]), float(rng["high"]), log=bool(rng.get("log")),
-                                            step=rng.get("step"))
-    return out
+    """Draw (or, for an enqueued trial, read back) one value per dimension, in name order."""
+    return {name: suggest_value(trial, name, rng) for name, rng in sorted(space.items())}
 
 
 def make_pruner(name: str, evaluations: int) -> optuna.pruners.BasePruner:
@@ -140,14 +131,6 @@ def make_pruner(name: str, evaluations: int) -> optuna.pruners.BasePruner:
     if name == "none":
         return optuna.pruners.NopPruner()
     raise UsageError(f"unknown pruner {name!r}; one of {', '.join(PRUNERS)}")
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    import optuna  # lazy: optional: only sweeps and the matrix use it
-
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
 
 
 def train_options(cell: Cell, spec: MatrixSpec, params: dict[str, Any], output: Path) -> dict[str, Any]:
@@ -295,7 +278,7 @@ def open_cell_study(cell: Cell, spec: MatrixSpec, storage: Any, space: dict[str,
     # random configurations. Sampled trials are therefore not reproducible run to run; enqueued ones are.
     worker_seed = (spec.seeds[0] * 1_000_003 + os.getpid()) % 2**32
     kwargs = dict(storage=storage, study_name=name, direction="maximize",
-                  sampler=make_sampler(tier_b.sampler, worker_seed),
+                  sampler=make_sampler(tier_b.sampler, worker_seed, startup_trials=4),
                   pruner=make_pruner(tier_b.pruner, tier_b.evaluations))
     try:
         study = optuna.create_study(**kwargs)

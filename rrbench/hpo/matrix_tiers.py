@@ -26,7 +26,6 @@ worker, continues where the work stopped. No step reads another worker's score c
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -47,6 +46,8 @@ from rrbench.util.io import canonical_hash
 from rrbench.hpo.matrix_tier_b import NotEnqueued, _system_attrs
 from rrbench.hpo.matrix_tier_b import run_study
 from rrbench.measures.significance import mean_std
+from rrbench.util.io import read_json
+from rrbench.util.text import slug
 
 if TYPE_CHECKING:
     import optuna
@@ -61,7 +62,7 @@ TIER_C_FILE = "tier_c.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def cell_info(output: Path, cell: Cell) -> dict[str, Any] | None:
@@ -340,11 +341,6 @@ def baselines(plan: Plan, output: Path, cache_dir: str | None) -> dict[str, dict
                                         f"{plan.path}: baselines.{name}")
         out[name] = headline(run_record(config, output / "leaderboards" / "baselines" / slug(name) / confirm))
     return out
-
-
-def slug(name: str) -> str:
-    """A folder name for a baseline or task name."""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
 def transfer(plan: Plan, cell: Cell, selected: dict[str, Any], output: Path, target: TransferTask,

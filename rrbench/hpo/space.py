@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.util.errors import UsageError, close_matches
-from rrbench.util.io import read_yaml_mapping
+from rrbench.util.strict_yaml import read_yaml_mapping
 
 CATEGORICAL: dict[str, Any] = {
     "top_k_retriever": [50, 100, 200, 400],

@@ -19,8 +19,7 @@ without any decision counts as infeasible).
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,11 @@ from rrbench.pipeline.candidates import generate
 from rrbench.pipeline.score_cache import open_cache, wrap
 from rrbench.models.factory import load_reranker
 from rrbench.tasks.resolve import candidate_text
-from rrbench.pipeline.score_cache import pair_key
 from rrbench.util.progress import progress as _bar
 from rrbench.pipeline.decide import query_statistic
 from rrbench.util.io import canonical_hash
 from rrbench.util.storage import open_storage, redact_url
+from rrbench.hpo.study import make_sampler, suggest_value
 
 CROSS_FIT_FOLDS = 5
 STUDY_FILE = "study.sqlite"
@@ -192,68 +191,71 @@ class ScoreSource:
                              f"cannot use it")
         return wrapped
 
-    def missing(self) -> list[tuple[str, tuple[int | None, str | None], int, int]]:
-        """``(reranker, variant, missing, needed)`` for every variant with scores absent from the cache."""
+    def _needed_pairs(self, context: int) -> tuple[list[str], list[str], list[tuple[int, int]]]:
+        """Every (query, candidate text) pair a trial can ask for, and its (row, candidate id)."""
+        queries, texts, where = [], [], []
+        for row, (query, ids) in enumerate(zip(self.queries, self.needed_pairs())):
+            for i in sorted(ids):
+                queries.append(query.text)
+                texts.append(candidate_text(self.task, i, context))
+                where.append((row, i))
+        return queries, texts, where
 
-        report = []
-        need = self.needed_pairs()
+    def _stored(self) -> Iterator[tuple[str, tuple[int | None, str | None], int, Any, list[str], list[str],
+                                        list[tuple[int, int]], list[float | None]]]:
+        """For every reranker, variant and context: the member, the needed pairs and what the cache holds."""
         for context in self.setup.context:
             for name in self.setup.rerankers:
                 for variant in _variants(self.space):
                     member = self.member(name, variant)
-                    keys = [pair_key(q.text, candidate_text(self.task, i, context))
-                            for q, ids in zip(self.queries, need) for i in sorted(ids)]
-                    found = member._binding.cache.get_pairs(member._binding.mid, keys)
-                    lacking = sum(1 for k in keys if k not in found)
-                    member._binding.cache.close()
-                    if lacking:
-                        report.append((name, variant, lacking, len(keys)))
+                    queries, texts, where = self._needed_pairs(context)
+                    try:
+                        yield name, variant, context, member, queries, texts, where, \
+                            member.cached_scores(queries, texts)
+                    finally:
+                        member.close()
+
+    def missing(self) -> list[tuple[str, tuple[int | None, str | None], int, int]]:
+        """``(reranker, variant, missing, needed)`` for every variant with scores absent from the cache."""
+        report = []
+        for name, variant, _, _, queries, _, _, stored in self._stored():
+            lacking = sum(1 for s in stored if s is None)
+            if lacking:
+                report.append((name, variant, lacking, len(queries)))
         return report
 
     def fill(self, progress: bool | None = None) -> dict[str, int]:
         """Score every missing pair through the engine (each model loaded once); returns pairs scored per model."""
-
-        need = self.needed_pairs()
         done: dict[str, int] = {}
-        for context in self.setup.context:
-            for name in self.setup.rerankers:
-                for variant in _variants(self.space):
-                    member = self.member(name, variant)
-                    binding = member._binding
-                    pairs = [(q.text, candidate_text(self.task, i, context))
-                             for q, ids in zip(self.queries, need) for i in sorted(ids)]
-                    found = binding.cache.get_pairs(binding.mid, [pair_key(*p) for p in pairs])
-                    todo = [p for p in pairs if pair_key(*p) not in found]
-                    chunk = max(256, self.setup.batch_size * 8)
-                    label = f"filling {name}" + (f" max_length={variant[0]}" if variant[0] else "")
-                    with _bar(len(todo), label, progress, unit="pair") as bar:
-                        for start in range(0, len(todo), chunk):
-                            part = todo[start:start + chunk]
-                            member.score_pairs([p[0] for p in part], [p[1] for p in part])
-                            bar.update(len(part))
-                    done[f"{name}{'' if variant == (None, None) else variant}"] = len(todo)
-                    binding.cache.close()
+        for name, variant, _, member, queries, texts, _, stored in self._stored():
+            todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored) if s is None))
+            chunk = max(256, self.setup.batch_size * 8)
+            label = f"filling {name}" + (f" max_length={variant[0]}" if variant[0] else "")
+            with _bar(len(todo), label, progress, unit="pair") as bar:
+                for start in range(0, len(todo), chunk):
+                    part = todo[start:start + chunk]
+                    member.score_pairs([p[0] for p in part], [p[1] for p in part])
+                    bar.update(len(part))
+            done[f"{name}{'' if variant == (None, None) else variant}"] = len(todo)
         return done
 
     def head_scores(self, name: str, variant: Any, context: int) -> list[dict[int, float]]:
         """Per query: candidate id -> cached score, for every needed candidate (fails if any is missing)."""
-
         memo = (name, (variant, context))
         if memo not in self._scores:
-            need = self.needed_pairs()
             member = self.member(name, variant)
-            binding = member._binding
-            out = []
-            for query, ids in zip(self.queries, need):
-                order = sorted(ids)
-                keys = [pair_key(query.text, candidate_text(self.task, i, context)) for i in order]
-                found = binding.cache.get_pairs(binding.mid, keys)
-                if len(found) < len(set(keys)):
-                    raise UsageError(f"reranker {name!r} lacks cached scores; run `rrbench sweep fill` first")
-                out.append({i: found[k] for i, k in zip(order, keys)})
+            try:
+                queries, texts, where = self._needed_pairs(context)
+                stored = member.cached_scores(queries, texts)
+                self._kinds[name] = member.score_kind
+            finally:
+                member.close()
+            if any(s is None for s in stored):
+                raise UsageError(f"reranker {name!r} lacks cached scores; run `rrbench sweep fill` first")
+            out: list[dict[int, float]] = [{} for _ in self.queries]
+            for (row, i), score in zip(where, stored):
+                out[row][i] = float(score)  # type: ignore[arg-type]
             self._scores[memo] = out
-            self._kinds[name] = member.score_kind
-            binding.cache.close()
         return self._scores[memo]
 
     def arrays(self, config: RunConfig) -> SplitArrays:
@@ -280,15 +282,10 @@ def suggest(trial: Any, setup: SweepSetup, space: Space) -> dict[str, Any]:
     dims = space.dims
 
     def cat(name: str, choices: Sequence[Any] | None = None) -> Any:
-        return trial.suggest_categorical(name, list(choices if choices is not None else dims[name]))
+        return suggest_value(trial, name, list(choices if choices is not None else dims[name]))
 
     def num(name: str, label: str | None = None) -> float:
-        value = dims[name]
-        if isinstance(value, Range):
-            if value.low == value.high:
-                return value.low
-            return trial.suggest_float(label or name, value.low, value.high, step=value.step)
-        return float(trial.suggest_categorical(label or name, list(value)))
+        return float(suggest_value(trial, label or name, dims[name]))
 
     params: dict[str, Any] = {"top_k_retriever": int(cat("top_k_retriever"))}
     if len(setup.retrievers) > 1:
@@ -397,7 +394,7 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
         for name in METRIC_ATTRS:
             if metrics.get(name) is not None:
                 trial.set_user_attr(name, float(metrics[name]))
-        violation = (float(fe) - setup.max_fe) if fe is not None else 1.0
+        violation = constraint_violation(fe, setup.max_fe)
         trial.set_user_attr("constraint", violation)
         if hasattr(trial, "set_constraint"):  # Optuna >= 5: samplers read the constraint from the trial
             trial.set_constraint("false_evidence_rate", violation)
@@ -414,21 +411,6 @@ def constraints(trial: Any) -> list[float]:
     return [float(trial.user_attrs.get("constraint", 1.0))]
 
 
-def make_sampler(name: str, seed: int):
-    """Samplers with constraint support (TPE, NSGA-II) see ``FE - max_fe <= 0`` as the feasibility condition: on
-    Optuna >= 5 through ``Trial.set_constraint`` (done in the objective), before that through ``constraints_func``."""
-    import optuna  # lazy: optional: only sweeps and the matrix use it
-
-    legacy: dict[str, Any] = {} if hasattr(optuna.trial.Trial, "set_constraint") else {"constraints_func": constraints}
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, **legacy)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **legacy)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise UsageError(f"unknown --sampler {name!r}; choose from tpe, nsga2, random")
-
-
 def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str | None, sampler: str):
     """Create or resume the study; refuse one made for another setup."""
     import optuna  # lazy: optional: only sweeps and the matrix use it
@@ -439,7 +421,8 @@ def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str |
     output.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url, output / STUDY_FILE)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                sampler=make_sampler(sampler, setup.seed), load_if_exists=True)
+                                sampler=make_sampler(sampler, setup.seed, constraints_func=constraints),
+                                load_if_exists=True)
     stored = study.user_attrs.get("setup")
     if stored is None:
         study.set_user_attr("setup", identity)
@@ -486,6 +469,21 @@ def shortfall_note(study: Any, missing: int) -> str | None:
     return f"{missing} trial(s) short: a whole round of sampled configurations was invalid{why}"
 
 
+#: Slack of the false-evidence budget, so that a rate equal to the budget up to rounding counts as within it.
+FE_SLACK = 1e-12
+
+
+def constraint_violation(fe: float | None, max_fe: float) -> float:
+    """How far a trial's false-evidence rate is over the budget (<= 0: within it), as Optuna's constrained samplers
+    read it; a trial without any decision is over by 1."""
+    return (float(fe) - max_fe) if fe is not None else 1.0
+
+
+def feasible(fe: float | None, max_fe: float) -> bool:
+    """The one definition of a feasible trial: it made decisions and its FE rate is within the budget."""
+    return fe is not None and constraint_violation(fe, max_fe) <= FE_SLACK
+
+
 @dataclass
 class TrialRow:
     number: int
@@ -495,10 +493,6 @@ class TrialRow:
     params: dict[str, Any]
     config: dict[str, Any]
     attrs: dict[str, Any]
-
-    @property
-    def feasible_under(self) -> Callable[[float], bool]:
-        return lambda budget: self.fe is not None and self.fe <= budget + 1e-12
 
 
 def completed_rows(study: Any) -> list[TrialRow]:
@@ -526,8 +520,3 @@ def pareto_front(rows: Sequence[TrialRow], maximise_second: bool = False, key: s
     for r in sorted(front, key=lambda r: (getattr(r, key), -r.ndcg, r.number)):
         unique.setdefault((round(r.ndcg, 12), round(getattr(r, key), 12)), r)
     return sorted(unique.values(), key=lambda r: getattr(r, key))
-
-
-def timing_note(started: float, trials: int) -> str:
-    seconds = time.perf_counter() - started
-    return f"{trials} trials in {seconds:.1f}s" + (f" ({60 * trials / seconds:.0f} trials/min)" if seconds else "")

@@ -15,21 +15,20 @@ import csv
 import io
 import json
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from rrbench.util.io import atomic_write_text, strict_json_dumps
-from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, pareto_front
+from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, feasible, pareto_front
 from rrbench.hpo.space import Space
 import yaml
 from rrbench.hpo.plots import pareto_png
+from rrbench.util.text import fmt_number
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.4f}"
-
-
-def _settings(config: dict[str, Any]) -> str:
-    """A compact description of a configuration for tables."""
+def settings_label(config: Mapping[str, Any]) -> str:
+    """A configuration's inference settings in a few words (pool, fusion, rerankers, combination, decision): the
+    one description every sweep and matrix table uses."""
     rerankers = config.get("reranker")
     rerankers = rerankers if isinstance(rerankers, list) else [rerankers]
     parts = [f"K={config.get('top_k_retriever')}"]
@@ -59,20 +58,23 @@ def best_key(row: TrialRow) -> tuple[float, float, int]:
     return (round(row.ndcg, 9), row.answer if row.answer is not None else -1.0, -row.number)
 
 
-def best_config_file(config: dict[str, Any], split: str) -> dict[str, Any]:
-    """The trial's configuration as a ``--config`` file: fits on the selection split, no cross-fitting, no split."""
+def best_config_file(config: dict[str, Any], split: str, max_fe: float | None = None) -> dict[str, Any]:
+    """The trial's configuration as a ``--config`` file: fits on the selection split, no cross-fitting, no split;
+    where and under which false-evidence budget it was selected (recorded by ``rrbench run``, never hashed)."""
     out = {k: v for k, v in config.items() if k not in ("split", "cross_fit", "show_progress", "cache_dir")}
     if out.get("calibrate_on"):
         out["calibrate_on"] = split
     out["selected_on"] = split
+    if max_fe is not None:
+        out["selected_max_fe"] = max_fe
     return out
 
 
 def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, output: Path,
                   seconds: float) -> dict[str, Any]:
     rows = completed_rows(study)
-    feasible = [r for r in rows if r.fe is not None and r.fe <= setup.max_fe + 1e-12]
-    best: TrialRow | None = max(feasible, key=best_key) if feasible else None
+    feasible_rows = [r for r in rows if feasible(r.fe, setup.max_fe)]
+    best: TrialRow | None = max(feasible_rows, key=best_key) if feasible_rows else None
     front = pareto_front(rows)
     answer_front = pareto_front(rows, maximise_second=True, key="answer")
     output.mkdir(parents=True, exist_ok=True)
@@ -81,7 +83,7 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
                 "params": best.params, "config": best.config,
                 "metrics": {k: best.attrs.get(k) for k in ("nDCG@10", "RR@10", "R@10", "false_evidence_rate",
                                                            "answer_rate_has_evidence", "ece", "brier")}}
-        atomic_write_text(output / "best.yaml", yaml.safe_dump(best_config_file(best.config, setup.split),
+        atomic_write_text(output / "best.yaml", yaml.safe_dump(best_config_file(best.config, setup.split, setup.max_fe),
                                                                sort_keys=True))
     else:
         lowest = min((r.fe for r in rows if r.fe is not None), default=None)
@@ -108,31 +110,31 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
                      "params"])
     for r in sorted(rows, key=lambda r: r.number):
         writer.writerow([r.number, f"{r.ndcg:.6f}", "" if r.fe is None else f"{r.fe:.6f}",
-                         "" if r.answer is None else f"{r.answer:.6f}", int(r in feasible), _settings(r.config),
+                         "" if r.answer is None else f"{r.answer:.6f}", int(r in feasible_rows), settings_label(r.config),
                          json.dumps(r.params, sort_keys=True)])
     atomic_write_text(output / "trials.csv", buffer.getvalue())
     lines = [f"# Tier A sweep: {setup.task} {setup.split}", "",
              f"{len(rows)} completed trials; constraint: false-evidence rate <= {setup.max_fe:g}; "
-             f"{len(feasible)} feasible.", ""]
+             f"{len(feasible_rows)} feasible.", ""]
     if best is not None:
         lines += ["## Best feasible configuration", "",
                   "| trial | nDCG@10 | RR@10 | R@10 | FE rate | answer rate | settings |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-                  f"| {best.number} | {_fmt(best.ndcg)} | {_fmt(best.attrs.get('RR@10'))} | "
-                  f"{_fmt(best.attrs.get('R@10'))} | {_fmt(best.fe)} | {_fmt(best.answer)} | "
-                  f"{_settings(best.config)} |", ""]
+                  f"| {best.number} | {fmt_number(best.ndcg)} | {fmt_number(best.attrs.get('RR@10'))} | "
+                  f"{fmt_number(best.attrs.get('R@10'))} | {fmt_number(best.fe)} | {fmt_number(best.answer)} | "
+                  f"{settings_label(best.config)} |", ""]
     else:
         lines += [f"**No feasible configuration**: {body['reason']}. The Pareto front below shows what each "
                   f"false-evidence rate costs.", ""]
     lines += ["## Pareto front (nDCG@10 against false-evidence rate)", "",
               "| trial | FE rate | nDCG@10 | answer rate | settings |", "| ---: | ---: | ---: | ---: | --- |"]
-    lines += [f"| {r.number} | {_fmt(r.fe)} | {_fmt(r.ndcg)} | {_fmt(r.answer)} | {_settings(r.config)} |"
+    lines += [f"| {r.number} | {fmt_number(r.fe)} | {fmt_number(r.ndcg)} | {fmt_number(r.answer)} | {settings_label(r.config)} |"
               for r in front]
     atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
     summary = [f"tier A: {len(rows)} completed trials in {output} ({seconds:.1f}s this call)"]
     if best is not None:
         summary.append(f"best feasible (FE <= {setup.max_fe:g}): trial {best.number}: nDCG@10 {best.ndcg:.4f}, "
-                       f"FE rate {best.fe:.4f}, answer rate {_fmt(best.answer)}; {_settings(best.config)}")
+                       f"FE rate {best.fe:.4f}, answer rate {fmt_number(best.answer)}; {settings_label(best.config)}")
         summary.append(f"confirm it: rrbench run --config {output / 'best.yaml'} --split dev_final")
     else:
         summary.append(f"infeasible: {body['reason']}; the Pareto front has {len(front)} points "

@@ -14,8 +14,9 @@ the training seed into one row (mean ± std). A board whose task version was bum
 
 from __future__ import annotations
 
+from functools import partial
+
 import datetime as _dt
-import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ from rrbench.measures.significance import (
     per_query_values,
 )
 from rrbench.leaderboard.verify import LEDGER_FILE, registered_version, verify_record, write_sums
+from rrbench.util.text import fmt_number
+
+#: the board's cells: rrbench's number format, with a dash for what a record does not have
+_cell = partial(fmt_number, missing="—")
 
 DEFAULT_DIR = "leaderboard"
 README = "README.md"
@@ -89,7 +94,7 @@ def _append_changelog(root: Path, record: Mapping[str, Any], target: Path, repla
     value = record["metrics"].get(main)
     day = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     line = (f"- {day} {'replaced' if replaced else 'added'} `{target.relative_to(root).as_posix()}`: "
-            f"{system_identity(manifest)}, {main} {_fmt(value)}\n")
+            f"{system_identity(manifest)}, {main} {_cell(value)}\n")
     log = root / CHANGELOG
     text = log.read_text(encoding="utf-8") if log.is_file() else (
         "# Leaderboard changelog\n\nOne line per record `rrbench publish` added, newest last.\n\n")
@@ -224,12 +229,6 @@ def build_rows(entries: Sequence[Entry], method: str = "holm", alpha: float = AL
 
 
 # -- render ----------------------------------------------------------------------------------------------------------
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{float(value):.{digits}f}"
-
-
 def notes(manifest: Mapping[str, Any]) -> str:
     threshold = manifest.get("threshold", {})
     value = threshold.get("value")
@@ -259,15 +258,15 @@ def render_table(rows: Sequence[Row], base: Path) -> list[str]:
              "|------|--------|---------|--------|-----------|-------|------|-----------|---------|-------|--------|"]
     for i, row in enumerate(rows):
         manifest = row.first.manifest
-        value = _fmt(row.metric("nDCG@10"))
+        value = _cell(row.metric("nDCG@10"))
         if row.std is not None and row.main_score == "nDCG@10":
-            value = f"{_fmt(row.value)} ± {_fmt(row.std)}"
-        ci = "—" if row.ci is None or row.main_score != "nDCG@10" else f"[{_fmt(row.ci[0])}, {_fmt(row.ci[1])}]"
+            value = f"{_cell(row.value)} ± {_cell(row.std)}"
+        ci = "—" if row.ci is None or row.main_score != "nDCG@10" else f"[{_cell(row.ci[0])}, {_cell(row.ci[1])}]"
         name = f"**{row.name}**" if i == 0 else row.name
         rate = manifest.get("pairs_per_s") if len(row.entries) == 1 else None
         links = ", ".join(f"[{e.path.parent.name[-8:]}]({e.path.relative_to(base).as_posix()})" for e in row.entries)
-        lines.append(f"| {i + 1} | {name} | {value} | {ci} | {vs_leader(row, i)} | {_fmt(row.metric('RR@10'))} | "
-                     f"{_fmt(row.metric('R@10'))} | {_fmt(row.metric('false_evidence_rate'), 2)} | "
+        lines.append(f"| {i + 1} | {name} | {value} | {ci} | {vs_leader(row, i)} | {_cell(row.metric('RR@10'))} | "
+                     f"{_cell(row.metric('R@10'))} | {_cell(row.metric('false_evidence_rate'), 2)} | "
                      f"{'—' if rate is None else f'{rate:.1f}'} | {notes(manifest)} | {links} |")
     return lines
 

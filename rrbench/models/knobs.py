@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rrbench.util.errors import UsageError
-import yaml
+from rrbench.util.strict_yaml import loads_yaml
 
 #: knobs that must be set through their own flag (they are ModelOptions fields with validation and hashing there)
 RESERVED = {"model_path", "device", "max_length", "batch_size", "dtype", "instruction", "trust_remote_code", "runtime"}
@@ -30,8 +30,8 @@ def parse_knobs(items: Iterable[str], flag: str = "--reranker-option", keep_colo
         if flag == "--reranker-option" and key in RESERVED:
             raise UsageError(f"--reranker-option {key}: use --{key.replace('_', '-')} instead")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = loads_yaml(raw, flag) if raw.strip() else ""
+        except UsageError:
             value = raw
         if not isinstance(value, (str, int, float, bool, list)) or value is None:
             value = raw

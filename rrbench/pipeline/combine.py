@@ -23,7 +23,7 @@ Ties are broken by retriever rank, as :func:`rrbench.measures.trec.final_ranking
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,8 +309,3 @@ def evaluate_split(data: SplitArrays, combination: Combination, decision_config:
     else:
         reliability = None
     return Outcome(metrics, rows, order, combined, decision, reliability)
-
-
-def member_scores_by_query(data: SplitArrays, name: str) -> Mapping[str, np.ndarray]:
-    """A reranker's head scores per query id (for reports and plots)."""
-    return {q: data.rerankers[name][i][data.valid[i]] for i, q in enumerate(data.query_ids)}

@@ -17,7 +17,7 @@ import datetime as _dt
 import math
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,9 @@ from rrbench.measures.trec import final_ranking, qrels_lines, run_lines
 from rrbench.pipeline.candidates import split_retriever_options
 from rrbench.models.runtimes import check_runtime
 from rrbench.util.errors import close_matches
-from rrbench.util.io import read_yaml_mapping
+from rrbench.components.registry import get_registry, resolve
+from rrbench.util.strict_yaml import read_yaml_mapping
 import json
-import yaml
 from rrbench.models.factory import load_reranker
 from rrbench.models.engine import RerankerOOMError
 import warnings
@@ -48,9 +48,31 @@ from rrbench.records.record import loads_strict
 from rrbench.records import ledger
 from rrbench.pipeline.score_cache import open_cache, wrap
 from rrbench.components.identity import model_fingerprint
+from rrbench.util.strict_yaml import loads_yaml
+from rrbench.util.text import run_tag
 
 NO_RERANKER = "none"
 THRESHOLD_WORDS = ("checkpoint", "fit")
+#: RunConfig fields that set one option of the fusion method (``--rrf-k``, ``--alpha``, ``--norm``): they apply to any
+#: fuser whose option schema declares that option, built-in or plugin.
+FUSION_FLAGS = {"rrf_k": ("--rrf-k", "k0"), "alpha": ("--alpha", "alpha"), "norm": ("--norm", "norm")}
+
+
+def component_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The one normaliser of a component argument given as a name, several names or nothing: a tuple of names,
+    ``none`` (no reranker) and repeats dropped."""
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else tuple(value)
+    return tuple(dict.fromkeys(str(n) for n in names if n != NO_RERANKER))
+
+
+def _canonical(value: str | Sequence[str] | None) -> str | tuple[str, ...]:
+    """How RunConfig stores a component argument: one name as a string (``none`` when empty), several as a tuple."""
+    names = component_names(value)
+    if not names:
+        return NO_RERANKER
+    return names[0] if len(names) == 1 else names
 
 
 @dataclass
@@ -104,8 +126,10 @@ class RunConfig:
     calibrate_on: str | None = None
     abstain: str = "max"
     cross_fit: int | None = None
-    #: provenance of a configuration file: the split it was selected on (recorded, not hashed)
+    #: provenance of a configuration file: the split it was selected on and the false-evidence budget it was
+    #: selected under (recorded, not hashed)
     selected_on: str | None = None
+    selected_max_fe: float | None = None
     #: the one-time use of the test split (``--final``; rrbench.records.ledger): recorded, never hashed or reproduced
     final: bool = False
     #: ``--retriever-option``: ``{KEY: VALUE}`` for one retriever, ``{"RETRIEVER:KEY": VALUE}`` with several
@@ -116,28 +140,44 @@ class RunConfig:
     runtime: str = "torch"
 
     def __post_init__(self) -> None:
-        if isinstance(self.reranker, (list, tuple)):
-            self.reranker = tuple(self.reranker) if len(self.reranker) != 1 else self.reranker[0]
-        if isinstance(self.retriever, list):
-            self.retriever = tuple(self.retriever)
+        self.reranker = _canonical(self.reranker)
+        self.retriever = _canonical(self.retriever)
         self.ensemble_weights = tuple(float(w) for w in self.ensemble_weights or ())
 
     # -- derived -------------------------------------------------------------------------------------------------
     def retriever_ids(self) -> tuple[str, ...]:
-        return (self.retriever,) if isinstance(self.retriever, str) else tuple(self.retriever)
+        return component_names(self.retriever)
 
     def reranker_ids(self) -> tuple[str, ...]:
-        names = (self.reranker,) if isinstance(self.reranker, str) else tuple(self.reranker)
-        return tuple(n for n in names if n != NO_RERANKER)
+        return component_names(self.reranker)
 
-    def generator(self) -> GeneratorConfig:
-        """The candidate generator; fusion options come only from the flags of the chosen method."""
-        options: dict[str, Any] = {}
-        if self.fusion in ("rrf", "reciprocal-rank-fusion"):
-            options = {"k0": self.rrf_k}
-        elif self.fusion in ("weighted", "linear", "convex"):
-            options = {"alpha": self.alpha, "norm": self.norm}
+    def fusion_flag_options(self, explicit: Collection[str] = ()) -> dict[str, Any]:
+        """Options the ``--rrf-k``/``--alpha``/``--norm`` fields set on the chosen fuser: a field counts when the
+        caller says it was given (``explicit``) or its value differs from the default. A field the fuser's option
+        schema does not declare is refused, naming the fusion methods it applies to (from the registry, so plugin
+        fusers' options and aliases count too)."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in FUSION_FLAGS}
+        given = [name for name in FUSION_FLAGS if name in explicit or getattr(self, name) != defaults[name]]
+        if not given:
+            return {}
+        declared = set()
+        if self.fusion is not None:
+            declared = {o.name for o in resolve("fusers", self.fusion).spec.option_schema}
+        options = {}
+        for name in given:
+            flag, option = FUSION_FLAGS[name]
+            if option not in declared:
+                methods = [e.id for e in get_registry().list("fusers") if e.spec.option(option) is not None]
+                where = f"--fusion {' or '.join(methods)}" if methods else "no registered fusion method"
+                raise UsageError(f"{flag} applies to {where} only"
+                                 + (f", not --fusion {self.fusion}" if self.fusion else " (no --fusion given)"))
+            options[option] = getattr(self, name)
+        return options
 
+    def generator(self, explicit: Collection[str] = ()) -> GeneratorConfig:
+        """The candidate generator; fusion options come from the flags the chosen method declares, then
+        ``fusion_options``."""
+        options = self.fusion_flag_options(explicit)
         return GeneratorConfig(self.retriever_ids(), self.fusion, {**options, **self.fusion_options}, self.context,
                                split_retriever_options(self.retriever_ids(), self.retriever_options))
 
@@ -155,7 +195,11 @@ class RunConfig:
         return DecisionConfig(policy=self.abstain, calibrator=self.calibrator, threshold_mode=mode, threshold=value,
                               fit_split=self.calibrate_on, cross_fit=self.cross_fit, cross_fit_seed=self.seed)
 
-    def validate(self) -> None:
+    def validate(self, explicit: Collection[str] = ()) -> None:
+        """The one validation of a run, for the CLI, ``rrbench.run()``, sweeps and matrix configurations alike:
+        cheap checks that need no model, so a bad configuration fails in a second. ``explicit`` names the fields a
+        caller knows were given on purpose (the CLI's flags): a fusion flag given for a method that ignores it is
+        refused even at its default value."""
         if self.on_oom not in ("stop", "fallback"):
             raise UsageError(f"--on-oom must be stop or fallback, got {self.on_oom!r}")
         if self.top_k_retriever < 1:
@@ -172,6 +216,11 @@ class RunConfig:
             raise UsageError("--model-path needs exactly one --reranker (give each ensemble member as a path)")
         if self.threshold == "checkpoint" and len(self.reranker_ids()) != 1:
             raise UsageError("--threshold checkpoint needs exactly one --reranker (a trained checkpoint)")
+        self.fusion_flag_options(explicit)
+        rerank_given = "top_k_rerank" in explicit or self.top_k_rerank != RunConfig.top_k_rerank
+        if self.reranker_ids() and rerank_given and self.top_k_rerank > self.top_k_retriever:
+            raise UsageError(f"--top-k-rerank {self.top_k_rerank} is larger than the candidate pool "
+                             f"(--top-k-retriever {self.top_k_retriever}): a reranker scores only the pool")
 
         self.runtime = check_runtime(self.runtime)  # before any model loads: unknown name, missing package
         self.combination().validate()
@@ -275,8 +324,8 @@ def _knob_text(value: Any) -> str:
 
     if isinstance(value, str):
         try:
-            same = yaml.safe_load(value) == value
-        except yaml.YAMLError:
+            same = loads_yaml(value, "value") == value
+        except UsageError:
             same = False
         return value if same else json.dumps(value)
     return json.dumps(value)
@@ -446,6 +495,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
                          "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered)}
                                       if decision.threshold is not None or decision.folds else None)},
             "selected_on": config.selected_on,
+            **({"selected_max_fe": config.selected_max_fe} if config.selected_max_fe is not None else {}),
             "seed": config.seed,
             "wall_time_s": round(time.perf_counter() - started, 3),
             "rerank_time_s": round(rerank_seconds, 3),
@@ -531,7 +581,7 @@ def _throughput_without_hits(manifest: dict[str, Any], seconds: float, members: 
 def _run_tag(config: RunConfig) -> str:
     name = "+".join(config.reranker_ids()) if config.reranker_ids() else (
         (f"{config.fusion}-" if config.fusion else "") + "+".join(config.retriever_ids()))
-    return "rrbench-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-60:]
+    return run_tag(name)
 
 
 def write_run_dir(out_dir: Path, task: Task, results: Sequence[QueryResult], record: dict[str, Any],

@@ -301,6 +301,18 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
     def __init__(self, inner: Any, binding: _Binding) -> None:  # noqa: D107 - see wrap()
         self._setup(inner, binding)
 
+    def cached_scores(self, queries: Sequence[str], documents: Sequence[str]) -> list[float | None]:
+        """The stored score of each pair, None where the cache has none. Never calls the model and counts no hits
+        (sweeps read whole splits of scores this way, then decide whether anything needs filling)."""
+        b = self._binding
+        keys = [pair_key(q, d) for q, d in zip(queries, documents)]
+        found = b.cache.get_pairs(b.mid, keys)
+        return [found.get(key) for key in keys]
+
+    def close(self) -> None:
+        """Close the cache connection (the wrapper stays usable for attributes, not for scoring)."""
+        self._binding.cache.close()
+
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         b = self._binding
         keys = [pair_key(q, d) for q, d in zip(queries, documents)]

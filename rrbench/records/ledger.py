@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.util.errors import UsageError
+from rrbench.util.io import loads_strict_json
 
 TEST_SPLIT = "test"
 DEFAULT_LEDGER = Path("leaderboard") / "test-ledger.jsonl"
@@ -55,11 +56,8 @@ def read(path: str | Path | None = None) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            raise UsageError(f"{path}: line {number} is not valid JSON (the test ledger is append-only; "
-                             f"restore it from version control)") from None
+        entry = loads_strict_json(line, f"{path} line {number} (the test ledger is append-only; restore it from "
+                                        f"version control)")
         if not isinstance(entry, dict) or "config_hash" not in entry:
             raise UsageError(f"{path}: line {number} has no config_hash")
         entries.append(entry)
@@ -73,13 +71,6 @@ def previous_use(config_hash: str, path: str | Path | None = None) -> dict[str, 
 def _refusal(entry: dict[str, Any], path: Path) -> UsageError:
     return UsageError(f"configuration {entry['config_hash'][:12]} already used the test split on {entry.get('time')} "
                       f"({path}); the test split is one-time per configuration")
-
-
-def check_unused(config_hash: str, path: str | Path | None = None) -> None:
-    """Refuse early when the configuration is already in the ledger."""
-    entry = previous_use(config_hash, path)
-    if entry is not None:
-        raise _refusal(entry, ledger_path(path))
 
 
 def claim(config_hash: str, task: str, task_data_sha256: str, command: str | None = None,

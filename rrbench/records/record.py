@@ -9,9 +9,7 @@ publish`` and ``rrbench reproduce`` (``rrbench.leaderboard.reproduce``) build on
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -20,9 +18,10 @@ from typing import Any
 from rrbench.util.errors import UsageError
 
 from rrbench.records.builder import SCHEMA_VERSION
-from rrbench.util.io import sha256_file
+from rrbench.util.io import loads_strict_json, sha256_file
 from rrbench.models.checkpoint import CHECKPOINT_META
 from rrbench.util.io import canonical_hash
+from rrbench.util.text import slug
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
 QRELS_FILE = "qrels.trec"
@@ -44,25 +43,9 @@ class RecordError(UsageError):
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"non-standard JSON token {token}")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def loads_strict(text: str, where: str) -> Any:
-    """Parse JSON as every parser would: NaN/Infinity tokens and duplicate keys are errors."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except ValueError as exc:
-        raise RecordError(f"{where}: not strict JSON: {exc}") from None
+    """Parse a record's JSON strictly (:func:`rrbench.util.io.loads_strict_json`); errors are RecordErrors."""
+    return loads_strict_json(text, where, RecordError)
 
 
 def record_path(path: str | Path) -> Path:
@@ -338,7 +321,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 def system_slug(identity: str) -> str:
     """A folder-safe form of :func:`system_identity` (``bm25 → minilm-l6`` becomes ``bm25-to-minilm-l6``)."""
     text = identity.replace("→", "to").replace("@", "-").replace(":", "-")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()[:80] or "record"
+    return slug(text).lower()[:80] or "record"
 
 
 def record_folder_name(manifest: Mapping[str, Any]) -> str:

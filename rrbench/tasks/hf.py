@@ -19,6 +19,7 @@ from rrbench.util.io import read_jsonl, sha256_file
 import yaml
 from rrbench.util.io import atomic_dir
 from rrbench.tasks.spec import SPEC_FILENAME
+from rrbench.util.strict_yaml import read_yaml_document
 
 if TYPE_CHECKING:
     from rrbench.tasks.loader import Task
@@ -75,7 +76,7 @@ def export_hf(task: Task, output: str | Path) -> Path:
     import pyarrow.parquet as pq  # lazy: optional (hf extra)
 
     root = Path(task.root)
-    raw = yaml.safe_load((root / SPEC_FILENAME).read_text(encoding="utf-8"))
+    raw = read_yaml_document(root / SPEC_FILENAME, "task spec")
     sources = {field: getattr(task.spec.files, field).path for field in DATA_FIELDS}
     if task.spec.splits.assignment is not None:
         sources["splits"] = task.spec.splits.assignment.path

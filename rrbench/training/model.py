@@ -9,7 +9,6 @@ configured yes/no tokens, so the generative losses train the exact score the rer
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rrbench.components.registry import get_registry
 from rrbench.training.losses import token_id
 from hashlib import sha256
 from rrbench.models.checkpoint import CHECKPOINT_META
+from rrbench.util.io import read_json_object
 
 
 def resolve_base(name: str) -> tuple[Path, dict[str, Any]]:
@@ -45,7 +45,7 @@ def is_causal_lm(path: Path) -> bool:
     config = path / "config.json"
     if not config.is_file():
         return False
-    archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    archs = read_json_object(config).get("architectures") or []
     return bool(archs) and str(archs[0]).endswith("ForCausalLM")
 
 

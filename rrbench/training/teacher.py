@@ -14,7 +14,6 @@ then are its ``run.trec`` scores the teacher's own scores.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from rrbench.components.identity import model_fingerprint
 from rrbench.pipeline.score_cache import ScoreCache, pair_key
 from rrbench.models.factory import load_reranker
 from rrbench.measures.trec import read_run
+from rrbench.util.io import read_json_object
 
 
 def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None):
@@ -67,7 +67,7 @@ def recorded_teacher(folder: str | Path, task: Task, split: str):
 
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / "results.json").read_text(encoding="utf-8"))["manifest"]
+        manifest = read_json_object(folder / "results.json")["manifest"]
         config = manifest["config"]
         data_sha = config["task"]["data_sha256"]
     except (OSError, ValueError, KeyError, TypeError) as exc:

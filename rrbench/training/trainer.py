@@ -40,6 +40,7 @@ from rrbench.models.checkpoint import CHECKPOINT_META
 from rrbench.util.progress import set_quiet
 from rrbench.training.model import load_base as _reload
 from rrbench.components.calls import load_factory, owner_label, running
+from rrbench.util.io import read_json_object
 
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
@@ -75,7 +76,7 @@ def _prepare_output(config: TrainConfig, out: Path, overwrite: bool) -> str:
         shutil.rmtree(out)
     sweep_stale(out, CONFIG_FILE)  # a run killed while writing its config left only this temporary (kill -9 suite)
     if existing.is_file():
-        stored = json.loads(existing.read_text(encoding="utf-8"))
+        stored = read_json_object(existing)
         if stored.get("config_hash") != config_hash:
             raise UsageError(f"{out} holds a training run with a different configuration; "
                              f"use another --output or pass --overwrite")
@@ -193,7 +194,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     config_hash = _prepare_output(config, out, overwrite)
 
     if (out / CHECKPOINT_META).is_file() and (out / SUMMARY_FILE).is_file():
-        summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+        summary = read_json_object(out / SUMMARY_FILE)
         summary["resumed"] = "already complete"
         return None, summary
     # the heavy libraries load only now: every check above answers within a second or two (issue 14, defect 4)
@@ -224,7 +225,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         done = directory / "phase_done.json"
         if done.is_file():  # finished before an interruption: reload its result and move on
             model = _reload(directory / "final", config.max_length)
-            phase_reports.append(json.loads(done.read_text(encoding="utf-8")))
+            phase_reports.append(read_json_object(done))
             continue
 
         builder = load_factory("losses", spec)

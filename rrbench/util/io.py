@@ -22,7 +22,6 @@ from typing import Any, BinaryIO
 
 from rrbench.util.errors import TaskSpecError, UsageError
 from rrbench.util.faults import kill_point
-import yaml
 
 
 #: Longest JSONL line rrbench reads: one post, query or judgement per line never comes near it, and the bound keeps
@@ -76,29 +75,79 @@ def read_jsonl(path: str | Path, error: type[Exception] = TaskSpecError) -> Iter
         raise error(f"{path}: cannot read: {exc}") from None
 
 
-def read_json_object(path: str | Path, error: type[Exception] = UsageError) -> dict[str, Any]:
-    """A small JSON file that must hold one object (a checkpoint's metadata, a config): strict UTF-8, no NaN, and
-    a one-line error naming the file for anything else, never a traceback."""
+#: Deepest nesting a JSON document may have. rrbench's own files nest a few levels; the bound turns a hostile
+#: document (200,000 nested brackets) into a one-line error instead of a RecursionError.
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(text: str) -> int:
+    """Deepest bracket nesting of ``text``, outside strings (a linear scan, before the recursive parser runs)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"non-finite number {token} is not valid JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def loads_strict_json(text: str, where: str, error: type[Exception] = UsageError) -> Any:
+    """The one strict JSON parser of rrbench: JSON as every parser reads it alike. NaN/Infinity tokens, duplicate
+    keys and nesting deeper than :data:`MAX_JSON_DEPTH` are one-line ``error``s naming ``where``."""
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise error(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:
+        raise error(f"{where}: not strict JSON: {exc}") from None
+
+
+def read_json(path: str | Path, error: type[Exception] = UsageError) -> Any:
+    """A JSON file through :func:`loads_strict_json`, with strict UTF-8; one-line errors naming the file."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:
-        raise error(f"{path}: {exc}") from None
+    return loads_strict_json(text, str(path), error)
+
+
+def read_json_object(path: str | Path, error: type[Exception] = UsageError) -> dict[str, Any]:
+    """A JSON file that must hold one object (a record, a checkpoint's metadata, a config)."""
+    obj = read_json(path, error)
     if not isinstance(obj, dict):
         raise error(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} is not valid JSON")
 
 
 def write_jsonl_gz(path: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -229,23 +278,3 @@ def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON form of ``obj`` (sorted keys, no whitespace)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=str)
     return sha256_text(text)
-
-
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    """A YAML (or JSON) file holding a mapping; an empty file is an empty mapping. ``what`` names the file's role in
-    the one-line errors (``configuration file``, ``space file``...)."""
-
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{file}: {what} not found") from None
-    except IsADirectoryError:
-        raise UsageError(f"{file}: {what} is a folder, not a file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: {what} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{file}: a {what} holds a mapping, not {type(data).__name__}")
-    return data

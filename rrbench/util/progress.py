@@ -47,10 +47,6 @@ def libraries_quiet(quiet: bool) -> None:
         (logging.disable_progress_bar if quiet else logging.enable_progress_bar)()
 
 
-def is_quiet() -> bool:
-    return _QUIET
-
-
 def bars_enabled(requested: bool | None = None) -> bool:
     """Whether a bar shows: never when quiet or ``requested`` is False; with None, only on a terminal."""
     if _QUIET or requested is False:
@@ -58,12 +54,6 @@ def bars_enabled(requested: bool | None = None) -> bool:
     if requested is True:
         return True
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
-
-
-def library_bars(requested: bool | None = None, size: int = 0, minimum: int = 2000) -> bool:
-    """The ``show_progress_bar`` value to hand a library call (sentence-transformers ``encode``) that draws its own
-    bar: on only when rrbench's bars are on and the job is big enough to be worth watching."""
-    return bars_enabled(requested) and size >= minimum
 
 
 def progress(total: int | None = None, desc: str = "", enabled: bool | None = None, unit: str = "it",

@@ -22,7 +22,7 @@ def _only_line(text: str) -> str:
     (b"[1, 2]", "rrbench_model.json: expected a JSON object, got list"),
     (b'{"score_kind": "vibes"}', "rrbench_model.json: field 'score_kind' 'vibes' is not one of"),
     (b'{"max_length": -3}', "rrbench_model.json: field 'max_length' must be a positive integer"),
-    (b'{"max_length": NaN}', "rrbench_model.json: non-finite number NaN"),
+    (b'{"max_length": NaN}', "rrbench_model.json: not strict JSON: non-finite number NaN"),
     (b'\xff\xfe{}', "rrbench_model.json: not valid UTF-8"),
 ])
 def test_a_malformed_checkpoint_manifest_is_one_line_exit_2(tiny_model, mini_task, tmp_path, cli, content, fragment):

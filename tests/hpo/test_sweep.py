@@ -135,6 +135,7 @@ def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(sw
                  "--output", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
     assert record["manifest"]["selected_on"] == "dev_select"
+    assert record["manifest"]["selected_max_fe"] == best["max_fe"]  # best.yaml says which budget it was chosen under
     assert record["manifest"]["split"] == "dev_final"
 
 
