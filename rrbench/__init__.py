@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """The API functions of :mod:`rrbench.api`, imported on first use."""
+    """Import the API functions of :mod:`rrbench.api` on first use."""
     if name in _API:
         return getattr(importlib.import_module("rrbench.api"), name)
     raise AttributeError(f"module 'rrbench' has no attribute {name!r}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rrbench.leaderboard.board import build, publish as publish_record
+from rrbench.leaderboard.board import build
+from rrbench.leaderboard.board import publish as publish_record
 from rrbench.leaderboard.outside_runs import evaluate_run
 from rrbench.leaderboard.reproduce import reproduce as reproduce_record
 from rrbench.models.factory import load_reranker
@@ -19,6 +20,7 @@ from rrbench.pipeline.score_cache import ScoreCache, wrap
 from rrbench.retrievers.factory import load_retriever
 from rrbench.tasks.resolve import Task
 from rrbench.tasks.resolve import get_task as _load_task
+
 __all__ = ["build_leaderboard", "evaluate", "get_candidates", "get_reranker", "get_retriever", "get_task", "publish",
            "reproduce", "run"]
 

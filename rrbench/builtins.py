@@ -5,17 +5,17 @@ Only cheap spec objects are created here; the loader strings are imported when a
 
 from __future__ import annotations
 
+from typing import Any
 
-from rrbench.components.hookspecs import hookimpl
-from rrbench.retrievers import fusion_catalog
-from rrbench.training import catalog as training_catalog
-from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
-from rrbench.components.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
-from rrbench.tasks.folders import builtin_tasks_dir, user_tasks_dir
-from rrbench.retrievers.catalog import register_more_retrievers
-from rrbench.models.zoo import register_zoo
 from rrbench.cli.groups import COMMANDS
-
+from rrbench.components.hookspecs import hookimpl
+from rrbench.components.specs import CalibratorSpec, OptionSpec, RerankerSpec, RetrieverSpec, TaskRef
+from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
+from rrbench.models.zoo import register_zoo
+from rrbench.retrievers import fusion_catalog
+from rrbench.retrievers.catalog import register_more_retrievers
+from rrbench.tasks.folders import builtin_tasks_dir, user_tasks_dir
+from rrbench.training import catalog as training_catalog
 
 #: BM25's options, declared once for ``--retriever-option`` and for the sweep/matrix searches.
 BM25_SCHEMA = (
@@ -31,7 +31,7 @@ BM25_SCHEMA = (
 
 
 @hookimpl
-def register_tasks(register):
+def register_tasks(register: Any) -> None:
     register(TaskRef.from_path(
         "scifact-evidence", str(builtin_tasks_dir() / "scifact-evidence"),
         description="SciFact claims -> sentences of each cited abstract; rationale sentences are evidence (post scope)",
@@ -48,7 +48,7 @@ def register_tasks(register):
 
 
 @hookimpl
-def register_retrievers(register):
+def register_retrievers(register: Any) -> None:
     register(RetrieverSpec(
         id="bm25", loader="rrbench.retrievers.bm25:BM25Retriever",
         description="Okapi BM25 via bm25s (IDF over all sentences of the task), English stemming and stopwords",
@@ -70,7 +70,7 @@ def register_retrievers(register):
 
 
 @hookimpl
-def register_rerankers(register):
+def register_rerankers(register: Any) -> None:
     register(RerankerSpec(
         id="minilm-l6", aliases=("all-MiniLM-L6-v2",), loader="rrbench.models.biencoder:BiEncoderReranker",
         description="all-MiniLM-L6-v2 as a bi-encoder reranking baseline (cosine; no natural threshold)",
@@ -89,27 +89,27 @@ def register_rerankers(register):
 
 # Catalogues of the larger component families live next to their code; they only build spec objects.
 @hookimpl
-def register_fusers(register):
+def register_fusers(register: Any) -> None:
     fusion_catalog.register_fusers(register)
 
 
 @hookimpl
-def register_losses(register):
+def register_losses(register: Any) -> None:
     training_catalog.register_losses(register)
 
 
 @hookimpl
-def register_miners(register):
+def register_miners(register: Any) -> None:
     training_catalog.register_miners(register)
 
 
 @hookimpl
-def register_regimes(register):
+def register_regimes(register: Any) -> None:
     training_catalog.register_regimes(register)
 
 
 @hookimpl
-def register_calibrators(register):
+def register_calibrators(register: Any) -> None:
     register(CalibratorSpec(id="none", loader="rrbench.pipeline.decide:NoCalibrator",
                             description="no calibration: the threshold applies to the raw statistic"))
     register(CalibratorSpec(id="platt", loader="rrbench.pipeline.decide:PlattCalibrator",
@@ -122,7 +122,7 @@ def register_calibrators(register):
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(cli: Any) -> None:
     """rrbench's own commands arrive through the same hook as any plugin's (no side door), as lazy commands: the
     table in :mod:`rrbench.cli.groups` names each command's module, imported only when the command runs."""
     for name, (target, short_help) in COMMANDS.items():

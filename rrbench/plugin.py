@@ -104,8 +104,10 @@ _deprecated_getattr, _ = forwarding("rrbench.plugin", "rrbench.plugin",
 
 
 def __getattr__(name: str) -> Any:
-    """The helpers of ``_ON_FIRST_USE``, and the deprecated ``PairwiseReranker`` (a misnomer: it is the pointwise
-    interface, now ``PointwiseReranker``)."""
+    """Import a helper of ``_ON_FIRST_USE`` on first use, or forward a deprecated name.
+
+    ``PairwiseReranker`` was a misnomer (it is the pointwise interface); it is now ``PointwiseReranker``.
+    """
     if name in _ON_FIRST_USE:
         value = getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
         globals()[name] = value

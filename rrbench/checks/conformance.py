@@ -26,25 +26,21 @@ from typing import Any
 import numpy as np
 
 from rrbench.checks.rerankers import check_reranker
-from rrbench.util.errors import RRBenchError, UsageError
-from rrbench.tasks.resolve import load_task_dir
-from rrbench.tasks.mini import make_train_task
-from rrbench.pipeline.candidates import retrieve
-from rrbench.components.calls import component_label, running
-from rrbench.retrievers.factory import load_retriever
+from rrbench.components.calls import component_label, load_factory, owner_label, running
+from rrbench.components.registry import get_registry, resolve
 from rrbench.components.score_checks import check_scores
-from rrbench.pipeline.candidates import fuse_pools
-from rrbench.retrievers.fusion import load_fuser
-from rrbench.training.miners import load_miner, non_evidence
-from rrbench.components.calls import load_factory, owner_label
-from rrbench.components.registry import resolve
 from rrbench.components.specs import validate_options
-from rrbench.models.tiny import make_tiny_bert
-from rrbench.training.model import load_base
-from rrbench.models.tiny import make_tiny_causal_lm
-from rrbench.components.registry import get_registry
-from rrbench.training.regimes import expand
+from rrbench.models.tiny import make_tiny_bert, make_tiny_causal_lm
+from rrbench.pipeline.candidates import fuse_pools, retrieve
 from rrbench.pipeline.decide import load_calibrator
+from rrbench.retrievers.factory import load_retriever
+from rrbench.retrievers.fusion import load_fuser
+from rrbench.tasks.mini import make_train_task
+from rrbench.tasks.resolve import load_task_dir
+from rrbench.training.miners import load_miner, non_evidence
+from rrbench.training.model import load_base
+from rrbench.training.regimes import expand
+from rrbench.util.errors import RRBenchError, UsageError
 
 Report = dict[str, Any]
 
@@ -91,8 +87,8 @@ def check_retriever(name: str, tolerance: float = 1e-6, **options: Any) -> Repor
     if not checks.attempt("one finite score per candidate", finite):
         return checks.report()
     again = retrieve(task, queries, retriever, top_k=10_000)
-    diff = max(float(np.abs(a[1] - b[1]).max()) if len(a[1]) else 0.0 for a, b in zip(pools, again))
-    same_ids = all(np.array_equal(a[0], b[0]) for a, b in zip(pools, again))
+    diff = max(float(np.abs(a[1] - b[1]).max()) if len(a[1]) else 0.0 for a, b in zip(pools, again, strict=True))
+    same_ids = all(np.array_equal(a[0], b[0]) for a, b in zip(pools, again, strict=True))
     checks.record("deterministic", same_ids and diff <= tolerance, "same queries retrieved twice", diff)
     label = component_label(retriever)
     worst = 0.0
@@ -132,13 +128,13 @@ def check_fuser(name: str, tolerance: float = 1e-9, **options: Any) -> Report:
         return checks.report()
     again = fuse_pools(fuser, runs, top_k=1000)
     checks.record("deterministic", all(np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], atol=tolerance)
-                                       for a, b in zip(fused, again)), "same runs fused twice")
+                                       for a, b in zip(fused, again, strict=True)), "same runs fused twice")
     shuffled = [[(ids[order], scores[order]) for ids, scores in pools
                  for order in [rng.permutation(len(ids))]] for pools in runs]
     moved = fuse_pools(fuser, shuffled, top_k=1000)
     diffs = []
-    for a, b in zip(fused, moved):
-        pa, pb = dict(zip(a[0].tolist(), a[1].tolist())), dict(zip(b[0].tolist(), b[1].tolist()))
+    for a, b in zip(fused, moved, strict=True):
+        pa, pb = dict(zip(a[0].tolist(), a[1].tolist(), strict=True)), dict(zip(b[0].tolist(), b[1].tolist(), strict=True))
         diffs.append(max((abs(pa[i] - pb.get(i, np.inf)) for i in pa), default=0.0) if set(pa) == set(pb)
                      else np.inf)
     worst = float(max(diffs, default=0.0))
@@ -276,7 +272,7 @@ def _loss_batches() -> dict[str, Callable[[], tuple[Any, Any]]]:
     n1, n2, n3, n4 = ("The weather was sunny.", "Tea was not studied.", "Patients came from three hospitals.",
                       "The cohort included students only.")
 
-    def tensor(values):
+    def tensor(values: Any) -> Any:
         import torch  # lazy: torch costs seconds at start-up
 
         return torch.tensor(values)

@@ -18,13 +18,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
+
 import numpy as np
+
 from rrbench.components.bases import ListwiseReranker
-from rrbench.pipeline.rerank import check_scores
-from rrbench.util.errors import RRBenchError
 from rrbench.models.factory import load_reranker
-from rrbench.tasks.resolve import load_task_dir
+from rrbench.pipeline.rerank import check_scores
 from rrbench.tasks.mini import make_mini_task
+from rrbench.tasks.resolve import load_task_dir
+from rrbench.util.errors import RRBenchError
 
 
 def _pairs(task: Any) -> list[tuple[str, list[str]]]:
@@ -48,7 +50,7 @@ def _score(reranker: Any, groups: list[tuple[str, list[str]]], reverse: bool = F
 
 
 def _max_diff(a: list[Any], b: list[Any]) -> float:
-    return float(max((np.abs(x - y).max() for x, y in zip(a, b) if len(x)), default=0.0))
+    return float(max((np.abs(x - y).max() for x, y in zip(a, b, strict=True) if len(x)), default=0.0))
 
 
 def check_reranker(name: str, tolerance: float = 1e-4, **load_options: Any) -> dict[str, Any]:

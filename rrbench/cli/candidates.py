@@ -9,14 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rrbench.util.errors import UsageError
+
 from rrbench.components.registry import resolve
-from rrbench.pipeline.candidates import GeneratorConfig, describe_generator, fuse_pools, rankings, recall_at, retriever_identity
+from rrbench.measures.trec import run_lines, strictly_decreasing
+from rrbench.pipeline.candidates import (
+    GeneratorConfig,
+    describe_generator,
+    fuse_pools,
+    rankings,
+    recall_at,
+    retriever_identity,
+)
 from rrbench.retrievers.fusion import load_fuser
 from rrbench.tasks.resolve import get_task
-from rrbench.util.io import atomic_write_text
-from rrbench.measures.trec import run_lines, strictly_decreasing
-from rrbench.util.io import strict_json_dumps
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_write_text, strict_json_dumps
 from rrbench.util.progress import set_quiet
 from rrbench.util.text import run_tag
 
@@ -98,7 +105,7 @@ def _write_runs(result: dict[str, Any], directory: str) -> list[str]:
     for row in result["rows"]:
         lines: list[str] = []
         tag = run_tag(row["generator"])
-        for query, (ids, scores) in zip(result["queries"], row["pools"]):
+        for query, (ids, scores) in zip(result["queries"], row["pools"], strict=True):
             lines += run_lines(query.query_id, (task.docno(int(i)) for i in ids), strictly_decreasing(scores), tag)
         path = Path(directory) / f"{tag[len('rrbench-'):]}.k{max(result['ks'])}.trec"
         atomic_write_text(path, "\n".join(lines) + "\n")

@@ -8,11 +8,10 @@ from typing import Any
 
 import click
 
-from rrbench.cli.output import echo_json
-
 from rrbench.checks.conformance import check_component
-from rrbench.util.errors import PluginError, UsageError
+from rrbench.cli.output import echo_json
 from rrbench.models.knobs import parse_knobs
+from rrbench.util.errors import PluginError, UsageError
 
 CHECKABLE = ("rerankers", "retrievers", "fusers", "miners", "losses", "regimes", "calibrators")
 

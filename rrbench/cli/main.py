@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         _debug_traceback()
         click.echo(f"rrbench: error: {message}", err=True)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the catch-all the docstring promises
+    except Exception as exc:
         return _internal_error(exc)
     return 0
 
@@ -131,7 +131,7 @@ def _log_dir() -> Path | None:
 
     try:
         return cache_root() / "logs"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 

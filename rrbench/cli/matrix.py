@@ -12,10 +12,9 @@ import click
 
 from rrbench.cli.output import echo_json
 from rrbench.hpo.matrix import build_plan, estimate_cost
-from rrbench.hpo.matrix_run import run_matrix
-from rrbench.util.errors import UsageError
 from rrbench.hpo.matrix_report import render, write_report
-from rrbench.hpo.matrix_run import matrix_status
+from rrbench.hpo.matrix_run import matrix_status, run_matrix
+from rrbench.util.errors import UsageError
 
 
 def _hours(seconds: float) -> str:

@@ -14,8 +14,9 @@ from string import Template
 from typing import Any
 
 import click
-from rrbench.util.errors import UsageError
+
 from rrbench.tasks.mini import write_task
+from rrbench.util.errors import UsageError
 
 KINDS = ("rerankers", "retrievers", "fusers", "tasks", "losses", "miners", "regimes", "calibrators", "commands")
 

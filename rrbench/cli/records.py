@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-
 import click
 
 from rrbench.cli.output import echo_json
-from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
-from rrbench.leaderboard.outside_runs import evaluate_run
-from rrbench.util.errors import RRBenchError
-from rrbench.leaderboard.reproduce import reproduce
-from rrbench.leaderboard.board import publish
-from rrbench.records.record import load_record, require_valid
-from rrbench.measures.significance import compare_pair, per_query_values
+from rrbench.leaderboard.board import build, check, collect, publish
 from rrbench.leaderboard.gate import CandidateRunError, RegressionFound, gate, load_pair, table, write_summaries
-from rrbench.leaderboard.board import build, collect
 from rrbench.leaderboard.html import write_site
-from rrbench.leaderboard.board import check
+from rrbench.leaderboard.outside_runs import evaluate_run
+from rrbench.leaderboard.reproduce import reproduce
+from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
+from rrbench.measures.significance import compare_pair, per_query_values
+from rrbench.records.record import load_record, require_valid
+from rrbench.util.errors import RRBenchError
 from rrbench.util.text import fmt_number
 
 
@@ -160,7 +157,7 @@ def gate_cmd(baseline: str, candidate: str, metric: str, max_drop: float, alpha:
                       max_fe_increase=max_fe_increase, samples=samples)
     except RRBenchError:
         raise
-    except Exception as exc:  # noqa: BLE001 - never let an internal failure exit 1 (which means "regression")
+    except Exception as exc:
         raise CandidateRunError(f"gate failed unexpectedly: {type(exc).__name__}: {exc}") from None
     click.echo(table(result))
     for path in write_summaries(result, summary):

@@ -119,7 +119,7 @@ def _parse_threshold(value: Any) -> float | str | None:
 
 
 def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file: str | None, quiet: bool,
-                        trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...]):
+                        trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...]) -> Any:
     """A RunConfig from ``rrbench run`` flags, on top of a ``--config`` file when given (explicit flags win)."""
 
     if quiet:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from rrbench.hpo.plots import reliability_png
+from rrbench.hpo.space import load_space
+from rrbench.hpo.sweep import ScoreSource, SweepSetup, objective_factory, open_study, run_trials, shortfall_note
+from rrbench.hpo.sweep_report import write_reports
+from rrbench.records.record import load_record
 from rrbench.util.errors import UsageError
 from rrbench.util.progress import set_quiet
-from rrbench.hpo.sweep import SweepSetup
-from rrbench.hpo.space import load_space
-import shlex
-from rrbench.hpo.sweep import ScoreSource, objective_factory, open_study, run_trials, shortfall_note
-from rrbench.hpo.sweep_report import write_reports
-from rrbench.hpo.plots import reliability_png
-from rrbench.records.record import load_record
 
 
 def sweep_options(command: Any) -> Any:
@@ -49,7 +48,7 @@ def sweep_options(command: Any) -> Any:
 
 def _setup(task: str, split: str, retrievers: tuple[str, ...], rerankers: tuple[str, ...], space_file: str | None,
            contexts: tuple[int, ...], max_fe: float, seed: int, batch_size: int, device: str | None, dtype: str,
-           trust_remote_code: bool, cache_dir: str | None, quiet: bool):
+           trust_remote_code: bool, cache_dir: str | None, quiet: bool) -> Any:
     if quiet:
         set_quiet()
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from rrbench.util.errors import UsageError
-from rrbench.training.regimes import resolve_config
-from rrbench.training.trainer import train
 from rrbench.cli.output import echo_json
 from rrbench.models.knobs import parse_knobs
 from rrbench.models.loading import pick_device, resolve_bf16_training
+from rrbench.training.regimes import resolve_config
+from rrbench.training.trainer import train
+from rrbench.util.errors import UsageError
 
 
 @click.command("train")

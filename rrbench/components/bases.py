@@ -51,7 +51,7 @@ class ModelOptions:
                 "trust_remote_code": self.trust_remote_code, **self.extra}
 
 
-class Reranker(ABC):
+class Reranker:
     """Base class of all rerankers. ``weights_source``/``weights_path`` say where the weights came from."""
 
     interaction = "pointwise"
@@ -78,7 +78,7 @@ class Reranker(ABC):
                 **({"dtype_requested": self.dtype_requested} if self.dtype_requested else {})}
 
 
-class PointwiseReranker(Reranker):
+class PointwiseReranker(Reranker, ABC):
     """Scores flat lists of (query, candidate) pairs, each pair on its own (the engine batches pairs of many queries)."""
 
     @abstractmethod
@@ -86,7 +86,7 @@ class PointwiseReranker(Reranker):
         """One score per (queries[i], documents[i]) pair, as a float array of the same length."""
 
 
-class ListwiseReranker(Reranker):
+class ListwiseReranker(Reranker, ABC):
     interaction = "listwise"
 
     @abstractmethod
@@ -160,7 +160,8 @@ class Fuser(ABC):
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`UsageError` for options that cannot work."""
+        """Raise :class:`UsageError` for options that cannot work; the default accepts every option."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.spec.id, "options": dict(self.options), "score_kind": self.score_kind}
@@ -186,7 +187,7 @@ class Calibrator(ABC):
                              f"{', '.join(self.spec.score_kinds)} (try platt or isotonic)")
 
     @abstractmethod
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "Calibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Calibrator:
         """Fit on statistics ``x`` and binary outcomes ``y`` (1: the query has evidence)."""
 
     @abstractmethod

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rrbench.util.errors import PluginError, RRBenchError
-from rrbench.components.specs import singular
 from rrbench.components.registry import get_registry
+from rrbench.components.specs import singular
+from rrbench.util.errors import PluginError, RRBenchError
 
 
 class PluginBuildError(PluginError):

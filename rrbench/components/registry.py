@@ -35,16 +35,16 @@ from typing import Any
 
 import pluggy
 
-from rrbench.components import hookspecs
-from rrbench.util.errors import UnknownComponentError, UsageError, close_matches
-from rrbench.components.specs import KINDS, SPEC_CLASSES, ComponentSpec, singular
 from rrbench import __version__
+from rrbench.components import hookspecs
+from rrbench.components.specs import KINDS, SPEC_CLASSES, ComponentSpec, singular
+from rrbench.util.errors import UnknownComponentError, UsageError, close_matches
 
 ENTRY_POINT_GROUP = "rrbench"
 BUILTIN_PLUGIN = "rrbench"
 #: rrbench's own components, registered through the same hooks as any plugin (datasette's default plugins)
 BUILTINS_MODULE = "rrbench.builtins"
-HOOK_NAMES = tuple(f"register_{kind}" for kind in KINDS) + ("register_commands",)
+HOOK_NAMES = (*tuple(f"register_{kind}" for kind in KINDS), "register_commands")
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,7 @@ class Registry:
             raise UsageError(f"unknown component kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-def _make_register(kind: str, sink: list[ComponentSpec]):
+def _make_register(kind: str, sink: list[ComponentSpec]) -> Any:
     spec_class = SPEC_CLASSES[kind]
 
     def register(spec: Any) -> None:
@@ -292,7 +292,7 @@ def _is_editable(dist: Any) -> bool:
     try:
         raw = dist.read_text("direct_url.json") if dist is not None else None
         return bool(raw and json.loads(raw).get("dir_info", {}).get("editable"))
-    except Exception:  # noqa: BLE001 - unreadable metadata is not worth failing over
+    except Exception:
         return False
 
 
@@ -329,7 +329,7 @@ def build_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
         registry.trace.append(f"load {name} ({dist or 'no distribution'} {version or ''})".rstrip())
         try:
             pm.register(obj, name=name)
-        except Exception as exc:  # noqa: BLE001 - pluggy validation errors: bad hook signature
+        except Exception as exc:
             registry.mark_broken(name, f"{type(exc).__name__}: {exc}")
             return
         for hook in _undecorated_hooks(obj):
@@ -354,7 +354,7 @@ def build_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
             continue
         try:
             obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a plugin that fails to import is skipped, not fatal
+        except Exception as exc:
             registry.plugins[ep.name] = PluginInfo(ep.name, dist, version, editable=_is_editable(ep.dist))
             registry.trace.append(f"load {ep.name} ({dist} {version or ''})".rstrip())
             registry.mark_broken(ep.name, f"import failed: {type(exc).__name__}: {exc}")
@@ -399,7 +399,7 @@ def build_registry(extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
             collected: list[ComponentSpec] = []
             try:
                 impl.function(**{arg: _make_register(kind, collected) for arg in impl.argnames})
-            except Exception as exc:  # noqa: BLE001 - isolation: one failing hook call loses only its own work
+            except Exception as exc:
                 registry.hook_failed(impl.plugin_name, hook, exc)
                 continue
             kept = _drop_duplicates(registry, impl.plugin_name, kind, collected)
@@ -452,7 +452,7 @@ def register_commands(cli: Any) -> None:
         lazy_before = dict(lazy)
         try:
             impl.function(**{arg: cli for arg in impl.argnames})
-        except Exception as exc:  # noqa: BLE001 - isolation per plugin
+        except Exception as exc:
             for added in set(cli.commands) - set(before):
                 del cli.commands[added]
             cli.commands.update(before)

@@ -7,12 +7,13 @@ user needs to know before spending compute on the component (hub id, pinned revi
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
-import difflib
+
 from rrbench.util.errors import UsageError, close_matches
 
 ScoreKind = Literal["logit", "probability", "log-odds", "cosine", "bm25", "similarity", "rank"]
@@ -317,7 +318,7 @@ class TaskRef(ComponentSpec):
     path: str = ""
 
     @classmethod
-    def from_path(cls, id: str, path: str, description: str = "", aliases: tuple[str, ...] = ()) -> "TaskRef":
+    def from_path(cls, id: str, path: str, description: str = "", aliases: tuple[str, ...] = ()) -> TaskRef:
         return cls(id=id, loader="rrbench.tasks.loader:load_task_dir", description=description,
                    aliases=aliases, path=str(path))
 

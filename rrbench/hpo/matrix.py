@@ -30,14 +30,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rrbench.components.registry import get_registry, resolve
+from rrbench.hpo.space import parse_space
+from rrbench.pipeline.runner import RunConfig
+from rrbench.tasks.resolve import get_task
 from rrbench.util.errors import UsageError
 from rrbench.util.io import canonical_hash
 from rrbench.util.strict_yaml import read_yaml_document, validate_document
-from rrbench.components.registry import get_registry
-from rrbench.components.registry import resolve
-from rrbench.tasks.resolve import get_task
-from rrbench.pipeline.runner import RunConfig
-from rrbench.hpo.space import parse_space
 
 #: A regime's factor value that keeps its own loss / miner.
 DEFAULT = "default"
@@ -305,7 +304,7 @@ def read_matrix(path: str | Path) -> MatrixSpec:
     return spec
 
 
-def _resolve(kind: str, name: str, path: Path, field_name: str):
+def _resolve(kind: str, name: str, path: Path, field_name: str) -> Any:
     try:
         return get_registry().get(kind, name)
     except UsageError as exc:
@@ -509,7 +508,7 @@ def estimate_cost(plan: Plan, measured_pairs_per_s: float | None = None) -> dict
         if cell.shape == "none":
             per_cell[cell.key] = eval_pairs / BENCHMARK_EVAL_PAIRS_PER_S
             continue
-        rows = sum(min(p + negatives, s) for p, s in zip(positives, post_sizes))
+        rows = sum(min(p + negatives, s) for p, s in zip(positives, post_sizes, strict=True))
         train_s = rows * epochs / rate
         evals = tier_b.evaluations * eval_pairs / BENCHMARK_EVAL_PAIRS_PER_S
         per_cell[cell.key] = tier_b.trials * (train_s + evals)

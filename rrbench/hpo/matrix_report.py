@@ -11,19 +11,15 @@ Sections: Tier B (every cell on the selection split), the levers (what changing 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.util.io import atomic_write_text, strict_json_dumps
-from rrbench.measures.significance import per_query_values
-from rrbench.measures.significance import compare_pair
 from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
-from rrbench.measures.significance import mean_std
-import shutil
-from rrbench.util.io import read_json_object
-from rrbench.util.text import fmt_number
-from rrbench.util.text import fmt_p
 from rrbench.hpo.sweep_report import settings_label
+from rrbench.measures.significance import compare_pair, mean_std, per_query_values
+from rrbench.util.io import atomic_write_text, read_json_object, strict_json_dumps
+from rrbench.util.text import fmt_number, fmt_p
 
 if TYPE_CHECKING:
     from rrbench.hpo.matrix import Plan
@@ -102,7 +98,7 @@ def _levers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for factor in ("R", "L", "N", "G", "M"):
         groups: dict[tuple, dict[str, float]] = {}
         for row in rows:
-            if not row.get("dev_select") or row["shape"] == "none" and factor in ("L", "N"):
+            if not row.get("dev_select") or (row["shape"] == "none" and factor in ("L", "N")):
                 continue
             rest = tuple(row[f] for f in ("G", "M", "R", "L", "N") if f != factor and not (
                 factor == "R" and f in ("L",)))

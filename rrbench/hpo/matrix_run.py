@@ -26,25 +26,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
 from rrbench.hpo.matrix import LAYOUT, Cell, Plan
-from rrbench.hpo.matrix_tier_b import (Trainer, best_trial, cell_counts, cell_space, objective_for, open_cell_study,
-                                real_trainer, run_study, study_name, tier_b_budget)
-from rrbench.util.storage import normalise_url, open_storage, redact_url
-from rrbench.pipeline.runner import RunConfig, execute
-from rrbench.hpo.matrix_tiers import export_scores
 from rrbench.hpo.matrix_report import write_report
-from rrbench.hpo.matrix_tiers import later_tiers
-from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, finalists
-from rrbench.util.io import read_json_object
+from rrbench.hpo.matrix_tier_b import (
+    Trainer,
+    best_trial,
+    cell_counts,
+    cell_space,
+    objective_for,
+    open_cell_study,
+    real_trainer,
+    run_study,
+    study_name,
+    tier_b_budget,
+)
+from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, export_scores, finalists, later_tiers
+from rrbench.pipeline.runner import RunConfig, execute
 from rrbench.records.record import load_record
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_dir, atomic_write_text, read_json_object, strict_json_dumps
+from rrbench.util.storage import normalise_url, open_storage, redact_url
 
 CELL_FILE = "cell.json"
 STORAGE_FILE = "studies.sqlite"
 
 
-def storage_for(plan: Plan, output: Path, url: str | None, heartbeat: bool = True):
+def storage_for(plan: Plan, output: Path, url: str | None, heartbeat: bool = True) -> Any:
     default = output / "hpo" / STORAGE_FILE
     return open_storage(url, default, heartbeat=heartbeat), redact_url(normalise_url(url, default))
 
@@ -93,7 +100,7 @@ def teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache
     return str(output / "reranker_scores" / teacher_key / "train")
 
 
-def _finish_cell(plan: Plan, cell: Cell, study, output: Path, evaluate: bool, cache_dir: str | None) -> None:
+def _finish_cell(plan: Plan, cell: Cell, study: Any, output: Path, evaluate: bool, cache_dir: str | None) -> None:
     """Copy the best trial's checkpoint to train_runs/<cell>/model, evaluate it, and write cell.json last."""
     final = output / "train_runs" / cell.key
     best = best_trial(study) if study is not None else None

@@ -18,18 +18,18 @@ import math
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.util.errors import UsageError
-from rrbench.util.io import canonical_hash
 from rrbench.components.registry import resolve
+from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.measures.names import trainer_key
 from rrbench.training.regimes import resolve_config
 from rrbench.training.trainer import train
-from rrbench.hpo.study import make_sampler, suggest_value
-from collections import Counter
+from rrbench.util.errors import UsageError
+from rrbench.util.io import canonical_hash
 
 if TYPE_CHECKING:
     import optuna
@@ -167,17 +167,17 @@ def _declared_options(cell: Cell) -> set[str]:
     return out
 
 
-def report_callback(report: Callable[[float], None], evaluations: int):
+def report_callback(report: Callable[[float], None], evaluations: int) -> Any:
     """A transformers callback: evaluate ``evaluations`` times per training phase and report each nDCG@10."""
     from transformers import TrainerCallback  # lazy: heavy: pulls in torch
 
     class ReportToOptuna(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.max_steps and state.global_step == 0:
                 every = max(1, math.ceil(state.max_steps / evaluations))
                 state.eval_steps = state.save_steps = every
 
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - HF signature
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
             value = (metrics or {}).get(trainer_key("nDCG@10"))
             if value is not None:
                 report(float(value))
@@ -296,7 +296,7 @@ def open_cell_study(cell: Cell, spec: MatrixSpec, storage: Any, space: dict[str,
         if stored != identity:
             raise UsageError(f"study {name!r} in {storage_label} was made from a different version of the matrix "
                              f"file (search space or budget changed); to start a new study, rename the matrix "
-                             f"('name:') or pass another --storage/--output")
+                             f"('name:') or pass another --storage/--output") from None
         return study
     for params in tier_b.enqueue:
         study.enqueue_trial(coerce_params(params, space, cell))

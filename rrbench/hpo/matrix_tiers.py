@@ -32,21 +32,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_write_text, strict_json_dumps
-from rrbench.pipeline.runner import execute
-from rrbench.pipeline.runner import RunConfig
-from rrbench.hpo.sweep import ScoreSource, SweepSetup, objective_factory, open_study, run_trials, shortfall_note
-from rrbench.hpo.sweep_report import best_config_file, write_reports
+from rrbench.hpo.matrix_tier_b import NotEnqueued, _system_attrs, run_study, train_options
 from rrbench.hpo.space import parse_space
-from rrbench.hpo.sweep import CROSS_FIT_FOLDS
-from rrbench.hpo.matrix_tier_b import train_options
-from rrbench.tasks.resolve import fold_split
-from rrbench.util.io import canonical_hash
-from rrbench.hpo.matrix_tier_b import NotEnqueued, _system_attrs
-from rrbench.hpo.matrix_tier_b import run_study
+from rrbench.hpo.sweep import (
+    CROSS_FIT_FOLDS,
+    ScoreSource,
+    SweepSetup,
+    objective_factory,
+    open_study,
+    run_trials,
+    shortfall_note,
+)
+from rrbench.hpo.sweep_report import best_config_file, write_reports
 from rrbench.measures.significance import mean_std
-from rrbench.util.io import read_json
+from rrbench.pipeline.runner import RunConfig, execute
+from rrbench.tasks.resolve import fold_split
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_write_text, canonical_hash, read_json, strict_json_dumps
 from rrbench.util.text import slug
 
 if TYPE_CHECKING:

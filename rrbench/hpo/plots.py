@@ -14,7 +14,7 @@ from typing import Any
 from rrbench.util.io import atomic_write
 
 
-def _figure():
+def _figure() -> Any:
     import matplotlib  # lazy: optional: only plots use it
 
     matplotlib.use("Agg")
@@ -43,10 +43,10 @@ def pareto_png(path: Path, points: Sequence[tuple[float, float]], front: Sequenc
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if points:
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         ax.scatter(xs, ys, s=8, alpha=0.35, color="#7f8c8d", label=f"trials ({len(points)})")
     if front:
-        fx, fy = zip(*sorted(front))
+        fx, fy = zip(*sorted(front), strict=True)
         ax.plot(fx, fy, "-o", color="#c0392b", markersize=4, drawstyle="steps-post", label="Pareto front")
     if budget_line:
         ax.axvline(max_fe, color="#2c3e50", linestyle="--", linewidth=1, label=f"FE budget {max_fe:g}")

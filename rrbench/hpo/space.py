@@ -92,7 +92,7 @@ def _check_range(name: str, raw: Mapping[str, Any], where: str) -> Range:
         raise UsageError(f"{where}: dimension {name!r} needs numeric low and high") from None
     if not low <= high:
         raise UsageError(f"{where}: dimension {name!r} has an empty range (low {low} > high {high})")
-    if name in UNIT and not (0.0 <= low and high <= 1.0):
+    if name in UNIT and not (low >= 0.0 and high <= 1.0):
         raise UsageError(f"{where}: dimension {name!r} must stay within [0, 1], got [{low}, {high}]")
     if step is not None and step <= 0:
         raise UsageError(f"{where}: dimension {name!r} needs a step > 0, got {step}")

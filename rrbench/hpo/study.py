@@ -21,10 +21,10 @@ def make_sampler(name: str, seed: int, *, startup_trials: int | None = None, con
     (Optuna >= 5 reads ``Trial.set_constraint``)."""
     import optuna  # lazy: optional: only sweeps and the matrix use it
 
-    legacy = {} if constraints_func is None or hasattr(optuna.trial.Trial, "set_constraint") else \
+    legacy: dict[str, Any] = {} if constraints_func is None or hasattr(optuna.trial.Trial, "set_constraint") else \
         {"constraints_func": constraints_func}
     if name == "tpe":
-        startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
+        startup: dict[str, Any] = {} if startup_trials is None else {"n_startup_trials": startup_trials}
         return optuna.samplers.TPESampler(seed=seed, **startup, **legacy)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, **legacy)

@@ -19,27 +19,26 @@ without any decision counts as infeasible).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
-from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split
-from rrbench.pipeline.runner import RunConfig
 from rrbench.hpo.space import Range, Space
-from rrbench.tasks.resolve import get_task
-from rrbench.pipeline.candidates import generate
-from rrbench.pipeline.score_cache import open_cache, wrap
-from rrbench.models.factory import load_reranker
-from rrbench.tasks.resolve import candidate_text
-from rrbench.util.progress import progress as _bar
-from rrbench.pipeline.decide import query_statistic
-from rrbench.util.io import canonical_hash
-from rrbench.util.storage import open_storage, redact_url
 from rrbench.hpo.study import make_sampler, suggest_value
+from rrbench.models.factory import load_reranker
+from rrbench.pipeline.candidates import generate
+from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split
+from rrbench.pipeline.decide import query_statistic
+from rrbench.pipeline.runner import RunConfig
+from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.tasks.resolve import candidate_text, get_task
+from rrbench.util.errors import UsageError
+from rrbench.util.io import canonical_hash
+from rrbench.util.progress import progress as _bar
+from rrbench.util.storage import open_storage, redact_url
 
 CROSS_FIT_FOLDS = 5
 STUDY_FILE = "study.sqlite"
@@ -93,7 +92,7 @@ def _values(space: Space, name: str) -> list[Any]:
     value = space.dims[name]
     if isinstance(value, Range):
         if value.step:
-            count = int(round((value.high - value.low) / value.step))
+            count = round((value.high - value.low) / value.step)
             return [round(value.low + i * value.step, 10) for i in range(count + 1)]
         return [value.low, value.high]
     return list(value)
@@ -150,7 +149,7 @@ class ScoreSource:
         self._need: list[set[int]] | None = None
 
     # pools ---------------------------------------------------------------------------------------------------------
-    def candidates(self, key: GeneratorKey, top_k: int):
+    def candidates(self, key: GeneratorKey, top_k: int) -> Any:
         memo = (key, top_k)
         if memo not in self._pools:
             config = base_config(self.setup, key, top_k)
@@ -174,7 +173,7 @@ class ScoreSource:
         return need
 
     # scores --------------------------------------------------------------------------------------------------------
-    def member(self, name: str, variant: tuple[int | None, str | None]):
+    def member(self, name: str, variant: tuple[int | None, str | None]) -> Any:
         max_length, instruction = variant
         reranker = load_reranker(name, deferred=True, device=self.setup.device, max_length=max_length,
                                  batch_size=self.setup.batch_size, dtype=self.setup.dtype, instruction=instruction,
@@ -194,7 +193,7 @@ class ScoreSource:
     def _needed_pairs(self, context: int) -> tuple[list[str], list[str], list[tuple[int, int]]]:
         """Every (query, candidate text) pair a trial can ask for, and its (row, candidate id)."""
         queries, texts, where = [], [], []
-        for row, (query, ids) in enumerate(zip(self.queries, self.needed_pairs())):
+        for row, (query, ids) in enumerate(zip(self.queries, self.needed_pairs(), strict=True)):
             for i in sorted(ids):
                 queries.append(query.text)
                 texts.append(candidate_text(self.task, i, context))
@@ -228,7 +227,7 @@ class ScoreSource:
         """Score every missing pair through the engine (each model loaded once); returns pairs scored per model."""
         done: dict[str, int] = {}
         for name, variant, _, member, queries, texts, _, stored in self._stored():
-            todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored) if s is None))
+            todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored, strict=True) if s is None))
             chunk = max(256, self.setup.batch_size * 8)
             label = f"filling {name}" + (f" max_length={variant[0]}" if variant[0] else "")
             with _bar(len(todo), label, progress, unit="pair") as bar:
@@ -253,7 +252,7 @@ class ScoreSource:
             if any(s is None for s in stored):
                 raise UsageError(f"reranker {name!r} lacks cached scores; run `rrbench sweep fill` first")
             out: list[dict[int, float]] = [{} for _ in self.queries]
-            for (row, i), score in zip(where, stored):
+            for (row, i), score in zip(where, stored, strict=True):
                 out[row][i] = float(score)  # type: ignore[arg-type]
             self._scores[memo] = out
         return self._scores[memo]
@@ -335,7 +334,7 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
     members = [m for m in params.get("rerankers", [])]
     weights = list(params.get("ensemble_weights", []))
     if weights:  # a zero weight drops the member: the run then has exactly the members that count
-        kept = [(m, w) for m, w in zip(members, weights) if w > 0]
+        kept = [(m, w) for m, w in zip(members, weights, strict=True) if w > 0]
         members, weights = [m for m, _ in kept], [w for _, w in kept]
         if len(members) <= 1:
             weights = []
@@ -365,7 +364,7 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
     return config
 
 
-def evaluate_config(config: RunConfig, source: ScoreSource, per_query: bool = False):
+def evaluate_config(config: RunConfig, source: ScoreSource, per_query: bool = False) -> Any:
     """Metrics of one configuration on the sweep's split: the arrays and function ``rrbench run`` uses."""
     data = source.arrays(config)
     folds = data.folds(int(config.cross_fit), config.seed) if config.cross_fit else None
@@ -411,7 +410,7 @@ def constraints(trial: Any) -> list[float]:
     return [float(trial.user_attrs.get("constraint", 1.0))]
 
 
-def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str | None, sampler: str):
+def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str | None, sampler: str) -> Any:
     """Create or resume the study; refuse one made for another setup."""
     import optuna  # lazy: optional: only sweeps and the matrix use it
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from rrbench.util.io import atomic_write_text, strict_json_dumps
-from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, feasible, pareto_front
-from rrbench.hpo.space import Space
 import yaml
+
 from rrbench.hpo.plots import pareto_png
+from rrbench.hpo.space import Space
+from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, feasible, pareto_front
+from rrbench.util.io import atomic_write_text, strict_json_dumps
 from rrbench.util.text import fmt_number
 
 

@@ -14,18 +14,25 @@ the training seed into one row (mean ± std). A board whose task version was bum
 
 from __future__ import annotations
 
-from functools import partial
-
 import datetime as _dt
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.util.io import atomic_dir, atomic_write_text, canonical_hash
+from rrbench.leaderboard.verify import LEDGER_FILE, registered_version, verify_record, write_sums
+from rrbench.measures.significance import (
+    ALPHA,
+    SAMPLES,
+    bootstrap_ci,
+    compare_with_leader,
+    mean_std,
+    per_query_values,
+)
 from rrbench.records.record import (
     RESULTS_FILE,
     RUN_FILE,
@@ -36,15 +43,7 @@ from rrbench.records.record import (
     require_valid,
     system_identity,
 )
-from rrbench.measures.significance import (
-    ALPHA,
-    SAMPLES,
-    bootstrap_ci,
-    compare_with_leader,
-    mean_std,
-    per_query_values,
-)
-from rrbench.leaderboard.verify import LEDGER_FILE, registered_version, verify_record, write_sums
+from rrbench.util.io import atomic_dir, atomic_write_text, canonical_hash
 from rrbench.util.text import fmt_number
 
 #: the board's cells: rrbench's number format, with a dash for what a record does not have
@@ -223,7 +222,7 @@ def build_rows(entries: Sequence[Entry], method: str = "holm", alpha: float = AL
     scored = [r for r in rows if r.per_query]
     if len(scored) >= 2:
         results = compare_with_leader([r.per_query for r in scored], method=method, alpha=alpha, samples=samples)
-        for row, result in zip(scored, results):
+        for row, result in zip(scored, results, strict=True):
             row.p, row.p_adjusted, row.tied = result["p"], result["p_adjusted"], result["tied"]
     return rows
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.measures.names import RANK_METRICS, canonical_metric
-from rrbench.records.record import RESULTS_FILE, load_record, require_valid, system_identity
 from rrbench.measures.significance import SAMPLES, per_query_values, sign_flip_test
 from rrbench.pipeline.runner import RunConfig, execute, load_config_file
+from rrbench.records.record import RESULTS_FILE, load_record, require_valid, system_identity
+from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.util.io import atomic_write_text
 
 PASS, REGRESSION, UNUSABLE, CANDIDATE_FAILED = 0, 1, 2, 3
@@ -113,7 +113,7 @@ def run_candidate_config(config_file: str | Path, output: str | Path | None = No
         raise CandidateRunError(f"--candidate {config_file}: {exc}") from None
     except RRBenchError as exc:
         raise CandidateRunError(f"--candidate {config_file}: the run failed: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a plugin crash is a failed candidate, not a regression
+    except Exception as exc:
         raise CandidateRunError(f"--candidate {config_file}: the run crashed: {type(exc).__name__}: {exc}") from None
     return Path(record["output_dir"])
 
@@ -188,8 +188,8 @@ def markdown(result: GateResult) -> str:
     if result.max_fe_increase is not None:
         out.append(f"| false_evidence_rate | {_f(result.fe_baseline)} | {_f(result.fe_candidate)} | "
                    f"{(result.fe_candidate or 0) - (result.fe_baseline or 0):+.4f} |")
-    out += ["", f"One-sided paired sign-flip randomisation test over queries of H0: mean(candidate − baseline) ≥ "
-            f"−{result.max_drop:g}; p = {result.p_value:.4f}, alpha {result.alpha:g}"
+    out += ["", f"One-sided paired sign-flip randomisation test over queries of H0: mean(candidate - baseline) ≥ "
+            f"-{result.max_drop:g}; p = {result.p_value:.4f}, alpha {result.alpha:g}"
             + (f"; false-evidence margin +{result.max_fe_increase:g}" if result.max_fe_increase is not None else "")
             + ".", ""]
     return "\n".join(out)

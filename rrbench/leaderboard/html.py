@@ -15,11 +15,11 @@ views cannot disagree. Pages:
 from __future__ import annotations
 
 import html
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
 from rrbench.leaderboard.board import (
     Row,
     build_rows,
@@ -29,7 +29,7 @@ from rrbench.leaderboard.board import (
     vs_leader,
 )
 from rrbench.util.errors import UsageError
-import shutil
+from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1d2330;max-width:1200px}
@@ -223,7 +223,7 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
     out.append(f"<p><input id=\"filter\" type=\"search\" placeholder=\"filter systems…\" aria-label=\"filter\"> "
                f"<span class=\"note\"><span id=\"shown\">{len(rows)}</span> of {len(rows)} rows</span></p>")
     out.append("<table id=\"board\"><thead><tr>" + "".join(
-        f"<th data-type=\"{t}\">{_e(h)}</th>" for h, t in zip(head, types)) + "</tr></thead><tbody>")
+        f"<th data-type=\"{t}\">{_e(h)}</th>" for h, t in zip(head, types, strict=True)) + "</tr></thead><tbody>")
     for i, row in enumerate(rows):
         manifest = row.first.manifest
         value = row.metric(main)
@@ -241,7 +241,7 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
                  (_num(row.metric("R@10")), row.metric("R@10")), (_num(fe, 2), fe),
                  ("—" if rate is None else f"{rate:.1f}", rate), (_e(notes(manifest)), notes(manifest))]
         tds = []
-        for (content, sort), kind in zip(cells, types):
+        for (content, sort), kind in zip(cells, types, strict=True):
             attr = "" if sort is None else _e(sort)
             tds.append(f"<td class=\"{'num' if kind == 'num' else ''}\" data-sort=\"{attr}\">{content}</td>")
         out.append(f"<tr class=\"{'tied' if row.tied else ''}\">" + "".join(tds) + "</tr>")

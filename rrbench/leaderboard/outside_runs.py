@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_dir, atomic_write_text, sha256_file, strict_json_dumps
 from rrbench.measures.metrics import RankedQuery, evaluate
+from rrbench.measures.trec import qrels_lines, read_run
 from rrbench.records.builder import METRIC_NOTES, build_record, task_identity
 from rrbench.records.record import QRELS_FILE, RESULTS_FILE, RUN_FILE
 from rrbench.tasks.resolve import Task, get_task
-from rrbench.measures.trec import qrels_lines, read_run
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_dir, atomic_write_text, sha256_file, strict_json_dumps
 
 
 def _docno_index(task: Task, docno: str, where: str) -> int:

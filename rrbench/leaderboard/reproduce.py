@@ -6,12 +6,15 @@ which is why it is not part of ``rrbench.records.record``: the record format mod
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from rrbench.components.registry import missing_plugins
 from rrbench.leaderboard.outside_runs import evaluate_run
+from rrbench.pipeline.runner import RunConfig, execute
 from rrbench.records.record import (
     RUN_FILE,
     RecordError,
@@ -21,9 +24,6 @@ from rrbench.records.record import (
     record_path,
     require_valid,
 )
-from rrbench.components.registry import missing_plugins
-from rrbench.pipeline.runner import RunConfig, execute
-import tempfile
 
 
 def reproduce(path: str | Path, output: str | Path | None = None, tolerance: float = 1e-9,

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.io import sha256_file
+from rrbench.components.registry import get_registry
+from rrbench.leaderboard.outside_runs import score_run
+from rrbench.records import ledger as test_ledger
 from rrbench.records.builder import config_hash
 from rrbench.records.record import (
     RESULTS_FILE,
@@ -30,12 +32,9 @@ from rrbench.records.record import (
     record_folder_name,
     require_valid,
 )
-from rrbench.components.registry import get_registry
-from rrbench.leaderboard.outside_runs import score_run
-from rrbench.util.io import atomic_write_text
-from rrbench.util.errors import UsageError
 from rrbench.tasks.resolve import get_task
-from rrbench.records import ledger as test_ledger
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_write_text, sha256_file
 
 METRIC_TOLERANCE = 1e-9
 SUMS_FILE = "SHA256SUMS"
@@ -178,7 +177,7 @@ def check_recomputed(record: Mapping[str, Any], task: Any, folder: Path, file: P
             _recompute_decisions(manifest, task, fresh, per_query, file)
     except RecordError:
         raise
-    except Exception as exc:  # noqa: BLE001 - an unreadable or foreign run file is the record's fault: name it
+    except Exception as exc:
         raise _fail(file, RUN_FILE, str(exc).replace(str(folder / RUN_FILE) + ": ", "")) from None
     for key, value in metrics.items():
         if key in fresh and not _close(value, fresh[key]):

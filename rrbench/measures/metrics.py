@@ -109,7 +109,7 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
     cutoffs = sorted({RANK_METRIC_DEPTH, *(c for c in extra_cutoffs if c > 0), *([pool_k] if pool_k else [])})
     rows: dict[str, dict[str, float]] = {q: {} for q in query_ids} if per_query else {}
     metrics: dict[str, float | int | None] = {}
-    evidence_ids = [q for q, h in zip(query_ids, has.tolist()) if h] if per_query else []
+    evidence_ids = [q for q, h in zip(query_ids, has.tolist(), strict=True) if h] if per_query else []
     if has.any():
         r, i = ranked[has], ideal[has]
         n_relevant = (i >= 1).sum(axis=1)
@@ -118,7 +118,7 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
             columns[f"R@{k}"] = recall_at_k(r, n_relevant, k)
         for name, values in columns.items():
             metrics[name] = float(values.mean())
-            for q, value in zip(evidence_ids, values):
+            for q, value in zip(evidence_ids, values, strict=True):
                 rows[q][name] = float(value)
     else:
         for name in ["nDCG@10", "RR@10", *(f"R@{k}" for k in cutoffs)]:
@@ -127,7 +127,7 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
         flags = np.asarray(answered, dtype=np.float64)[~has]
         metrics["false_evidence_rate"] = float(flags.mean())
         if per_query:
-            for q, flag in zip((q for q, h in zip(query_ids, has.tolist()) if not h), flags):
+            for q, flag in zip((q for q, h in zip(query_ids, has.tolist(), strict=True) if not h), flags, strict=True):
                 rows[q]["false_evidence"] = float(flag)
     else:
         metrics["false_evidence_rate"] = None

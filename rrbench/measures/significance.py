@@ -227,9 +227,9 @@ def compare_with_leader(systems: Sequence[Mapping[str, float]], method: str = "h
     valid = [i for i, v in enumerate(raw) if v is not None]
     adjusted = holm([raw[i] for i in valid])  # type: ignore[misc]
     adj: list[float | None] = [None] * len(raw)
-    for i, v in zip(valid, adjusted):
+    for i, v in zip(valid, adjusted, strict=True):
         adj[i] = v
-    for p_raw, p_adj, n in zip(raw, adj, counts):
+    for p_raw, p_adj, n in zip(raw, adj, counts, strict=True):
         out.append({"p": p_raw, "p_adjusted": p_adj, "tied": p_adj is None or p_adj >= alpha, "queries": n})
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from rrbench.util.errors import UsageError
 
 
@@ -61,7 +62,7 @@ def format_score(score: float) -> str:
 
 def run_lines(query_id: str, docnos: Iterable[str], scores: Iterable[float], tag: str) -> list[str]:
     return [f"{query_id} Q0 {docno} {rank} {format_score(score)} {tag}"
-            for rank, (docno, score) in enumerate(zip(docnos, scores), start=1)]
+            for rank, (docno, score) in enumerate(zip(docnos, scores, strict=True), start=1)]
 
 
 def qrels_lines(query_id: str, judged: dict[str, int]) -> list[str]:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rrbench.components.bases import ModelOptions, PointwiseReranker
-from rrbench.models.loading import load_sentence_transformer
 from rrbench.components.specs import RerankerSpec
+from rrbench.models.loading import load_sentence_transformer
 
 
 class BiEncoderReranker(PointwiseReranker):

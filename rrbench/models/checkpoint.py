@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
+from rrbench.components.identity import weight_files
+from rrbench.components.specs import RerankerSpec, ScoreKind
 from rrbench.util.errors import MissingWeightsError, UsageError
 from rrbench.util.io import read_json_object
-from rrbench.components.specs import RerankerSpec, ScoreKind
-from rrbench.components.identity import weight_files
 
 CHECKPOINT_META = "rrbench_model.json"
 

@@ -26,18 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.models.engine import InferenceEngine, autocast_dtype_for, quantize_int8
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import ModelOptions, PointwiseReranker
+from rrbench.components.identity import weights_fingerprint
+from rrbench.components.specs import RerankerSpec
+from rrbench.models import runtimes
+from rrbench.models.engine import InferenceEngine, autocast_dtype_for, quantize_int8
 from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
+from rrbench.models.pair_scorer import apply_head, pair_scorer
 from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
 from rrbench.models.resolve import resolve_weights
 from rrbench.models.runtimes import ExportedModel, check_runtime, runtime_dtype
-from rrbench.components.specs import RerankerSpec
-from rrbench.models.pair_scorer import pair_scorer
-from rrbench.components.identity import weights_fingerprint
-from rrbench.models import runtimes
-from rrbench.models.pair_scorer import apply_head
+from rrbench.util.errors import UsageError
 
 IMPLEMENTATIONS = ("sentence-transformers", "flag")
 
@@ -111,10 +110,13 @@ class CrossEncoderReranker(PointwiseReranker):
                                       token_budget=options.extra.get("token_budget"), name=f"reranker {spec.id}",
                                       framework="torch" if self.runtime == "torch" else "numpy")
 
-    def _runtime_forward(self):
+    def _runtime_forward(self) -> Any:
         """Export the scorer for ONNX Runtime / OpenVINO (or reuse the cached export) and open a CPU session."""
         import torch  # lazy: torch costs seconds at start-up
 
+        if self.weights_path is None or self.scorer is None:
+            raise UsageError(f"--runtime {self.runtime} exports the engine's scorer from weights on disk; "
+                             f"{self.spec.id!r} has neither (pass --runtime torch)")
         dtype = runtime_dtype(self.runtime, self.options.dtype, bf16_is_native("cpu"))
         names = ["input_ids", "attention_mask"]
         if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
@@ -158,24 +160,24 @@ class CrossEncoderReranker(PointwiseReranker):
         keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
         return [{k: enc[k][i] for k in keys} for i in range(len(queries))]
 
-    def _forward(self, inputs: dict[str, Any]):
+    def _forward(self, inputs: dict[str, Any]) -> Any:
         if self.scorer is None:  # only the engine path (use_engine) forwards through here
             raise RuntimeError("the pair scorer exists only when the inference engine is used")
         return self.scorer(**inputs)
 
-    def _head(self, logits):
+    def _head(self, logits: Any) -> Any:
         return apply_head(logits, self.sigmoid)
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         queries = self._queries(queries)
         if self.implementation == "flag":
-            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],
+            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents, strict=True)],
                                              batch_size=self.options.batch_size, max_length=self.max_length,
                                              normalize=self.spec.score_kind == "probability")
             return np.atleast_1d(np.asarray(scores, dtype=np.float64))
         if self.use_engine:
             return self.engine.score_pairs(queries, documents, self._encode)
-        scores = self.model.predict([[q, d] for q, d in zip(queries, documents)], batch_size=self.options.batch_size,
+        scores = self.model.predict([[q, d] for q, d in zip(queries, documents, strict=True)], batch_size=self.options.batch_size,
                                     show_progress_bar=False, convert_to_tensor=True)
         return self._head(scores.reshape(len(queries), -1)).float().cpu().numpy().astype(np.float64).reshape(-1)
 

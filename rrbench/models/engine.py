@@ -22,7 +22,10 @@ Longest batches run first, so an OOM shows up at the start of a run rather than 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +33,6 @@ from typing import Any
 import numpy as np
 
 from rrbench.util.errors import PluginError, UsageError
-import contextlib
-import gc
-import warnings
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class InferenceEngine:
             return np.empty(0, dtype=np.float64)
         if self.dedupe:
             index: dict[tuple[str, str], int] = {}
-            inverse = np.fromiter((index.setdefault((q, d), len(index)) for q, d in zip(queries, documents)),
+            inverse = np.fromiter((index.setdefault((q, d), len(index)) for q, d in zip(queries, documents, strict=True)),
                                   dtype=np.int64, count=len(queries))
             unique = list(index)
             uq, ud = [u[0] for u in unique], [u[1] for u in unique]
@@ -139,7 +139,7 @@ class InferenceEngine:
             batch = pending.pop()
             try:
                 scores = self._run(batch, features, lengths)
-            except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+            except Exception as exc:
                 if not is_oom(exc):
                     raise
                 self._free_memory()
@@ -164,7 +164,7 @@ class InferenceEngine:
         return out
 
     # -- internals ------------------------------------------------------------------------------------------------
-    def _plan(self, order: np.ndarray, lengths: np.ndarray):
+    def _plan(self, order: np.ndarray, lengths: np.ndarray) -> Any:
         """Cut the (sorted) order into batches of at most batch_size rows and token_budget padded tokens."""
         start = 0
         while start < len(order):

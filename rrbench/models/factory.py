@@ -6,15 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.errors import UnknownComponentError, UsageError
 from rrbench.components.bases import ListwiseReranker, ModelOptions, PointwiseReranker, Reranker
-from rrbench.components.specs import RerankerSpec
-from rrbench.components.registry import get_registry
-from rrbench.models.checkpoint import spec_for_checkpoint
-from rrbench.models.runtimes import check_runtime
-from rrbench.models.loading import pick_device, resolve_dtype
 from rrbench.components.calls import build, load_factory
+from rrbench.components.registry import get_registry
+from rrbench.components.specs import RerankerSpec
+from rrbench.models.checkpoint import spec_for_checkpoint
 from rrbench.models.lazy import defer
+from rrbench.models.loading import pick_device, resolve_dtype
+from rrbench.models.runtimes import check_runtime
+from rrbench.util.errors import UnknownComponentError, UsageError
 
 GENERIC_CROSS_ENCODER = "cross-encoder"
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import PluginError, UsageError
 from rrbench.components.bases import ModelOptions, PointwiseReranker
+from rrbench.components.specs import RerankerSpec
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
 from rrbench.models.loading import pick_device, warn_if_bf16_emulated
 from rrbench.models.resolve import resolve_weights
-from rrbench.components.specs import RerankerSpec
+from rrbench.util.errors import PluginError, UsageError
 
 COMPRESS_RATIOS = (1, 2, 4, 8)
 
@@ -111,7 +111,7 @@ class LightweightLLMReranker(PointwiseReranker):
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         with quiet_transformers():  # FlagEmbedding's forward reads the deprecated config.use_return_dict
-            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents)],
+            scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents, strict=True)],
                                              batch_size=self.options.batch_size, max_length=self.max_length)
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim == 2:  # one row per cutoff layer: the last requested layer is the model's answer

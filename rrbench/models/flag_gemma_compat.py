@@ -118,8 +118,10 @@ def costwise_model_forward(self: Any, input_ids: Any = None, attention_mask: Any
     import torch  # lazy: torch costs seconds at start-up
 
     # lazy: heavy: pulls in torch
-    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import (CostWiseModelOutputWithPast,
-                                                                                   token_compress)
+    from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import (
+        CostWiseModelOutputWithPast,
+        token_compress,
+    )
 
     config = self.config
     if (input_ids is None) == (inputs_embeds is None):

@@ -20,14 +20,14 @@ from typing import Any, cast
 
 import numpy as np
 
-from rrbench.models.engine import InferenceEngine, autocast_dtype_for
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import ModelOptions, PointwiseReranker
+from rrbench.components.specs import RerankerSpec
 from rrbench.models.cross_encoder import check_remote_code
+from rrbench.models.engine import InferenceEngine, autocast_dtype_for
 from rrbench.models.loading import pick_device, torch_dtype
 from rrbench.models.prompts import FORMATS, PromptFormat, check_template, resolve_instruction
 from rrbench.models.resolve import resolve_weights
-from rrbench.components.specs import RerankerSpec
+from rrbench.util.errors import UsageError
 
 
 def single_token_id(tokenizer: Any, text: str, model: str) -> int:
@@ -97,12 +97,12 @@ class GenerativeReranker(PointwiseReranker):
         return self.format.render(query, document, self.instruction, self.template)
 
     def _encode(self, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
-        bodies = [self.format.render_body(q, d, self.instruction, self.template) for q, d in zip(queries, documents)]
+        bodies = [self.format.render_body(q, d, self.instruction, self.template) for q, d in zip(queries, documents, strict=True)]
         enc = self.tokenizer(bodies, add_special_tokens=False, truncation=True, max_length=self.body_budget,
                              padding=False)
         return [{"input_ids": self.prefix_ids + ids + self.suffix_ids} for ids in enc["input_ids"]]
 
-    def _forward(self, inputs: dict[str, Any]):
+    def _forward(self, inputs: dict[str, Any]) -> Any:
         torch = self._torch
         body = self.model.get_decoder()
         hidden = body(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state

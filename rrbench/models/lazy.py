@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.components.bases import ListwiseReranker, ModelOptions, PointwiseReranker, Reranker
 from rrbench.components.specs import RerankerSpec
 from rrbench.models.resolve import resolve_weights
+from rrbench.util.errors import RRBenchError, UsageError
 
 
 class _Deferred:

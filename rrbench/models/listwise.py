@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import PluginError, UsageError
 from rrbench.components.bases import ListwiseReranker, ModelOptions
+from rrbench.components.specs import RerankerSpec
 from rrbench.models.cross_encoder import check_remote_code
 from rrbench.models.loading import pick_device, torch_dtype
 from rrbench.models.resolve import resolve_weights
-from rrbench.components.specs import RerankerSpec
+from rrbench.util.errors import PluginError, UsageError
 
 PACKINGS = ("sequential", "strided")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import ModelOptions
-from rrbench.models.resolve import resolve_weights
 from rrbench.models.engine import quantize_int8
+from rrbench.models.resolve import resolve_weights
+from rrbench.util.errors import UsageError
 
 
 def pick_device(requested: str | None) -> str:
@@ -107,7 +107,7 @@ def resolve_bf16_training(mode: str, device: str) -> bool:
 _warned_emulated: set[str] = set()
 
 
-def torch_dtype(name: str, device: str | None = None):
+def torch_dtype(name: str, device: str | None = None) -> Any:
     """The torch dtype for a ``--dtype`` name; with ``device``, warn once when bf16 would be emulated there."""
     import torch  # lazy: torch costs seconds at start-up
 
@@ -128,7 +128,7 @@ def warn_if_bf16_emulated(device: str) -> None:
                   f"slower than float32, not faster", UserWarning, stacklevel=3)
 
 
-def load_sentence_transformer(spec: Any, options: ModelOptions):
+def load_sentence_transformer(spec: Any, options: ModelOptions) -> Any:
     """Load a SentenceTransformer for ``spec``; returns ``(model, weights_path, weights_source)``."""
     from sentence_transformers import SentenceTransformer  # lazy: heavy: pulls in torch
 

@@ -22,24 +22,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError, close_matches
+from rrbench.tasks.resolve import candidate_text, get_task
 from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
+from rrbench.util.errors import UsageError, close_matches
 from rrbench.util.io import canonical_hash
-import warnings
-import logging
-from rrbench.tasks.resolve import candidate_text
-from rrbench.tasks.resolve import get_task
-from importlib.metadata import PackageNotFoundError, version
 
 RUNTIMES = ("torch", "onnx", "openvino")
 #: runtime -> (module that must be importable, pip extra that installs it)

@@ -15,8 +15,10 @@ The backend is declared, never guessed from the id:
 
 from __future__ import annotations
 
-from rrbench.models.prompts import MXBAI_V2, QWEN3
+from typing import Any
+
 from rrbench.components.specs import RerankerSpec
+from rrbench.models.prompts import MXBAI_V2, QWEN3
 
 CROSS = "rrbench.models.cross_encoder:CrossEncoderReranker"
 GENERATIVE = "rrbench.models.generative:GenerativeReranker"
@@ -110,7 +112,7 @@ def zoo_specs() -> list[RerankerSpec]:
     return specs
 
 
-def register_zoo(register) -> None:
+def register_zoo(register: Any) -> None:
     """Register the zoo's RerankerSpecs through the same ``register`` callable plugins get."""
     for spec in zoo_specs():
         register(spec)

@@ -20,26 +20,26 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import PluginError, UsageError
-from rrbench.util.io import canonical_hash
 from rrbench.components.calls import component_label, running
-from rrbench.components.score_checks import check_scores
-from rrbench.tasks.resolve import Query, Task, candidate_texts
-from rrbench.util.progress import progress
 from rrbench.components.identity import stored_weights_fingerprint
-from rrbench.models.resolve import resolve_weights
 from rrbench.components.registry import resolve
+from rrbench.components.score_checks import check_scores
 from rrbench.components.specs import validate_options
+from rrbench.models.resolve import resolve_weights
 from rrbench.retrievers import store
 from rrbench.retrievers.factory import load_retriever
 from rrbench.retrievers.fusion import load_fuser
+from rrbench.tasks.resolve import Query, Task, candidate_texts
+from rrbench.util.errors import PluginError, UsageError
+from rrbench.util.io import canonical_hash
+from rrbench.util.progress import progress
 
 Pool = tuple[np.ndarray, np.ndarray]
 
 
 # -- context window --------------------------------------------------------------------------------------------------
 # -- one retriever ---------------------------------------------------------------------------------------------------
-def retrieve(task: Task, queries: Sequence[Query], retriever, top_k: int, context: int = 0) -> list[Pool]:
+def retrieve(task: Task, queries: Sequence[Query], retriever: Any, top_k: int, context: int = 0) -> list[Pool]:
     """Candidate pools per query: ``(global ids in retriever order, retriever scores)``, at most ``top_k`` each.
 
     Within a post every candidate is scored and sorted (score desc, then position); corpus-wide the retriever's
@@ -183,7 +183,7 @@ def rankings(task: Task, split: str, queries: Sequence[Query], name: str, depth:
             stored_depth = int(meta["depth"])
             # A pool shorter than the depth it was asked for already holds every candidate in scope.
             if stored_depth >= depth or all(len(row) < stored_depth for row in ids):
-                pools = [(i[:depth], s[:depth]) for i, s in zip(ids, scores)]
+                pools = [(i[:depth], s[:depth]) for i, s in zip(ids, scores, strict=True)]
                 return Rankings(name, pools, meta["describe"], True, 0.0, depth)
     started = time.perf_counter()
     retriever = load_retriever(name, device=device, model_path=model_path, **options)
@@ -234,7 +234,7 @@ def fused_id(fusion: str, retrievers: Sequence[str]) -> str:
 
 
 def describe_generator(config: GeneratorConfig, members: Sequence[dict[str, Any]] | None = None,
-                       fuser=None) -> dict[str, Any]:
+                       fuser: Any = None) -> dict[str, Any]:
     """The manifest entry of a generator. Its ``id``/``revision``/``options`` fully determine the pools."""
     if config.fusion is None:
         name = config.retrievers[0]
@@ -265,11 +265,11 @@ class Candidates:
         return {src.name: {"cached": src.cached, "seconds": round(src.seconds, 3)} for src in self.sources}
 
 
-def fuse_pools(fuser, member_pools: Sequence[Sequence[Pool]], top_k: int) -> list[Pool]:
+def fuse_pools(fuser: Any, member_pools: Sequence[Sequence[Pool]], top_k: int) -> list[Pool]:
     """Per query: fuse every retriever's pool and keep the fused top ``top_k``."""
     out = []
     label = component_label(fuser)
-    for runs in zip(*member_pools):
+    for runs in zip(*member_pools, strict=True):
         with running(label, "fuse()"):
             ids, scores = fuser.fuse(runs)
         ids = np.asarray(ids)
@@ -325,7 +325,7 @@ def generate(task: Task, split: str, queries: Sequence[Query], config: Generator
 def recall_at(task: Task, queries: Sequence[Query], pools: Sequence[Pool], k: int) -> float | None:
     """Mean share of evidence sentences inside the top ``k``, over has-evidence queries (None if there are none)."""
     values = []
-    for query, (ids, _) in zip(queries, pools):
+    for query, (ids, _) in zip(queries, pools, strict=True):
         judged = task.judged(query)
         relevant = {i for i, g in judged.items() if g >= 1}
         if not relevant:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.measures.metrics import evaluate_arrays
 from rrbench.pipeline.decide import (
     Decision,
     DecisionConfig,
@@ -38,10 +39,8 @@ from rrbench.pipeline.decide import (
     query_statistic,
     reliability_bins,
 )
+from rrbench.tasks.splits import grouped_kfold, query_groups
 from rrbench.util.errors import UsageError
-from rrbench.measures.metrics import evaluate_arrays
-from rrbench.tasks.splits import query_groups
-from rrbench.tasks.splits import grouped_kfold
 
 NORMS = ("minmax", "zscore")
 
@@ -67,7 +66,7 @@ class SplitArrays:
 
     @classmethod
     def build(cls, task: Any, queries: Sequence[Any], pools: Sequence[tuple[np.ndarray, np.ndarray]],
-              retriever_kind: str) -> "SplitArrays":
+              retriever_kind: str) -> SplitArrays:
         """Pad one generator's pools; reranker scores are added with :meth:`add_reranker`."""
         n = len(queries)
         width = max([len(p[0]) for p in pools] + [1])
@@ -77,7 +76,7 @@ class SplitArrays:
         valid = np.zeros((n, width), dtype=bool)
         judged = [np.asarray(list(task.qrels.get(q.query_id, {}).values()), dtype=np.float64) for q in queries]
         ideal = np.zeros((n, max([len(j) for j in judged] + [1])), dtype=np.float64)
-        for row, (query, (pool, scores)) in enumerate(zip(queries, pools)):
+        for row, (query, (pool, scores)) in enumerate(zip(queries, pools, strict=True)):
             m = len(pool)
             ids[row, :m] = pool
             retr[row, :m] = scores
@@ -109,7 +108,7 @@ class SplitArrays:
         return memo[(k, seed)]
 
     def _grouped_folds(self, k: int, seed: int) -> list[np.ndarray]:
-        rows = [(q, g, None) for q, g in zip(self.query_ids, self.groups or self.query_ids)]
+        rows = [(q, g, None) for q, g in zip(self.query_ids, self.groups or self.query_ids, strict=True)]
         index = {q: i for i, q in enumerate(self.query_ids)}
         try:
             return [np.asarray([index[q] for q in held], dtype=np.int64) for _, held in grouped_kfold(rows, k, seed)]
@@ -222,8 +221,8 @@ def combine(data: SplitArrays, combination: Combination) -> Combined:
         rank_part, decision_part = members[0], members[0]
         kind = data.reranker_kinds[combination.rerankers[0]]
     else:
-        rank_part = sum(w * per_query_norm(m, head, combination.ensemble_norm) for w, m in zip(weights, members))
-        decision_part = sum(w * split_zscore(m, head) for w, m in zip(weights, members))
+        rank_part = sum(w * per_query_norm(m, head, combination.ensemble_norm) for w, m in zip(weights, members, strict=True))
+        decision_part = sum(w * split_zscore(m, head) for w, m in zip(weights, members, strict=True))
         kind = "z-score"
     if combination.beta > 0:
         b = combination.beta

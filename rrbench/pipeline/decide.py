@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import Calibrator
-from rrbench.components.specs import NATURAL_THRESHOLDS
-from rrbench.components.registry import resolve
 from rrbench.components.calls import build
+from rrbench.components.registry import resolve
+from rrbench.components.specs import NATURAL_THRESHOLDS
+from rrbench.util.errors import UsageError
 
 POLICIES = ("max", "margin")
 ECE_BINS = 15
@@ -77,7 +77,7 @@ def _finite(x: np.ndarray) -> np.ndarray:
 class NoCalibrator(Calibrator):
     """Scores stay scores (the threshold then applies on the raw scale)."""
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "NoCalibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> NoCalibrator:
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ class PlattCalibrator(Calibrator):
     #: a whisper of L2 on the standardised slope keeps perfectly separable fits finite
     RIDGE = 1e-8
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "PlattCalibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> PlattCalibrator:
         x, y = _finite(x), np.asarray(y, dtype=np.float64)
         centre, scale = float(np.mean(x)), float(np.std(x)) or 1.0
         design = np.stack([(x - centre) / scale, np.ones_like(x)], axis=1)
@@ -123,7 +123,7 @@ class PlattCalibrator(Calibrator):
 class TemperatureCalibrator(Calibrator):
     """Temperature scaling of a logit-scale statistic: ``p = sigmoid(x / T)``; keeps 0 as the 0.5 boundary."""
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "TemperatureCalibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
         from scipy.optimize import minimize_scalar  # lazy: slow to import; few functions need it
 
         x, y = _finite(x), np.asarray(y, dtype=np.float64)
@@ -147,7 +147,7 @@ class IsotonicCalibrator(Calibrator):
     ``IsotonicRegression`` does; SciPy's solver is used because sweeps fit thousands of these.
     """
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "IsotonicCalibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
         from scipy.optimize import isotonic_regression  # lazy: slow to import; few functions need it
 
         x, y = _finite(x), np.asarray(y, dtype=np.float64)
@@ -342,7 +342,7 @@ def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
             config, score_kind, statistic[mask], has_evidence[mask], statistic[rows])
         out[rows] = stat
         answered[rows] = stat >= threshold
-        reports.append({"fold": k, "queries": int(len(rows)), "threshold": threshold, "calibrator": calib})
+        reports.append({"fold": k, "queries": len(rows), "threshold": threshold, "calibrator": calib})
         probs_per_fold.append((np.asarray(rows), probs))
     return Decision(out, answered, None, f"cross-fitted over {len(folds)} grouped folds", scale,
                     {"id": config.calibrator} if config.calibrator != "none" else None, reports,
@@ -378,5 +378,5 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
     for chunk in np.array_split(order, min(bins, max(len(order), 1))):
         if len(chunk):
             out.append({"mean_probability": float(probs[chunk].mean()), "frequency": float(labels[chunk].mean()),
-                        "count": int(len(chunk))})
+                        "count": len(chunk)})
     return out

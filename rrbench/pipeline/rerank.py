@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rrbench.components.score_checks import check_scores
-from rrbench.tasks.resolve import Query, Task
-from rrbench.util.progress import progress
-from rrbench.tasks.resolve import candidate_text
 from rrbench.components.bases import ListwiseReranker
 from rrbench.components.calls import component_label, running
+from rrbench.components.score_checks import check_scores
+from rrbench.tasks.resolve import Query, Task, candidate_text
+from rrbench.util.progress import progress
 
 
-def _progress(total: int, desc: str, enabled: bool | None):
+def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     return progress(total, desc, enabled, unit="pair")
 
 
-def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, np.ndarray]], reranker,
+def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, np.ndarray]], reranker: Any,
            top_k: int, progress: bool | None, context: int = 0) -> list[np.ndarray]:
     """Scores for the first ``top_k`` candidates of each pool (each read with ``context`` neighbours a side)."""
 
@@ -27,14 +27,14 @@ def rerank(task: Task, queries: Sequence[Query], pools: list[tuple[np.ndarray, n
     if isinstance(reranker, ListwiseReranker):
         out = []
         with _progress(sum(len(h) for h in heads), f"reranking ({reranker.spec.id})", progress) as bar:
-            for query, head in zip(queries, heads):
+            for query, head in zip(queries, heads, strict=True):
                 docs = [candidate_text(task, int(i), context) for i in head]
                 with running(name, "score_list()"):
                     raw = reranker.score_list(query.text, docs)
                 out.append(check_scores(raw, len(head), name))
                 bar.update(len(head))
         return out
-    q_texts = [q.text for q, head in zip(queries, heads) for _ in head]
+    q_texts = [q.text for q, head in zip(queries, heads, strict=True) for _ in head]
     d_texts = [candidate_text(task, int(i), context) for head in heads for i in head]
     scores = np.empty(len(q_texts), dtype=np.float64)
     chunk = max(256, reranker.options.batch_size * 8)

@@ -14,9 +14,11 @@ no model is loaded at all.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import shlex
 import time
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,31 +26,31 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.pipeline.candidates import GeneratorConfig, check_generator, generate, hashed_generator
-from rrbench.pipeline.decide import DecisionConfig
-from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
-from rrbench.records.manifest import peak_rss_mb
-from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split
-from rrbench.records.builder import build_record, task_identity, with_optional
-from rrbench.records.record import checkpoint_info, hashed_reranker_id, run_config_dict
-from rrbench.pipeline.rerank import rerank
-from rrbench.tasks.resolve import Query, Task, get_task
-from rrbench.measures.trec import final_ranking, qrels_lines, run_lines
-from rrbench.pipeline.candidates import split_retriever_options
-from rrbench.models.runtimes import check_runtime
-from rrbench.util.errors import close_matches
-from rrbench.components.registry import get_registry, resolve
-from rrbench.util.strict_yaml import read_yaml_mapping
-import json
-from rrbench.models.factory import load_reranker
-from rrbench.models.engine import RerankerOOMError
-import warnings
-from rrbench.records.record import loads_strict
-from rrbench.records import ledger
-from rrbench.pipeline.score_cache import open_cache, wrap
 from rrbench.components.identity import model_fingerprint
-from rrbench.util.strict_yaml import loads_yaml
+from rrbench.components.registry import get_registry, resolve
+from rrbench.measures.trec import final_ranking, qrels_lines, run_lines
+from rrbench.models.engine import RerankerOOMError
+from rrbench.models.factory import load_reranker
+from rrbench.models.runtimes import check_runtime
+from rrbench.pipeline.candidates import (
+    GeneratorConfig,
+    check_generator,
+    generate,
+    hashed_generator,
+    split_retriever_options,
+)
+from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split
+from rrbench.pipeline.decide import DecisionConfig
+from rrbench.pipeline.rerank import rerank
+from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.records import ledger
+from rrbench.records.builder import build_record, task_identity, with_optional
+from rrbench.records.manifest import peak_rss_mb
+from rrbench.records.record import checkpoint_info, hashed_reranker_id, loads_strict, run_config_dict
+from rrbench.tasks.resolve import Query, Task, get_task
+from rrbench.util.errors import UsageError, close_matches
+from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
+from rrbench.util.strict_yaml import loads_yaml, read_yaml_mapping
 from rrbench.util.text import run_tag
 
 NO_RERANKER = "none"
@@ -232,7 +234,7 @@ class RunConfig:
         return {f.name for f in fields(cls)}
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str) -> "RunConfig":
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> RunConfig:
         """Build from a mapping of field names (``-`` or ``_``); unknown keys are errors naming ``where``."""
 
         known = cls.field_names()
@@ -367,7 +369,7 @@ def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any
     arrays = SplitArrays.build(task, queries, pools, candidates.score_kind)
     started, pairs, fallback = time.perf_counter(), 0, None
     if config.top_k_rerank > 0:
-        for name, member in zip(config.reranker_ids(), members):
+        for name, member in zip(config.reranker_ids(), members, strict=True):
             try:
                 heads = rerank(task, queries, pools, member, config.top_k_rerank, config.show_progress,
                                context=config.context)
@@ -454,9 +456,9 @@ def execute(config: RunConfig) -> dict[str, Any]:
 
     decision = outcome.decision
     checkpoints = [checkpoint_info(m.weights_path) for m in members]
-    member_config = [_member_config(m, c, config) for m, c in zip(members, checkpoints)]
+    member_config = [_member_config(m, c, config) for m, c in zip(members, checkpoints, strict=True)]
     described = []
-    for member, hashed_member in zip(members, member_config):
+    for member, hashed_member in zip(members, member_config, strict=True):
         info = member.describe()
         if hashed_member["id"] != member.spec.id:  # a local path never names a system: its weights' hash does
             info = {**info, "id": hashed_member["id"], "given_as": member.spec.id}
@@ -490,9 +492,9 @@ def execute(config: RunConfig) -> dict[str, Any]:
             "decision": {**decision.describe(decision_config), "reliability": outcome.reliability,
                          # the statistic each query's answer/abstain compared with the threshold (null: no candidate)
                          "statistic": {q: (float(v) if np.isfinite(v) else None)
-                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic)},
+                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic, strict=True)},
                          # answer (true) or abstain per query; null when the run makes no decision
-                         "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered)}
+                         "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered, strict=True)}
                                       if decision.threshold is not None or decision.folds else None)},
             "selected_on": config.selected_on,
             **({"selected_max_fe": config.selected_max_fe} if config.selected_max_fe is not None else {}),
@@ -536,7 +538,7 @@ def _final_rankings(scored: ScoredSplit, outcome: Any) -> list[QueryResult]:
     """Per query: the final order and strictly decreasing scores for ``run.trec`` (same order as the metrics)."""
     arrays, combined = scored.arrays, outcome.combined
     results = []
-    for row, (query, (pool, retr)) in enumerate(zip(scored.queries, scored.pools)):
+    for row, (query, (pool, retr)) in enumerate(zip(scored.queries, scored.pools, strict=True)):
         head = int(combined.head[row].sum()) if combined.reranked else 0
         ranked, scores = final_ranking(pool, combined.rank_scores[row, :head] if head else None, retr)
         expected = arrays.ids[row, outcome.order[row]][:len(pool)]

@@ -35,13 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.components.bases import ListwiseReranker, PointwiseReranker
 from rrbench.components.identity import model_fingerprint
 from rrbench.components.score_checks import check_scores
 from rrbench.util.cache_paths import cache_disabled_by_env, cache_root, check_cache_dir, means_off
+from rrbench.util.errors import RRBenchError, UsageError, close_matches
 from rrbench.util.file_digests import memo_sha256, write_transaction
-from rrbench.util.errors import close_matches
 
 DB_NAME = "scores.sqlite"
 KEY_BYTES = 16  # truncated sha256: a collision needs ~2^64 distinct pairs under one model
@@ -134,7 +133,7 @@ class ScoreCache:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "ScoreCache":
+    def __enter__(self) -> ScoreCache:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -298,14 +297,14 @@ class _CachedMixin:
 
 
 class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
-    def __init__(self, inner: Any, binding: _Binding) -> None:  # noqa: D107 - see wrap()
+    def __init__(self, inner: Any, binding: _Binding) -> None:
         self._setup(inner, binding)
 
     def cached_scores(self, queries: Sequence[str], documents: Sequence[str]) -> list[float | None]:
         """The stored score of each pair, None where the cache has none. Never calls the model and counts no hits
         (sweeps read whole splits of scores this way, then decide whether anything needs filling)."""
         b = self._binding
-        keys = [pair_key(q, d) for q, d in zip(queries, documents)]
+        keys = [pair_key(q, d) for q, d in zip(queries, documents, strict=True)]
         found = b.cache.get_pairs(b.mid, keys)
         return [found.get(key) for key in keys]
 
@@ -315,7 +314,7 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         b = self._binding
-        keys = [pair_key(q, d) for q, d in zip(queries, documents)]
+        keys = [pair_key(q, d) for q, d in zip(queries, documents, strict=True)]
         found = b.cache.get_pairs(b.mid, keys)
         missing: dict[bytes, int] = {}
         for i, key in enumerate(keys):
@@ -329,14 +328,14 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
                                  len(idx), f"reranker {self.spec.id!r}")
             b.stats.computed += len(idx)
             b.stats.model_calls += 1
-            new = dict(zip(missing, fresh.tolist()))
+            new = dict(zip(missing, fresh.tolist(), strict=True))
             b.cache.put_pairs(b.mid, new.items())
             found.update(new)
         return np.asarray([found[k] for k in keys], dtype=np.float64)
 
 
 class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
-    def __init__(self, inner: Any, binding: _Binding) -> None:  # noqa: D107 - see wrap()
+    def __init__(self, inner: Any, binding: _Binding) -> None:
         self._setup(inner, binding)
 
     def score_list(self, query: str, documents: Sequence[str]) -> np.ndarray:

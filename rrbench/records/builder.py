@@ -15,10 +15,10 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
-from rrbench.util.io import canonical_hash
 from rrbench import __version__
-from rrbench.records.manifest import hardware, package_versions
 from rrbench.components.registry import component_plugins
+from rrbench.records.manifest import hardware, package_versions
+from rrbench.util.io import canonical_hash
 
 #: Version of the record format. Readers refuse records from a newer schema.
 SCHEMA_VERSION = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -26,10 +27,8 @@ def package_versions() -> dict[str, str]:
 def hardware() -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
                             "python": sys.version.split()[0], "cpu_count": os.cpu_count()}
-    try:
+    with contextlib.suppress(AttributeError):
         info["cpus_usable"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:

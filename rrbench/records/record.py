@@ -15,13 +15,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.errors import UsageError
-
-from rrbench.records.builder import SCHEMA_VERSION
-from rrbench.util.io import loads_strict_json, sha256_file
 from rrbench.models.checkpoint import CHECKPOINT_META
-from rrbench.util.io import canonical_hash
+from rrbench.records.builder import SCHEMA_VERSION
+from rrbench.util.errors import UsageError
+from rrbench.util.io import canonical_hash, loads_strict_json, sha256_file
 from rrbench.util.text import slug
+
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
 QRELS_FILE = "qrels.trec"
@@ -304,7 +303,7 @@ def system_identity(manifest: Mapping[str, Any]) -> str:
     if isinstance(members, list) and len(members) > 1:  # an ensemble: every member, in order
         described = comps.get("ensemble") if isinstance(comps.get("ensemble"), list) else []
         name = " + ".join([name] + [_reranker_identity(_mapping(m), _mapping(d), None)
-                                    for m, d in zip(members[1:], (described or [{}] * len(members))[1:])])
+                                    for m, d in zip(members[1:], (described or [{}] * len(members))[1:], strict=True)])
     interpolate = _mapping(config.get("interpolate"))
     if interpolate.get("beta"):
         name += f" + {retr} (beta {float(interpolate['beta']):g})"
@@ -336,7 +335,22 @@ def ensure_record_dir(path: str | Path) -> Path:
     return file.parent
 
 
-__all__ = ["QRELS_FILE", "RESULTS_FILE", "RUN_FILE", "RecordError", "SCHEMA_VERSION", "check_record",
-           "checkpoint_info", "compare_metrics", "hashed_reranker_id", "load_record", "loads_strict", "record_folder_name",
-           "require_valid", "run_config_dict", "system_identity", "system_slug"]
+__all__ = [
+    "QRELS_FILE",
+    "RESULTS_FILE",
+    "RUN_FILE",
+    "SCHEMA_VERSION",
+    "RecordError",
+    "check_record",
+    "checkpoint_info",
+    "compare_metrics",
+    "hashed_reranker_id",
+    "load_record",
+    "loads_strict",
+    "record_folder_name",
+    "require_valid",
+    "run_config_dict",
+    "system_identity",
+    "system_slug",
+]
 

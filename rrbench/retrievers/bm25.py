@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
-from rrbench.components.bases import ModelOptions
-from rrbench.components.bases import Retriever
+from rrbench.components.bases import ModelOptions, Retriever
 from rrbench.components.specs import RetrieverSpec
+from rrbench.util.errors import UsageError
+
 
 class BM25Retriever(Retriever):
     """Options: ``k1``, ``b``, ``method`` (lucene, robertson, atire, bm25l, bm25+), ``stemmer`` (a PyStemmer
@@ -40,7 +40,7 @@ class BM25Retriever(Retriever):
         """``task``: index every sentence of the task, whatever the split (see :func:`rrbench.pipeline.candidates.retrieve`)."""
         return self.idf_scope
 
-    def _stemmer(self):
+    def _stemmer(self) -> Any:
         if self.stemmer_name in ("none", ""):
             return None
         import Stemmer  # lazy: BM25 only

@@ -8,8 +8,10 @@ checkpoint has no such record, so it is unpinned (``revision=None``) and says so
 
 from __future__ import annotations
 
-from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
+from typing import Any
+
 from rrbench.components.specs import RetrieverSpec
+from rrbench.models.minilm import MINILM_HUB_ID, MINILM_PACKAGE, MINILM_REVISION
 
 #: The instruction rrbench gives instruction-following embedders for evidence retrieval.
 EVIDENCE_INSTRUCTION = "Given a claim, retrieve sentences that provide evidence supporting or refuting it"
@@ -17,7 +19,7 @@ EVIDENCE_INSTRUCTION = "Given a claim, retrieve sentences that provide evidence 
 QWEN3_QUERY_TEMPLATE = "Instruct: {instruction}\nQuery:"
 
 
-def register_more_retrievers(register) -> None:
+def register_more_retrievers(register: Any) -> None:
     """Register further RetrieverSpecs."""
     register(RetrieverSpec(
         id="minilm-l6-hnsw", loader="rrbench.retrievers.dense:DenseRetriever",

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.components.bases import ModelOptions
-from rrbench.retrievers import store
-from rrbench.components.bases import Retriever
-from rrbench.retrievers.encoding import encode_with_progress
+from rrbench.components.bases import ModelOptions, Retriever
 from rrbench.components.specs import RetrieverSpec
 from rrbench.models.loading import load_sentence_transformer
+from rrbench.retrievers import store
+from rrbench.retrievers.encoding import encode_with_progress
 from rrbench.retrievers.faiss_device import faiss_on_device
 
 
@@ -81,7 +80,7 @@ class DenseRetriever(Retriever):
             store.save_embeddings(key, self._embeddings)
         self._faiss = None
 
-    def _index(self):
+    def _index(self) -> Any:
         """The faiss index, built on first search (within-post scoring never needs one)."""
         if self._faiss is None:
             import faiss  # lazy: dense retrieval only

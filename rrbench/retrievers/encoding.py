@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+
 import numpy as np
+
 from rrbench.util.progress import progress
 
 

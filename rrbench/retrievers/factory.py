@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rrbench.components.bases import ModelOptions
-from rrbench.components.bases import Retriever
-from rrbench.components.specs import validate_options
-from rrbench.components.registry import resolve
+from rrbench.components.bases import ModelOptions, Retriever
 from rrbench.components.calls import build
+from rrbench.components.registry import resolve
+from rrbench.components.specs import validate_options
 
 
 def load_retriever(name: str, model_path: str | None = None, device: str | None = None,

@@ -31,7 +31,7 @@ def faiss_on_device(index: Any, device: str) -> tuple[Any, str]:
     gpu = int(str(device).partition(":")[2] or 0)
     try:
         return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index), "gpu"
-    except Exception as exc:  # noqa: BLE001 - e.g. HNSW has no GPU implementation
+    except Exception as exc:
         _say(f"faiss cannot move this index to the GPU ({str(exc).splitlines()[0][:120]}): dense search runs on "
              f"faiss-cpu")
         return index, "cpu"

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import Fuser, Run
 from rrbench.components.calls import build
 from rrbench.components.registry import resolve
+from rrbench.util.errors import UsageError
 
 NORMALISATIONS = ("minmax", "zscore", "rank")
 RRF_K0_DEFAULT = 60
@@ -82,7 +82,7 @@ def rrf(runs: Sequence[Run], k0: float = RRF_K0_DEFAULT) -> Run:
     """Reciprocal rank fusion (Cormack et al., SIGIR 2009): ``sum_i 1 / (k0 + rank_i(d))``."""
     union, positions = _union(runs)
     fused = np.zeros(len(union), dtype=np.float64)
-    for (_, scores), pos in zip(runs, positions):
+    for (_, scores), pos in zip(runs, positions, strict=True):
         fused[pos] += 1.0 / (k0 + competition_ranks(scores))
     return _ordered(union, fused)
 
@@ -93,7 +93,7 @@ def weighted(runs: Sequence[Run], weights: Sequence[float], norm: str = "minmax"
         raise ValueError(f"{len(weights)} weights for {len(runs)} runs")
     union, positions = _union(runs)
     fused = np.zeros(len(union), dtype=np.float64)
-    for (_, scores), pos, weight in zip(runs, positions, weights):
+    for (_, scores), pos, weight in zip(runs, positions, weights, strict=True):
         values = normalise(scores, norm)
         column = np.full(len(union), absent_value(values, norm))
         column[pos] = values

@@ -3,6 +3,8 @@ them stays cheap; the code lives in :mod:`rrbench.retrievers.fusion`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rrbench.components.specs import FuserSpec, OptionSpec
 
 #: Declared once: validated for ``--fusion-option`` and searched by the sweep/matrix within these ranges.
@@ -16,7 +18,7 @@ WEIGHTED_SCHEMA = (
 )
 
 
-def register_fusers(register) -> None:
+def register_fusers(register: Any) -> None:
     """Register the built-in FuserSpecs."""
     register(FuserSpec(
         id="rrf", aliases=("reciprocal-rank-fusion",), loader="rrbench.retrievers.fusion:RRFFuser",

@@ -14,16 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.components.bases import ModelOptions
-from rrbench.retrievers import store
-from rrbench.components.bases import Retriever
-from rrbench.retrievers.encoding import encode_with_progress
+from rrbench.components.bases import ModelOptions, Retriever
 from rrbench.components.specs import RetrieverSpec
 from rrbench.models.loading import pick_device
 from rrbench.models.resolve import resolve_weights
+from rrbench.retrievers import store
+from rrbench.retrievers.encoding import encode_with_progress
 
 
-def _to_csr(tensor) -> Any:
+def _to_csr(tensor: Any) -> Any:
     """A torch sparse COO (n x vocab) tensor as a scipy CSR matrix (float32)."""
     from scipy import sparse  # lazy: slow to import; few functions need it
 
@@ -49,7 +48,7 @@ class SpladeRetriever(Retriever):
         self._docs = None
         self.cache_hit: bool | None = None
 
-    def _encode(self, texts: Sequence[str], query: bool):
+    def _encode(self, texts: Sequence[str], query: bool) -> Any:
         settings = self.settings()
         encode = self.model.encode_query if query else self.model.encode_document
         tensor = encode(list(texts), batch_size=int(settings.get("batch_size", 32)), convert_to_tensor=True,
@@ -78,7 +77,7 @@ class SpladeRetriever(Retriever):
                 lambda parts: sparse.vstack(parts, format="csr")))
             store.save_sparse(key, self._docs)
 
-    def _query_vector(self, query: str):
+    def _query_vector(self, query: str) -> Any:
         return self._encode([query], query=True)
 
     def score_all(self, query: str) -> np.ndarray:

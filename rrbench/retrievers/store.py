@@ -13,6 +13,8 @@ Location: :func:`rrbench.util.cache_paths.cache_root` (the same root as the rera
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +24,6 @@ import numpy as np
 
 from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
 from rrbench.util.io import atomic_write, canonical_hash
-import hashlib
 
 
 def cache_enabled() -> bool:
@@ -65,7 +66,7 @@ def save_embeddings(key: str, array: np.ndarray) -> None:
         atomic_write(_path("embeddings", key, ".npy"), lambda handle: np.save(handle, array, allow_pickle=False))
 
 
-def load_sparse(key: str):
+def load_sparse(key: str) -> Any:
     """A cached scipy CSR matrix (SPLADE document vectors), or None."""
     path = _path("embeddings", key, ".npz")
     if not cache_enabled() or not path.is_file():
@@ -78,7 +79,7 @@ def load_sparse(key: str):
         return None
 
 
-def save_sparse(key: str, matrix) -> None:
+def save_sparse(key: str, matrix: Any) -> None:
     if cache_enabled():
         from scipy import sparse  # lazy: slow to import; few functions need it
 
@@ -101,7 +102,7 @@ def load_ranking(key: str) -> tuple[list[np.ndarray], list[np.ndarray], dict[str
             meta = json.loads(str(data["meta"]))
     except (OSError, ValueError, KeyError):
         return None
-    bounds = list(zip(offsets[:-1], offsets[1:]))
+    bounds = list(itertools.pairwise(offsets))
     return [ids[a:b] for a, b in bounds], [scores[a:b] for a, b in bounds], meta
 
 

@@ -16,15 +16,15 @@ Everything is validated before anything is written, and the task folder appears 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, read_jsonl, sha256_file, write_jsonl_gz
-import shutil
-import json
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 
 
 def builtin_tasks_dir() -> Path:

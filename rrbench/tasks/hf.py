@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.util.errors import TaskSpecError, UsageError
-from rrbench.util.io import read_jsonl, sha256_file
 import yaml
-from rrbench.util.io import atomic_dir
+
 from rrbench.tasks.spec import SPEC_FILENAME
+from rrbench.util.errors import TaskSpecError, UsageError
+from rrbench.util.io import atomic_dir, read_jsonl, sha256_file
 from rrbench.util.strict_yaml import read_yaml_document
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def read_rows(path: str | Path, error: type[Exception] = TaskSpecError) -> Itera
             import pyarrow.parquet as pq  # lazy: optional (hf extra)
 
             rows = pq.read_table(path).to_pylist()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad data file, reported on one line
+    except Exception as exc:
         raise error(f"{path}: cannot read {'datasets folder' if path.is_dir() else 'Parquet file'}: "
                     f"{type(exc).__name__}: {exc}") from None
     for number, row in enumerate(rows, start=1):

@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import TaskSpecError, UsageError, close_matches
-from rrbench.util.io import canonical_hash
 from rrbench.tasks.hf import data_sha256, is_hf_data, read_rows
 from rrbench.tasks.spec import SPEC_FILENAME, DataFile, TaskSpec, read_spec
 from rrbench.tasks.splits import grouped_kfold, grouped_split
-
+from rrbench.util.errors import TaskSpecError, UsageError, close_matches
+from rrbench.util.io import canonical_hash
 
 #: ``train~fold2of5`` is the second held-out fold of a grouped 5-fold over ``train``; ``train~rest2of5`` is the
 #: other four folds (what a model of that fold trains on).
@@ -252,8 +251,8 @@ def load_task_dir(path: str | Path) -> Task:
         offsets.append(len(sentences))
     if not post_ids:
         raise TaskSpecError(f"{posts_path}: no posts")
-    sizes = dict(zip(post_ids, np.diff(offsets).tolist()))
-    post_start = dict(zip(post_ids, offsets[:-1]))
+    sizes = dict(zip(post_ids, np.diff(offsets).tolist(), strict=True))
+    post_start = dict(zip(post_ids, offsets[:-1], strict=True))
     if spec.unit == "document" and len(sentences) != len(post_ids):
         raise TaskSpecError(f"{posts_path}: unit 'document' needs exactly one text per post "
                             f"({len(sentences)} texts in {len(post_ids)} posts)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from rrbench.components.registry import resolve
 from rrbench.tasks.loader import (
     SPEC_FILENAME,
     Query,
@@ -16,7 +17,6 @@ from rrbench.tasks.loader import (
     parse_fold_split,
 )
 from rrbench.tasks.splits import grouped_kfold, grouped_split
-from rrbench.components.registry import resolve
 
 __all__ = ["Query", "Task", "candidate_text", "candidate_texts", "fold_split", "get_task", "grouped_kfold", "grouped_split", "load_task_dir",
            "parse_fold_split", "task_path"]

@@ -51,7 +51,7 @@ class SplitSpec(_Strict):
     assignment: DataFile | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "SplitSpec":
+    def _check(self) -> SplitSpec:
         if self.method == "assigned" and self.assignment is None:
             raise ValueError("method 'assigned' needs an 'assignment' file")
         if self.method == "grouped" and self.fractions is None and self.assignment is None:

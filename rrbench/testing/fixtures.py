@@ -6,8 +6,10 @@ them too); this module re-exports them under their long-standing names for plugi
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
+from rrbench.models.tiny import make_tiny_bert, make_tiny_bi_encoder, make_tiny_causal_lm
 from rrbench.tasks.mini import (
     MINI_POSTS,
     MINI_QRELS,
@@ -18,8 +20,6 @@ from rrbench.tasks.mini import (
     mini_vocab,
     write_task,
 )
-from rrbench.models.tiny import make_tiny_bert, make_tiny_bi_encoder, make_tiny_causal_lm
-import textwrap
 
 __all__ = ["MINI_POSTS", "MINI_QRELS", "MINI_QUERIES", "MINI_TRAIN_SPLITS", "make_mini_task", "make_tiny_bert",
            "make_tiny_bi_encoder", "make_tiny_causal_lm", "make_train_task", "mini_vocab", "write_fake_plugin",

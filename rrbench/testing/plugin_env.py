@@ -15,6 +15,7 @@ import subprocess
 import sysconfig
 import venv
 from pathlib import Path
+from typing import Any
 
 
 class PluginEnv:
@@ -44,5 +45,5 @@ class PluginEnv:
             raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
 
-    def rrbench(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    def rrbench(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
         return self.run("-m", "rrbench.cli", *args, **kwargs)

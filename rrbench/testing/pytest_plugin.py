@@ -7,22 +7,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from rrbench.testing.fixtures import make_mini_task
+
 from rrbench.components.registry import registered_plugin
-from rrbench.testing.fixtures import make_tiny_bert
+from rrbench.testing.fixtures import make_mini_task, make_tiny_bert
 
 
 @pytest.fixture
-def rrbench_mini_task(tmp_path):
+def rrbench_mini_task(tmp_path: Any) -> Any:
     return make_mini_task(tmp_path / "mini-task")
 
 
 @pytest.fixture
-def rrbench_register():
+def rrbench_register() -> Any:
     stack = []
 
-    def register(plugin, name: str = "test-plugin"):
+    def register(plugin: Any, name: str = "test-plugin") -> Any:
         ctx = registered_plugin(plugin, name)
         registry = ctx.__enter__()
         stack.append(ctx)
@@ -34,5 +36,5 @@ def rrbench_register():
 
 
 @pytest.fixture(scope="session")
-def rrbench_tiny_cross_encoder(tmp_path_factory):
+def rrbench_tiny_cross_encoder(tmp_path_factory: Any) -> Any:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert")

@@ -8,12 +8,13 @@ so any text tokenizes and the answer tokens are single ids like in the real voca
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
-import importlib.util
-import sys
 
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -32,7 +33,7 @@ def byte_bpe_tokenizer(kind: str = "chat") -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     if kind == "chat":
-        tok.add_special_tokens(CHAT_SPECIALS + ["<bos>"])
+        tok.add_special_tokens([*CHAT_SPECIALS, "<bos>"])
         return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                        bos_token="<bos>", model_input_names=["input_ids", "attention_mask"])
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -83,10 +84,17 @@ def make_tiny_classifier(directory: str | Path, arch: str = "xlm-roberta", seed:
     """A sequence classifier of the given class: "xlm-roberta" (bge-v2-m3, jina-v2), "deberta-v2" (mxbai-v1),
     "modernbert" (gte-modernbert)."""
     import torch  # lazy: torch costs seconds at start-up
+
     # lazy: heavy: pulls in torch
-    from transformers import (DebertaV2Config, DebertaV2ForSequenceClassification, ModernBertConfig,
-                              ModernBertForSequenceClassification, PreTrainedModel, XLMRobertaConfig,
-                              XLMRobertaForSequenceClassification)
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        ModernBertConfig,
+        ModernBertForSequenceClassification,
+        PreTrainedModel,
+        XLMRobertaConfig,
+        XLMRobertaForSequenceClassification,
+    )
 
     tok = byte_bpe_tokenizer("pair")
     torch.manual_seed(seed)
@@ -117,8 +125,10 @@ def make_tiny_lightweight_gemma(directory: str | Path, seed: int = 0, sliding_wi
     sliding-window layers see a different mask from the full-attention ones on test-sized inputs. Under transformers
     5 it needs rrbench's patch of FlagEmbedding 1.4.2's model code, applied here (even saving fails without it)."""
     import torch  # lazy: torch costs seconds at start-up
+
     # lazy: heavy: pulls in torch
     from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
+
     # lazy: heavy: pulls in torch
     from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
 

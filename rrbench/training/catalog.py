@@ -9,6 +9,8 @@ expand to loss, miner and hyper-parameters, and explicit ``rrbench train`` flags
 
 from __future__ import annotations
 
+from typing import Any
+
 from rrbench.components.specs import LossSpec, MinerSpec, OptionSpec, RegimeSpec
 
 _L = "rrbench.training.losses:"
@@ -31,7 +33,7 @@ _POS_TOKEN = OptionSpec("positive_token", "str", "yes", searchable=False, help="
 _NEG_TOKEN = OptionSpec("negative_token", "str", "no", searchable=False, help="token whose logit means irrelevant")
 
 
-def register_losses(register) -> None:
+def register_losses(register: Any) -> None:
     """Register one LossSpec per wrapped loss; ``options`` are the defaults ``--loss-option`` can override."""
     register(LossSpec(id="bce", aliases=("BinaryCrossEntropyLoss",), loader=_L + "make_bce", input_format="pointwise",
                       description="binary cross-entropy on (query, sentence, 0/1) rows (sentence-transformers)",
@@ -94,7 +96,7 @@ _MINER_CHECKPOINT = OptionSpec("checkpoint", "str", None, searchable=False, help
 _MINER_BATCH = OptionSpec("batch_size", "int", 64, low=1, high=4096, searchable=False, help="scoring batch size")
 
 
-def register_miners(register) -> None:
+def register_miners(register: Any) -> None:
     """Register the four negative pools of the research plan (N0-N3); all deterministic given a seed."""
     register(MinerSpec(id="n0-random", aliases=("N0", "random"), loader=_M + "RandomMiner",
                        description="N0: uniform random non-evidence sentences of the same post"))
@@ -111,11 +113,11 @@ def register_miners(register) -> None:
                                        _MINER_RETRIEVER, _MINER_CHECKPOINT)))
 
 
-def _regime(register, id: str, description: str, aliases: tuple[str, ...] = (), **options) -> None:
+def _regime(register: Any, id: str, description: str, aliases: tuple[str, ...] = (), **options: Any) -> None:
     register(RegimeSpec(id=id, aliases=aliases, loader=_R, description=description, options=options))
 
 
-def register_regimes(register) -> None:
+def register_regimes(register: Any) -> None:
     """Register R0-R5 of the research plan, plus the documented MiniLM recipe."""
     _regime(register, "r0", "R0: off the shelf, no training (the base model is evaluated and calibrated only)",
             aliases=("R0",), train=False, loss="bce", miner="n0-random")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
 from rrbench.tasks.resolve import Query, Task
 from rrbench.training.miners import query_rng
+from rrbench.util.errors import UsageError
 
 #: A teacher maps (query ids, global sentence ids) to scores; used by the distillation formats.
 Teacher = Callable[[Sequence[str], Sequence[int]], np.ndarray]
@@ -96,7 +96,7 @@ def build(task: Task, queries: Sequence[Query], input_format: str, negatives: di
     return data
 
 
-def _pointwise(task, queries, input_format, negatives, options, seed, teacher, min_group_size, stats) -> BuiltData:
+def _pointwise(task: Any, queries: Any, input_format: Any, negatives: Any, options: Any, seed: Any, teacher: Any, min_group_size: Any, stats: Any) -> BuiltData:
     q_texts, d_texts, labels, keys = [], [], [], []
     for query in queries:
         pos = positives(task, query)
@@ -117,7 +117,7 @@ def _pointwise(task, queries, input_format, negatives, options, seed, teacher, m
     return BuiltData({"query": q_texts, "document": d_texts, "label": labels})
 
 
-def _listwise(task, queries, input_format, negatives, options, seed, teacher, min_group_size, stats) -> BuiltData:
+def _listwise(task: Any, queries: Any, input_format: Any, negatives: Any, options: Any, seed: Any, teacher: Any, min_group_size: Any, stats: Any) -> BuiltData:
     q_texts, docs, grades = [], [], []
     for query in queries:
         pos = positives(task, query)
@@ -138,7 +138,7 @@ def _listwise(task, queries, input_format, negatives, options, seed, teacher, mi
     return BuiltData({"query": q_texts, "docs": docs, "labels": grades})
 
 
-def _grouped(task, queries, input_format, negatives, options, seed, teacher, min_group_size, stats) -> BuiltData:
+def _grouped(task: Any, queries: Any, input_format: Any, negatives: Any, options: Any, seed: Any, teacher: Any, min_group_size: Any, stats: Any) -> BuiltData:
     n = int(options.negatives)
     if n < 1:
         raise UsageError(f"input format {input_format} needs --negatives >= 1, got {n}")

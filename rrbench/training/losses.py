@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rrbench.util.errors import UsageError
-from rrbench.util.errors import close_matches
+from rrbench.util.errors import UsageError, close_matches
 
 #: Input formats and what a row looks like (also documented in docs/training.md).
 INPUT_FORMATS = {
@@ -29,7 +28,7 @@ INPUT_FORMATS = {
 }
 
 
-def _identity():
+def _identity() -> Any:
     import torch  # lazy: torch costs seconds at start-up
 
     return torch.nn.Identity()
@@ -55,7 +54,7 @@ def _cutoff(options: dict[str, Any]) -> int | None:
     return int(k)
 
 
-def make_bce(model, pos_weight: float | None = None, **_: Any):
+def make_bce(model: Any, pos_weight: float | None = None, **_: Any) -> Any:
     """Sigmoid cross-entropy on raw logits (the checkpoint's scores stay logits: natural threshold 0)."""
     import torch  # lazy: torch costs seconds at start-up
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # lazy: heavy: pulls in torch
@@ -64,32 +63,32 @@ def make_bce(model, pos_weight: float | None = None, **_: Any):
     return BinaryCrossEntropyLoss(model, activation_fn=_identity(), pos_weight=weight)
 
 
-def make_ranknet(model, k: int | None = None, sigma: float = 1.0, **_: Any):
+def make_ranknet(model: Any, k: int | None = None, sigma: float = 1.0, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import RankNetLoss  # lazy: heavy: pulls in torch
 
     return RankNetLoss(model, k=_cutoff({"k": k}), sigma=_number({"sigma": sigma}, "sigma", 0),
                        activation_fn=_identity())
 
 
-def make_listnet(model, **_: Any):
+def make_listnet(model: Any, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import ListNetLoss  # lazy: heavy: pulls in torch
 
     return ListNetLoss(model, activation_fn=_identity())
 
 
-def make_listmle(model, **_: Any):
+def make_listmle(model: Any, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import ListMLELoss  # lazy: heavy: pulls in torch
 
     return ListMLELoss(model, activation_fn=_identity())
 
 
-def make_plistmle(model, **_: Any):
+def make_plistmle(model: Any, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import PListMLELoss  # lazy: heavy: pulls in torch
 
     return PListMLELoss(model, activation_fn=_identity())
 
 
-def lambda_scheme(name: str, mu: float = 10.0):
+def lambda_scheme(name: str, mu: float = 10.0) -> Any:
     """The LambdaLoss weighting scheme object for a short name."""
     from sentence_transformers.cross_encoder import losses as L  # lazy: heavy: pulls in torch
 
@@ -103,20 +102,20 @@ def lambda_scheme(name: str, mu: float = 10.0):
     return table[name]()
 
 
-def make_lambdaloss(model, weighting_scheme: str = "ndcg2pp", k: int | None = None, sigma: float = 1.0,
-                    mu: float = 10.0, **_: Any):
+def make_lambdaloss(model: Any, weighting_scheme: str = "ndcg2pp", k: int | None = None, sigma: float = 1.0,
+                    mu: float = 10.0, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import LambdaLoss  # lazy: heavy: pulls in torch
 
     return LambdaLoss(model, weighting_scheme=lambda_scheme(str(weighting_scheme), mu), k=_cutoff({"k": k}),
                       sigma=_number({"sigma": sigma}, "sigma", 0), activation_fn=_identity())
 
 
-def _group_softmax_class():
+def _group_softmax_class() -> Any:
     """MultipleNegativesRankingLoss that also accepts zero in-batch negatives (upstream samples 0 and crashes)."""
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss  # lazy: heavy: pulls in torch
 
     class GroupSoftmaxLoss(MultipleNegativesRankingLoss):
-        def get_in_batch_negatives(self, anchors, candidates):  # noqa: ANN001 - upstream signature
+        def get_in_batch_negatives(self, anchors: Any, candidates: Any) -> Any:
             if self.num_negatives == 0:
                 return iter(())
             return super().get_in_batch_negatives(anchors, candidates)
@@ -124,13 +123,13 @@ def _group_softmax_class():
     return GroupSoftmaxLoss
 
 
-def make_mnrl(model, scale: float = 10.0, num_in_batch_negatives: int | None = 4, **_: Any):
+def make_mnrl(model: Any, scale: float = 10.0, num_in_batch_negatives: int | None = 4, **_: Any) -> Any:
     return _group_softmax_class()(model, num_negatives=_in_batch(num_in_batch_negatives),
                                   scale=_number({"scale": scale}, "scale", 0), activation_fn=None)
 
 
-def make_cmnrl(model, scale: float = 10.0, num_in_batch_negatives: int | None = 4, mini_batch_size: int = 16,
-               **_: Any):
+def make_cmnrl(model: Any, scale: float = 10.0, num_in_batch_negatives: int | None = 4, mini_batch_size: int = 16,
+               **_: Any) -> Any:
     # lazy: heavy: pulls in torch
     from sentence_transformers.cross_encoder.losses import CachedMultipleNegativesRankingLoss
 
@@ -149,19 +148,19 @@ def _in_batch(value: Any) -> int | None:
     return int(value)
 
 
-def make_mse(model, **_: Any):
+def make_mse(model: Any, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import MSELoss  # lazy: heavy: pulls in torch
 
     return MSELoss(model, activation_fn=_identity())
 
 
-def make_margin_mse(model, **_: Any):
+def make_margin_mse(model: Any, **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import MarginMSELoss  # lazy: heavy: pulls in torch
 
     return MarginMSELoss(model, activation_fn=_identity())
 
 
-def _check_generative(model, positive_token: str, negative_token: str, loss: str) -> None:
+def _check_generative(model: Any, positive_token: str, negative_token: str, loss: str) -> None:
     """Generative losses need a causal LM whose head reads exactly the configured yes/no tokens."""
     from sentence_transformers.cross_encoder.modules.logit_score import LogitScore  # lazy: heavy: pulls in torch
 
@@ -178,7 +177,7 @@ def _check_generative(model, positive_token: str, negative_token: str, loss: str
                          f"those tokens (rrbench train does this)")
 
 
-def token_id(tokenizer, token: str) -> int:
+def token_id(tokenizer: Any, token: str) -> int:
     """The vocabulary id of a single-token string (with or without a leading-space marker)."""
     ids = tokenizer.convert_tokens_to_ids([token])
     if ids and ids[0] is not None and ids[0] != tokenizer.unk_token_id:
@@ -189,15 +188,15 @@ def token_id(tokenizer, token: str) -> int:
     return int(encoded[0])
 
 
-def make_gen_pointwise(model, positive_token: str = "yes", negative_token: str = "no", **_: Any):
+def make_gen_pointwise(model: Any, positive_token: str = "yes", negative_token: str = "no", **_: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # lazy: heavy: pulls in torch
 
     _check_generative(model, positive_token, negative_token, "gen-pointwise")
     return BinaryCrossEntropyLoss(model, activation_fn=_identity())
 
 
-def make_gen_listwise(model, positive_token: str = "yes", negative_token: str = "no", temperature: float = 1.0,
-                      **_: Any):
+def make_gen_listwise(model: Any, positive_token: str = "yes", negative_token: str = "no", temperature: float = 1.0,
+                      **_: Any) -> Any:
     _check_generative(model, positive_token, negative_token, "gen-listwise")
     temperature = _number({"temperature": temperature}, "temperature", 0)
     return _group_softmax_class()(model, num_negatives=0, scale=1.0 / temperature, activation_fn=None)

@@ -14,19 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import Miner, non_evidence
-from rrbench.tasks.resolve import Query, Task
-from rrbench.pipeline.candidates import retrieve
-from rrbench.retrievers.factory import load_retriever
-from rrbench.models.factory import load_reranker
-from rrbench.pipeline.rerank import rerank
-from rrbench.components.registry import resolve
 from rrbench.components.calls import build
+from rrbench.components.registry import resolve
+from rrbench.models.factory import load_reranker
+from rrbench.pipeline.candidates import retrieve
+from rrbench.pipeline.rerank import rerank
+from rrbench.retrievers.factory import load_retriever
+from rrbench.tasks.resolve import Query, Task
+from rrbench.util.errors import UsageError
 
 
 def query_rng(seed: int, query_id: str, salt: str = "") -> np.random.Generator:
-    digest = hashlib.sha256(f"{seed}\x00{salt}\x00{query_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x00{salt}\x00{query_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
@@ -51,7 +51,7 @@ class _ScoredMiner(Miner):
 
     def mine(self, task: Task, queries: Sequence[Query], k: int) -> dict[str, np.ndarray]:
         out = {}
-        for query, (ids, scores) in zip(queries, self.post_scores(task, queries)):
+        for query, (ids, scores) in zip(queries, self.post_scores(task, queries), strict=True):
             allowed = set(non_evidence(task, query).tolist())
             order = np.lexsort((ids, -np.asarray(scores, dtype=np.float64)))  # ties: post order, deterministic
             out[query.query_id] = np.asarray([int(i) for i in ids[order] if int(i) in allowed][:k], dtype=np.int64)
@@ -77,7 +77,7 @@ class RerankerHardMiner(_ScoredMiner):
         reranker = load_reranker(str(checkpoint), batch_size=int(self.options.get("batch_size") or 64))
         pools = [(task.candidates(q), np.zeros(len(task.candidates(q)))) for q in queries]
         scores = rerank(task, queries, pools, reranker, top_k=max(len(p) for p, _ in pools), progress=False)
-        return [(pool, s) for (pool, _), s in zip(pools, scores)]
+        return [(pool, s) for (pool, _), s in zip(pools, scores, strict=True)]
 
 
 class MixedMiner(Miner):
@@ -99,7 +99,7 @@ class MixedMiner(Miner):
         hard_spec = resolve("miners", hard_id).spec
         hard = hard_spec.load()(hard_spec, seed=self.seed, **hard_options).mine(task, queries, k)
         out = {}
-        n_hard = int(round(k * fraction))
+        n_hard = round(k * fraction)
         for query in queries:
             ranked_hard = [int(i) for i in hard[query.query_id]]
             chosen = ranked_hard[:n_hard]

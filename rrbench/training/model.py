@@ -9,17 +9,16 @@ configured yes/no tokens, so the generative losses train the exact score the rer
 from __future__ import annotations
 
 import datetime as _dt
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_write_text, sha256_file, strict_json_dumps
-from rrbench.models.resolve import resolve_weights
 from rrbench.components.registry import get_registry
-from rrbench.training.losses import token_id
-from hashlib import sha256
 from rrbench.models.checkpoint import CHECKPOINT_META
-from rrbench.util.io import read_json_object
+from rrbench.models.resolve import resolve_weights
+from rrbench.training.losses import token_id
+from rrbench.util.errors import UsageError
+from rrbench.util.io import atomic_write_text, read_json_object, sha256_file, strict_json_dumps
 
 
 def resolve_base(name: str) -> tuple[Path, dict[str, Any]]:
@@ -56,7 +55,7 @@ def _is_cross_encoder_folder(path: Path) -> bool:
 
 
 def load_base(path: Path, max_length: int, positive_token: str = "yes", negative_token: str = "no",
-              device: str = "cpu", head: str = "cls"):
+              device: str = "cpu", head: str = "cls") -> Any:
     """A CrossEncoder ready to train: one output logit, or a yes/no log-odds head for causal LMs.
 
     ``head="mean"`` scores a pair with a linear layer on the *mean* of the token embeddings instead of the [CLS]
@@ -86,7 +85,7 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
     return CrossEncoder(modules=[transformer, yes_no], device=device)
 
 
-def _mean_pooled(path: Path, max_length: int, device: str):
+def _mean_pooled(path: Path, max_length: int, device: str) -> Any:
     from sentence_transformers.base.modules import Dense, Transformer  # lazy: heavy: pulls in torch
     from sentence_transformers.cross_encoder import CrossEncoder  # lazy: heavy: pulls in torch
     from sentence_transformers.sentence_transformer.modules import Pooling  # lazy: heavy: pulls in torch
@@ -113,7 +112,7 @@ def weights_sha256(directory: Path) -> str:
     raise UsageError(f"no weights file found in {directory}")
 
 
-def save_checkpoint(model, directory: Path, base_info: dict[str, Any], max_length: int,
+def save_checkpoint(model: Any, directory: Path, base_info: dict[str, Any], max_length: int,
                     training: dict[str, Any]) -> dict[str, Any]:
     """Save weights + ``rrbench_model.json``; the manifest is written last, so its presence marks completion."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from rrbench.util.errors import UsageError
+from rrbench.components.registry import resolve
 from rrbench.components.specs import RegimeSpec
 from rrbench.training.config import TrainConfig
-from rrbench.components.registry import resolve
+from rrbench.util.errors import UsageError
 
 #: Regime option keys that are not TrainConfig fields but are handled by the trainer.
 _SPECIAL = {"requires_teacher"}

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rrbench.util.errors import UsageError
-from rrbench.tasks.resolve import Task
 from rrbench.components.identity import model_fingerprint
-from rrbench.pipeline.score_cache import ScoreCache, pair_key
-from rrbench.models.factory import load_reranker
 from rrbench.measures.trec import read_run
+from rrbench.models.factory import load_reranker
+from rrbench.pipeline.score_cache import ScoreCache, pair_key
+from rrbench.tasks.resolve import Task
+from rrbench.util.errors import UsageError
 from rrbench.util.io import read_json_object
 
 
-def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None):
+def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None) -> Any:
     """A ``(query ids, global sentence ids) -> scores`` function reading ``name``'s cached pair scores."""
 
     cache = ScoreCache(cache_dir)
@@ -46,7 +47,7 @@ def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = No
     texts = {q.query_id: q.text for q in task.queries.values()}
 
     def scores(query_ids: Sequence[str], indices: Sequence[int]) -> np.ndarray:
-        keys = [pair_key(texts[q], task.sentences[int(i)]) for q, i in zip(query_ids, indices)]
+        keys = [pair_key(texts[q], task.sentences[int(i)]) for q, i in zip(query_ids, indices, strict=True)]
         found = cache.get_pairs(mid, keys)
         missing = sum(1 for k in keys if k not in found)
         if missing:
@@ -62,7 +63,7 @@ def is_record_folder(name: str) -> bool:
     return folder.is_dir() and (folder / "results.json").is_file() and (folder / "run.trec").is_file()
 
 
-def recorded_teacher(folder: str | Path, task: Task, split: str):
+def recorded_teacher(folder: str | Path, task: Task, split: str) -> Any:
     """A ``(query ids, global sentence ids) -> scores`` function reading a plain run record's ``run.trec``."""
 
     folder = Path(folder)
@@ -88,7 +89,7 @@ def recorded_teacher(folder: str | Path, task: Task, split: str):
                 found[(query_id, index[docno])] = score
 
     def scores(query_ids: Sequence[str], indices: Sequence[int]) -> np.ndarray:
-        keys = [(q, int(i)) for q, i in zip(query_ids, indices)]
+        keys = [(q, int(i)) for q, i in zip(query_ids, indices, strict=True)]
         missing = [k for k in keys if k not in found]
         if missing:
             raise UsageError(f"teacher {folder} has no score for {len(missing)} of {len(keys)} {split} training "

@@ -23,24 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rrbench.util.errors import RRBenchError, UsageError
-from rrbench.util.io import atomic_write_text, canonical_hash, strict_json_dumps, sweep_stale
-from rrbench.measures.names import trainer_key
+from rrbench.components.calls import load_factory, owner_label, running
+from rrbench.components.registry import resolve
 from rrbench.components.specs import validate_options
+from rrbench.measures.names import trainer_key
+from rrbench.models.checkpoint import CHECKPOINT_META
+from rrbench.tasks.resolve import get_task
 from rrbench.training.config import TrainConfig
 from rrbench.training.data import DataOptions, build, options_dict
-from rrbench.components.registry import resolve
-from rrbench.tasks.resolve import get_task
-from rrbench.training.validation import evaluate_model, make_evaluator
 from rrbench.training.losses import check_group_size
 from rrbench.training.miners import load_miner
 from rrbench.training.model import load_base, resolve_base, save_checkpoint
-from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
-from rrbench.models.checkpoint import CHECKPOINT_META
-from rrbench.util.progress import set_quiet
 from rrbench.training.model import load_base as _reload
-from rrbench.components.calls import load_factory, owner_label, running
-from rrbench.util.io import read_json_object
+from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
+from rrbench.training.validation import evaluate_model, make_evaluator
+from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.util.io import atomic_write_text, canonical_hash, read_json_object, strict_json_dumps, sweep_stale
+from rrbench.util.progress import set_quiet
 
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
@@ -58,7 +57,7 @@ def _phases(config: TrainConfig) -> list[dict[str, Any]]:
              "epoch_fraction": float(warm.get("warmup_fraction", 0.3)), "evaluate": False}, main]
 
 
-def _loss_spec(name: str):
+def _loss_spec(name: str) -> Any:
     return resolve("losses", name).spec
 
 
@@ -87,13 +86,13 @@ def _prepare_output(config: TrainConfig, out: Path, overwrite: bool) -> str:
     return config_hash
 
 
-def _log_callback(path: Path):
+def _log_callback(path: Path) -> Any:
     from transformers import TrainerCallback  # lazy: heavy: pulls in torch
 
     class JsonLog(TrainerCallback):
         """Append the Trainer's log entries (loss, learning rate, grad norm) as JSON lines."""
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - HF signature
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if logs:
                 row = {"step": state.global_step, "epoch": state.epoch,
                        **{k: v for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}}
@@ -103,12 +102,12 @@ def _log_callback(path: Path):
     return JsonLog()
 
 
-def _final_eval_callback():
+def _final_eval_callback() -> Any:
     """Evaluate (and save) at the last step too, so the end of training is a candidate for selection."""
     from transformers import TrainerCallback  # lazy: heavy: pulls in torch
 
     class FinalEval(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if state.max_steps and state.global_step >= state.max_steps:
                 control.should_evaluate = True
                 control.should_save = True
@@ -118,7 +117,7 @@ def _final_eval_callback():
 
 
 def _training_args(config: TrainConfig, phase: dict[str, Any], directory: Path, rows: int, evaluate: bool,
-                   show_progress: bool):
+                   show_progress: bool) -> Any:
     from sentence_transformers.base.sampler import BatchSamplers  # lazy: heavy: pulls in torch
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments  # lazy: heavy: pulls in torch
 

@@ -19,19 +19,18 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from rrbench.measures.names import RANK_METRICS
 from rrbench.measures.metrics import RankedQuery, evaluate, safe_float
-from rrbench.tasks.resolve import Query, Task
-from types import SimpleNamespace
-from rrbench.pipeline.candidates import GeneratorConfig, generate
-from rrbench.pipeline.rerank import rerank
+from rrbench.measures.names import RANK_METRICS
 from rrbench.measures.trec import final_ranking
+from rrbench.pipeline.candidates import GeneratorConfig, generate
 from rrbench.pipeline.decide import fit_threshold
-
+from rrbench.pipeline.rerank import rerank
+from rrbench.tasks.resolve import Query, Task
 
 #: The candidate generator and pool of ``rrbench run``'s defaults: within a post the pool is the whole post, ordered by
 #: BM25 (which then only breaks ties), and every candidate of it is reranked.
@@ -43,7 +42,7 @@ class _InMemoryReranker:
     """The model being trained, seen through the pointwise reranker interface that :func:`rrbench.pipeline.rerank.rerank`
     calls, so in-training evaluation builds texts, pools, rankings and metrics exactly as ``rrbench run`` does."""
 
-    def __init__(self, model, instruction: str | None, batch_size: int) -> None:
+    def __init__(self, model: Any, instruction: str | None, batch_size: int) -> None:
         self.model, self.instruction = model, instruction
         self.spec = SimpleNamespace(id="model in training")
         self.options = SimpleNamespace(batch_size=batch_size)
@@ -51,7 +50,7 @@ class _InMemoryReranker:
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         import torch  # lazy: torch costs seconds at start-up
 
-        pairs = [(self._query(q), d) for q, d in zip(queries, documents)]
+        pairs = [(self._query(q), d) for q, d in zip(queries, documents, strict=True)]
         flat = np.asarray(self.model.predict(pairs, batch_size=self.options.batch_size,
                                              activation_fn=torch.nn.Identity(), show_progress_bar=False,
                                              convert_to_numpy=True), dtype=np.float64)
@@ -64,15 +63,15 @@ class _InMemoryReranker:
             f"{self.instruction} {text}"
 
 
-def eval_pools(task: Task, split: str, queries: Sequence[Query], context_window: int = 0):
+def eval_pools(task: Task, split: str, queries: Sequence[Query], context_window: int = 0) -> Any:
     """``rrbench run``'s default candidate pools for ``queries`` (computed once per evaluator, cached on disk)."""
 
     return generate(task, split, queries, GeneratorConfig((EVAL_RETRIEVER,), context=context_window), EVAL_POOL,
                     device="cpu").pools
 
 
-def score_split(model, task: Task, queries: Sequence[Query], instruction: str | None, context_window: int,
-                batch_size: int, pools) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def score_split(model: Any, task: Task, queries: Sequence[Query], instruction: str | None, context_window: int,
+                batch_size: int, pools: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per query: ``(pool ids in retriever order, retriever scores, raw model scores of the pool)``.
 
     Raw means no activation (logits/log-odds). Scored through :func:`rrbench.pipeline.rerank.rerank`, the same code (texts,
@@ -90,7 +89,7 @@ def score_split(model, task: Task, queries: Sequence[Query], instruction: str | 
     finally:
         if was_training:
             model.train()
-    return [(pool, retr, head) for (pool, retr), head in zip(pools, heads)]
+    return [(pool, retr, head) for (pool, retr), head in zip(pools, heads, strict=True)]
 
 
 def ranked_queries(task: Task, queries: Sequence[Query],
@@ -98,7 +97,7 @@ def ranked_queries(task: Task, queries: Sequence[Query],
     """Rankings as ``rrbench run`` makes them (:func:`rrbench.measures.trec.final_ranking`); decisions use the raw scores."""
 
     out = []
-    for query, (pool, retr, head) in zip(queries, scored):
+    for query, (pool, retr, head) in zip(queries, scored, strict=True):
         ranked, _ = final_ranking(pool, head, retr)
         judged = task.qrels.get(query.query_id, {})
         out.append(RankedQuery(query.query_id, task.relevance(query, ranked),
@@ -115,8 +114,8 @@ def calibrate_threshold(rows: Sequence[RankedQuery]) -> dict[str, Any]:
     return fit_threshold(best, np.asarray([r.has_evidence for r in rows]))
 
 
-def evaluate_model(model, task: Task, split: str, instruction: str | None = None, context_window: int = 0,
-                   batch_size: int = 64, calibrate: bool = False, pools=None) -> dict[str, Any]:
+def evaluate_model(model: Any, task: Task, split: str, instruction: str | None = None, context_window: int = 0,
+                   batch_size: int = 64, calibrate: bool = False, pools: Any = None) -> dict[str, Any]:
     queries = sorted(task.split_queries(split), key=lambda q: q.query_id)
     pools = pools if pools is not None else eval_pools(task, split, queries, context_window)
     rows = ranked_queries(task, queries, score_split(model, task, queries, instruction, context_window, batch_size,
@@ -131,7 +130,7 @@ def evaluate_model(model, task: Task, split: str, instruction: str | None = None
 
 
 def make_evaluator(task: Task, split: str, log_path: Path, instruction: str | None, context_window: int,
-                   batch_size: int = 64):
+                   batch_size: int = 64) -> Any:
     """A sentence-transformers evaluator reporting nDCG@10 on ``split`` (primary metric for early stopping)."""
     from sentence_transformers.base.evaluation import BaseEvaluator  # lazy: heavy: pulls in torch
 
@@ -144,7 +143,7 @@ def make_evaluator(task: Task, split: str, log_path: Path, instruction: str | No
             self.greater_is_better = True
             self.primary_metric = "nDCG@10"
 
-        def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
+        def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict:
             started = time.perf_counter()
             result = evaluate_model(model, task, split, instruction, context_window, batch_size, pools=pools)
             # the record's own names (rrbench.measures.names); the Trainer logs them as eval_nDCG@10 ...

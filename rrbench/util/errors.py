@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import errno
 import os
-from collections.abc import Iterable
-from pathlib import Path
 import tempfile
 import time
+from collections.abc import Iterable
+from pathlib import Path
 
 
 class RRBenchError(Exception):

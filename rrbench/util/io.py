@@ -23,7 +23,6 @@ from typing import Any, BinaryIO
 from rrbench.util.errors import TaskSpecError, UsageError
 from rrbench.util.faults import kill_point
 
-
 #: Longest JSONL line rrbench reads: one post, query or judgement per line never comes near it, and the bound keeps
 #: a wrong or hostile file (one endless line) from exhausting memory.
 MAX_LINE_BYTES = 16 << 20
@@ -41,7 +40,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _open_bytes(path: Path):
+def _open_bytes(path: Path) -> Any:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any
+
 from tqdm.auto import tqdm
 
 _QUIET = False
@@ -57,7 +58,7 @@ def bars_enabled(requested: bool | None = None) -> bool:
 
 
 def progress(total: int | None = None, desc: str = "", enabled: bool | None = None, unit: str = "it",
-             **kwargs: Any):
+             **kwargs: Any) -> Any:
     """A labelled tqdm bar on stderr (a no-op bar when disabled); use it as a context manager and ``update(n)``.
     ``enabled``: None shows it on a terminal only; False never; True always (unless quiet)."""
 

@@ -125,6 +125,7 @@ def open_storage(url: str | None, default_path: Path | None, heartbeat: bool = F
     full = normalise_url(url, default_path)
     shown = redact_url(full)
     import optuna  # lazy: opening a storage is the first thing that needs it
+
     # lazy: optional: only sweeps and the matrix use it
     from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 

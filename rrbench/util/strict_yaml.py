@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from rrbench.util.errors import UsageError
 
@@ -71,7 +70,7 @@ def read_yaml_document(path: str | Path, what: str, error: type[UsageError] = Us
 def loads_yaml(text: str, where: str, error: type[UsageError] = UsageError) -> Any:
     """:func:`read_yaml_document` for text already in memory (``where`` names its origin in errors)."""
     try:
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_BoundedLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""

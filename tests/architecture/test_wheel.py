@@ -38,8 +38,9 @@ def wheel_env(tmp_path_factory):
     python = env_dir / "bin" / "python"
     purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                   capture_output=True, text=True, check=True).stdout.strip())
-    parents = [p for p in dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"]])
-               if Path(p).is_dir()]
+    # every folder this interpreter imports from, except any holding an rrbench source tree (the editable install)
+    parents = [p for p in dict.fromkeys([*sys.path, *site.getsitepackages(), sysconfig.get_paths()["purelib"]])
+               if p and Path(p).is_dir() and not (Path(p) / "rrbench").is_dir()]
     (purelib / "_parent_dependencies.pth").write_text("".join(f"{p}\n" for p in parents), encoding="utf-8")
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
                               "--no-index", str(wheels[0])], capture_output=True, text=True)
