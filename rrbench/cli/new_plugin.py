@@ -160,7 +160,7 @@ def test_scores_a_run(rrbench_mini_task, tmp_path):
 
     record = rrbench.run(task=str(rrbench_mini_task), reranker="$plugin:$name", output=str(tmp_path / "out"),
                          show_progress=False, use_cache=False)
-    assert record["manifest"]["plugins"]["reranker"]["distribution"] == "$dist"
+    assert record["config"]["rerankers"][0]["distribution"] == "$dist"
 ''',
     "retrievers": '''def test_conformance():
     from rrbench.testing import check_component

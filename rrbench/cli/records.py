@@ -6,14 +6,24 @@ import click
 
 from rrbench.cli.output import echo_json
 from rrbench.leaderboard.board import build, check, collect, publish
-from rrbench.leaderboard.gate import CandidateRunError, RegressionFound, gate, load_pair, table, write_summaries
+from rrbench.leaderboard.changes import changed_record_folders
+from rrbench.leaderboard.gate import (
+    CandidateRunError,
+    RegressionFound,
+    check_gate_parameters,
+    gate,
+    load_pair,
+    table,
+    write_summaries,
+)
 from rrbench.leaderboard.html import write_site
 from rrbench.leaderboard.outside_runs import evaluate_run
 from rrbench.leaderboard.reproduce import reproduce
+from rrbench.leaderboard.rescore import ModelPool, rescore
+from rrbench.leaderboard.verify import verify_record
 from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
 from rrbench.measures.significance import compare_pair, per_query_values
-from rrbench.records.record import load_record, require_valid
-from rrbench.util.errors import RRBenchError
+from rrbench.util.errors import MissingWeightsError, RRBenchError
 from rrbench.util.text import fmt_number
 
 
@@ -30,20 +40,21 @@ def _per_query_metric(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.option("--threshold", default=None, type=float,
               help="Decision threshold on the run's scores (false-evidence rate is null without it).")
 @click.option("--output", default=None, help="Output directory (default: runs/<timestamp>-eval-<hash>).")
-def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, output: str | None) -> None:
+@click.option("--final", is_flag=True, help="Required for --split test: the one-time final evaluation (recorded in "
+                                            "the test ledger; a second use is refused).")
+def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, output: str | None,
+                 final: bool) -> None:
     """Score a TREC run made by any system with rrbench's metrics and record format."""
 
-    record = evaluate_run(task=task, split=split, run=run_file, threshold=threshold, output=output)
-    manifest, metrics = record["manifest"], record["metrics"]
-    run = manifest["components"]["run"]
-    click.echo(f"task {manifest['task']['id']}@{manifest['task']['version']}  split {manifest['split']}  "
-               f"run {run_file} ({', '.join(run['tags']) or 'no tag'})")
+    record = evaluate_run(task=task, split=split, run=run_file, threshold=threshold, output=output, final=final)
+    claims, metrics = record["config"], record["metrics"]
+    click.echo(f"task {claims['task']['id']}@{claims['task']['version']}  split {claims['split']}  "
+               f"run {run_file} ({', '.join(claims['run']['tags']) or 'no tag'})")
     keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
     click.echo(" | ".join(f"{k:>11}" for k in keys))
     click.echo(" | ".join(f"{fmt_number(metrics.get(k)):>11}" for k in keys))
     click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} "
-               f"without; {run['queries_missing']} of the split missing from the run; "
-               f"threshold {fmt_number(manifest['threshold']['value'])}")
+               f"without; threshold {fmt_number(claims['threshold'])}")
     click.echo(f"results in {record['output_dir']}")
 
 
@@ -56,30 +67,46 @@ def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, 
 @click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="Score cache directory.")
 @click.option("--no-cache", is_flag=True, help="Recompute every score.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--weights", "weights", multiple=True, help="Folder to search for a record's local weights (by hash).")
+@click.option("--task-dir", default=None, help="Verify and re-run against this task folder (an unregistered task).")
+@click.option("--allow-remote-code", is_flag=True,
+              help="Run Python code from a model repository the record names (trust_remote_code). Read that code "
+                   "first: whoever wrote the record chose it.")
+@click.option("--skip-unavailable", is_flag=True,
+              help="A record whose model weights are not on this machine is reported as not reproduced (exit 0) "
+                   "instead of an error: for a leaderboard's CI, which re-scores what it can.")
 def reproduce_cmd(record_dir: str, output: str | None, tolerance: float, cache_dir: str | None, no_cache: bool,
-                  quiet: bool) -> None:
+                  quiet: bool, weights: tuple[str, ...], task_dir: str | None, allow_remote_code: bool,
+                  skip_unavailable: bool) -> None:
     """Re-run the configuration of a result record and compare its metrics (exit 1 if they differ)."""
 
     if (cache_dir or "").strip().lower() in {"off", "0", "none", "false", "no"}:
         cache_dir, no_cache = None, True
-    result = reproduce(record_dir, output=output, tolerance=tolerance, cache_dir=cache_dir,
-                       use_cache=not no_cache, show_progress=False if quiet else None)
+    try:
+        result = reproduce(record_dir, output=output, tolerance=tolerance, cache_dir=cache_dir,
+                           use_cache=not no_cache, show_progress=False if quiet else None,
+                           allow_remote_code=allow_remote_code, weights=weights, task_dir=task_dir)
+    except MissingWeightsError as exc:
+        if not skip_unavailable:
+            raise
+        click.echo(f"not reproduced: {exc}")
+        return
     click.echo(f"{'metric':<24}{'recorded':>14}{'reproduced':>14}{'delta':>12}")
     for row in result["comparison"]:
         delta = "-" if row["delta"] is None else f"{row['delta']:.2e}"
         click.echo(f"{row['metric']:<24}{fmt_number(row['recorded'], 6):>14}{fmt_number(row['reproduced'], 6):>14}{delta:>12}"
                    + ("" if row["ok"] else "  MISMATCH"))
-    cache = result["record"]["manifest"].get("cache") or {}
+    cache = result["record"]["provenance"].get("cache") or {}
     if cache.get("enabled"):
         click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "
                    f"{cache['model_calls']} model calls")
     for row in result["fields"]:
-        verdict = "same" if row["ok"] else ("MISMATCH" if row["decides"] else "differs")
-        click.echo(f"{row['field']:<24}{row['recorded']!s:>30}  {row['reproduced']!s:>30}  {verdict}")
-    if not result["config_hash_matches"]:
-        click.echo("note: the configuration hash differs (other weights, options or rrbench version)")
+        click.echo(f"{row['field']:<24}{row['recorded']!s:>30}  {row['reproduced']!s:>30}  "
+                   f"{'same' if row['ok'] else 'MISMATCH'}")
     if not result["ok"]:
-        raise RRBenchError(f"{record_dir}: reproduced metrics or per-query values differ from the record "
+        failed = ", ".join([r["metric"] for r in result["comparison"] if not r["ok"]] +
+                           [f["field"] for f in result["fields"] if not f["ok"]])
+        raise RRBenchError(f"{record_dir}: the reproduction differs from the record in {failed} "
                            f"(tolerance {tolerance:g})")
     click.echo("reproduced: all metrics and per-query values match")
 
@@ -90,10 +117,11 @@ def reproduce_cmd(record_dir: str, output: str | None, tolerance: float, cache_d
 @click.option("--to", "--leaderboard-dir", "leaderboard_dir", default="leaderboard", show_default=True,
               help="Leaderboard folder to file the record in.")
 @click.option("--replace", is_flag=True, help="Overwrite an already published record of the same configuration.")
-def publish_cmd(record_dir: str, leaderboard_dir: str, replace: bool) -> None:
+@click.option("--task-dir", default=None, help="Verify against this task folder instead of the registered task.")
+def publish_cmd(record_dir: str, leaderboard_dir: str, replace: bool, task_dir: str | None) -> None:
     """Verify a result record and file it under <task>@<version>/<split>/<system>-<hash>/ (with SHA256SUMS)."""
 
-    target = publish(record_dir, leaderboard_dir, replace=replace)
+    target = publish(record_dir, leaderboard_dir, replace=replace, task_dir=task_dir)
     click.echo(f"published {target} (run `rrbench leaderboard build` to update the README)")
 
 
@@ -111,9 +139,7 @@ def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: i
 
     records = []
     for path in (record_a, record_b):
-        record = load_record(path)
-        require_valid(record, path)
-        records.append(per_query_values(record["per_query"], metric))
+        records.append(per_query_values(verify_record(path).per_query, metric))
     result = compare_pair(records[0], records[1], metric, samples=samples, seed=seed)
     if as_json:
         echo_json(result.as_dict())
@@ -151,6 +177,7 @@ def gate_cmd(baseline: str, candidate: str, metric: str, max_drop: float, alpha:
     to run. A crash is never reported as a regression.
     """
 
+    check_gate_parameters(max_drop, alpha, max_fe_increase, samples)
     try:
         base, cand = load_pair(baseline, candidate, leaderboard_dir, candidate_output)
         result = gate(base, cand, metric=metric, max_drop=max_drop, alpha=alpha,
@@ -181,8 +208,8 @@ def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
 
     groups = collect(leaderboard_dir)
     path = build(leaderboard_dir, method=method)
-    total = sum(len(v) for v in groups.values())
-    click.echo(f"wrote {path}: {total} records in {len(groups)} tables")
+    total = sum(len(g.verified) + len(g.claimed) + len(g.archived) for g in groups.values())
+    click.echo(f"wrote {path}: {total} records in {len(groups)} boards")
     if html_dir:
         index = write_site(leaderboard_dir, html_dir, method=method)
         click.echo(f"wrote HTML board {index}")
@@ -190,8 +217,32 @@ def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
 
 @leaderboard_group.command("check")
 @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
-def check_cmd(leaderboard_dir: str) -> None:
+@click.option("--base", default=None, help="Git revision the change is based on: refuse a test ledger whose earlier "
+                                           "lines were edited or removed since then.")
+@click.option("--task-dir", default=None, help="Verify against this task folder instead of the registered task.")
+@click.option("--rescore", "rescore_n", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Re-score N pairs per reranker and N queries' pools per record with the claimed models "
+                   "(seeded by each record's hash); with --base, only the records changed since that revision.")
+@click.option("--weights", "weights", multiple=True, help="Folder to search for records' local weights (by hash).")
+def check_cmd(leaderboard_dir: str, base: str | None, task_dir: str | None, rescore_n: int,
+              weights: tuple[str, ...]) -> None:
     """Verify every published record and that README.md is what `leaderboard build` makes (leaderboard CI)."""
 
-    count = check(leaderboard_dir)
-    click.echo(f"ok: {count} records verified; README.md is up to date")
+    groups = check(leaderboard_dir, base=base, task_dir=task_dir)
+    counts = {status: sum(len(getattr(g, status)) for g in groups.values())
+              for status in ("verified", "claimed", "archived")}
+    click.echo(f"ok: {counts['verified']} records verified, {counts['claimed']} claimed (outside runs), "
+               f"{counts['archived']} archived; README.md is up to date")
+    if rescore_n:
+        models = ModelPool(weights)
+        changed = None if base is None else changed_record_folders(leaderboard_dir, base)
+        if changed is not None:
+            click.echo(f"re-scoring the {len(changed)} record(s) changed since {base}")
+        for group in groups.values():
+            for entry in group.verified:
+                if changed is not None and entry.path.parent.resolve() not in changed:
+                    continue
+                outcome = rescore(entry.verified, rescore_n, models)
+                detail = (f"{outcome.pairs} pairs, {outcome.queries} pools" if outcome.status == "re-scored"
+                          else "; ".join(outcome.reasons))
+                click.echo(f"{outcome.status}: {entry.identity} ({detail})")

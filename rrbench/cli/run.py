@@ -149,23 +149,20 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
 
 
 def _print_summary(record: dict[str, Any]) -> None:
-    manifest = record["manifest"]
-    metrics = record["metrics"]
-    comps = manifest["components"]
-    name = comps["reranker"]["id"] if comps["reranker"] else "(none)"
-    click.echo(f"task {manifest['task']['id']}@{manifest['task']['version']}  split {manifest['split']}  "
-               f"retriever {comps['retriever']['id']}  reranker {name}")
+    claims, metrics, provenance = record["config"], record["metrics"], record["provenance"]
+    click.echo(f"task {claims['task']['id']}@{claims['task']['version']}  split {claims['split']}  "
+               f"{record['system']}")
     keys = [k for k in metrics if k.startswith(("nDCG", "RR", "R@"))] + ["false_evidence_rate"]
     header = " | ".join(f"{k:>11}" for k in keys)
     click.echo(header)
     click.echo(" | ".join(f"{fmt_number(metrics.get(k)):>11}" for k in keys))
-    threshold = manifest["threshold"]
+    decision = record["decision"]
     click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} without;"
-               f" threshold {fmt_number(threshold['value'])} ({threshold['source']})")
-    rate = manifest.get("pairs_per_s")
-    click.echo(f"pairs scored {manifest['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
-               + f"; wall {manifest['wall_time_s']:.1f}s; results in {record['output_dir']}")
-    cache = manifest.get("cache") or {}
+               f" threshold {fmt_number(decision['threshold'])} ({decision['source']})")
+    rate = provenance.get("pairs_per_s")
+    click.echo(f"pairs scored {provenance['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
+               + f"; wall {provenance['wall_time_s']:.1f}s; results in {record['output_dir']}")
+    cache = provenance.get("cache") or {}
     if cache.get("enabled"):
         click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "
-                   f"{cache['model_calls']} model calls ({cache['path']})")
+                   f"{cache['model_calls']} model calls")

@@ -136,14 +136,14 @@ def reliability(run_dir: str, output: str | None) -> None:
     """Reliability diagram of a run whose decision has probabilities (a calibrator, or probability scores)."""
 
     record = load_record(run_dir)
-    decision = record["manifest"].get("decision") or {}
-    bins = decision.get("reliability")
+    decision = record.decision
+    bins = decision.reliability if decision is not None else None
     if not bins:
         raise UsageError(f"{run_dir}: the record has no probabilities (pass --calibrator, or use a reranker "
                          f"with probability scores)")
     target = Path(output) if output else Path(run_dir) / "reliability.png"
-    name = record["manifest"]["components"].get("reranker") or {}
-    title = (f"{name.get('id', 'retriever')} on {record['manifest']['task']['id']} "
-             f"{record['manifest']['split']}; calibrator {(decision.get('calibrator') or {}).get('id', 'none')}")
-    reliability_png(target, bins, title, record["metrics"].get("ece"))
+    claims = record.run_claims
+    calibrator = claims.decision.calibrator.id if claims.decision.calibrator else "none"
+    title = f"{record.system} on {claims.task.id} {claims.split}; calibrator {calibrator}"
+    reliability_png(target, bins, title, record.metrics.get("ece"))
     click.echo(f"wrote {target}")

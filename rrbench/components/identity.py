@@ -92,7 +92,7 @@ def stored_weights_fingerprint(path: str | Path | None) -> str | None:
 
 
 #: ModelOptions fields that change speed, not scores: left out of the fingerprint.
-_NOT_SCORE_OPTIONS = {"batch_size", "device", "model_path", "show_progress", "progress", "num_workers"}
+NOT_SCORE_OPTIONS = {"batch_size", "device", "model_path", "show_progress", "progress", "num_workers"}
 
 
 def model_fingerprint(reranker: Any, cache: DigestMemo | None = None) -> tuple[str, dict[str, Any]]:
@@ -105,7 +105,7 @@ def model_fingerprint(reranker: Any, cache: DigestMemo | None = None) -> tuple[s
     weights_path = getattr(reranker, "weights_path", None)
     weights = weights_fingerprint(weights_path, cache) if weights_path and Path(weights_path).exists() else None
     effective_max_length = options.max_length or getattr(reranker, "max_length", None) or spec.max_length
-    extra = {k: v for k, v in sorted(options.extra.items()) if k not in _NOT_SCORE_OPTIONS}
+    extra = {k: v for k, v in sorted(options.extra.items()) if k not in NOT_SCORE_OPTIONS}
     info: dict[str, Any] = {
         "id": spec.id, "backend": spec.backend, "interaction": getattr(reranker, "interaction", spec.interaction),
         "score_kind": reranker.score_kind, "hub_id": spec.hub_id, "revision": getattr(reranker, "revision", None),

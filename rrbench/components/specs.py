@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
@@ -38,6 +39,10 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) ->
 
 #: Score kinds whose natural decision boundary is known; others have no default threshold.
 NATURAL_THRESHOLDS: dict[str, float] = {"probability": 0.5, "logit": 0.0, "log-odds": 0.0}
+
+#: What a component id or alias may contain: ASCII only, so that no lookalike character (a Unicode hyphen, a
+#: Cyrillic letter) can pass for another component's name, and nothing that breaks a table, a path or ``PLUGIN:ID``.
+SPEC_ID = re.compile(r"[A-Za-z0-9._\-/@+]{1,120}")
 
 KINDS = ("rerankers", "retrievers", "fusers", "losses", "miners", "regimes", "tasks", "calibrators")
 
@@ -171,8 +176,10 @@ class ComponentSpec:
     option_schema: tuple[OptionSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.id or any(c.isspace() for c in self.id):
-            raise ValueError(f"{singular(self.kind)} id must be a non-empty string without spaces, got {self.id!r}")
+        for name in (self.id, *self.aliases):
+            if not isinstance(name, str) or not SPEC_ID.fullmatch(name):
+                raise ValueError(f"{singular(self.kind)} id or alias {name!r} must be ASCII letters, digits and "
+                                 f"'. _ - / @ +' (no spaces, ':' or lookalike characters)")
         if ":" not in self.loader:
             raise ValueError(f"{singular(self.kind)} {self.id!r}: loader must look like 'module:attr', got {self.loader!r}")
         object.__setattr__(self, "aliases", tuple(self.aliases))

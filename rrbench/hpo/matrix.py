@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rrbench.components.registry import get_registry, resolve
 from rrbench.hpo.space import parse_space
 from rrbench.pipeline.runner import RunConfig
+from rrbench.records.ledger import test_split_use
 from rrbench.tasks.resolve import get_task
 from rrbench.util.errors import UsageError
 from rrbench.util.io import canonical_hash
@@ -147,8 +148,11 @@ class TierC(_Strict):
     @field_validator("confirm_on")
     @classmethod
     def _not_test(cls, value: str) -> str:
-        if value.split("~", 1)[0] == "test":
-            raise ValueError("the test split is used once, by hand: rrbench run --split test --final")
+        try:
+            test_split_use(value, False, "confirm_on", reads_labels_for="the matrix's confirmation")
+        except UsageError as exc:
+            raise ValueError(f"{exc} (the test split is used once, by hand: rrbench run --split test --final)") \
+                from None
         return value
 
     @field_validator("folds")

@@ -19,7 +19,7 @@ from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, head
 from rrbench.hpo.sweep_report import settings_label
 from rrbench.measures.significance import compare_pair, mean_std, per_query_values
 from rrbench.util.io import atomic_write_text, read_json_object, strict_json_dumps
-from rrbench.util.text import fmt_number, fmt_p
+from rrbench.util.text import fmt_number, fmt_p, md_escape
 
 if TYPE_CHECKING:
     from rrbench.hpo.matrix import Plan
@@ -119,7 +119,7 @@ def _levers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def render(data: dict[str, Any]) -> str:
     """The report as Markdown (what the README quotes)."""
     confirm = data["confirm_on"]
-    lines = [f"# Matrix {data['name']} on {data['task']}", "",
+    lines = [f"# Matrix {md_escape(data['name'])} on {md_escape(data['task'])}", "",
              f"Task data sha256 {data['task_data_sha256'][:12]}; {len(data['cells'])} finished cells"
              + (f", {len(data['unfinished'])} unfinished" if data["unfinished"] else "")
              + f", {len(data['skipped'])} skipped combinations.", "",
@@ -128,32 +128,33 @@ def render(data: dict[str, Any]) -> str:
              "| ---: | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: |"]
     for row in data["cells"]:
         t = row["trials"] or {}
-        params = ", ".join(f"{k}={fmt_number(v, 6) if isinstance(v, float) else v}"
-                           for k, v in sorted((row["best_params"] or {}).items())) or "-"
+        params = md_escape(", ".join(f"{k}={fmt_number(v, 6) if isinstance(v, float) else v}"
+                                     for k, v in sorted((row["best_params"] or {}).items())) or "-")
         d = row["dev_select"]
-        lines.append(f"| {row['rank']} | `{row['key']}` | {row['R']} | {row['L'] or '-'} | {row['N'] or '-'} | "
+        lines.append(f"| {row['rank']} | {md_escape(row['key'])} | {md_escape(row['R'])} | {md_escape(row['L'] or '-')} | "
+                     f"{md_escape(row['N'] or '-')} | "
                      f"{t.get('complete', 0)}/{t.get('pruned', 0)}/{t.get('fail', 0)} | {params} | "
                      f"{fmt_number(d.get(METRIC))} | {fmt_number(d.get('RR@10'))} | {fmt_number(d.get('R@10'))} |")
     if data["levers"]:
         lines += ["", "## Levers (dev_select nDCG@10, mean gap to the best level among cells differing only in that "
                   "factor)", "", "| factor | level | mean gap to best | comparisons |", "| --- | --- | ---: | ---: |"]
-        lines += [f"| {lv['factor']} | {lv['level']} | {lv['mean_gap_to_best']:+.4f} | {lv['comparisons']} |"
+        lines += [f"| {md_escape(lv['factor'])} | {md_escape(lv['level'])} | {lv['mean_gap_to_best']:+.4f} | {lv['comparisons']} |"
                   for lv in data["levers"]]
     for final in data["finalists"]:
         cell = final["cell"]
-        lines += ["", f"## Finalist `{cell['key']}`: R={cell['R']} L={cell['L'] or '-'} N={cell['N'] or '-'} "
-                  f"G={cell['G']}", ""]
+        lines += ["", "## Finalist " + md_escape(f"{cell['key']}: R={cell['R']} L={cell['L'] or '-'} "
+                                                f"N={cell['N'] or '-'} G={cell['G']}"), ""]
         selected = final.get("selected")
         if selected:
             tier_a = selected.get("tier_a")
             if tier_a:
                 best = tier_a["best"]
                 lines.append(f"Tier A: {tier_a['trials']} trials, FE <= {tier_a['max_fe']:g}: "
-                             + (f"selected {settings_label(selected['config'])} (dev_select nDCG@10 "
+                             + (f"selected {md_escape(settings_label(selected['config']))} (dev_select nDCG@10 "
                                 f"{fmt_number(best['metrics']['nDCG@10'])}, FE {fmt_number(best['metrics']['false_evidence_rate'])})"
                                 if tier_a["feasible"] else selected.get("note", "infeasible")))
             else:
-                lines.append(f"No Tier A sweep: {settings_label(selected['config'])}.")
+                lines.append(f"No Tier A sweep: {md_escape(settings_label(selected['config']))}.")
         tier_c = final.get("tier_c")
         if tier_c:
             lines += ["", f"| seed | dev_select nDCG@10 | {confirm} nDCG@10 | {confirm} FE | {confirm} answer rate |",
@@ -185,19 +186,19 @@ def render(data: dict[str, Any]) -> str:
                              "theirs": conf["plain"]["metrics"][METRIC]}))
             for name, test in rows:
                 theirs = test.get("theirs", data["baselines"].get(name, {}).get(METRIC))
-                lines.append(f"| {name} | {fmt_number(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
+                lines.append(f"| {md_escape(name)} | {fmt_number(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
                              f"{test['ci'][1]:+.4f}] | {fmt_p(test['p'])} | {test['wins']}/{test['losses']} |")
         if final.get("transfer"):
             lines += ["", "Transfer (unchanged):", "",
                       "| task | split | generator | nDCG@10 | BM25 nDCG@10 | difference | p |",
                       "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
             for t in final["transfer"]:
-                lines.append(f"| {t['task']} | {t['split']} | {t['G']} | {fmt_number(t['system'][METRIC])} | "
+                lines.append(f"| {md_escape(t['task'])} | {md_escape(t['split'])} | {md_escape(t['G'])} | {fmt_number(t['system'][METRIC])} | "
                              f"{fmt_number(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {fmt_p(t['paired']['p'])} |")
     if data["baselines"]:
         lines += ["", f"## Baselines on {confirm}", "", "| baseline | nDCG@10 | RR@10 | R@10 | FE |",
                   "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {name} | {fmt_number(m[METRIC])} | {fmt_number(m['RR@10'])} | {fmt_number(m['R@10'])} | "
+        lines += [f"| {md_escape(name)} | {fmt_number(m[METRIC])} | {fmt_number(m['RR@10'])} | {fmt_number(m['R@10'])} | "
                   f"{fmt_number(m['false_evidence_rate'])} |" for name, m in data["baselines"].items()]
     return "\n".join(lines) + "\n"
 

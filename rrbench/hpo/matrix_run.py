@@ -79,7 +79,7 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
 
     target = output / "leaderboards" / cell.key
     if (target / "results.json").is_file():
-        return load_record(target)
+        return load_record(target).as_json()
     generators = tuple(cell.G.split("+"))
     config = RunConfig(task=plan.spec.task, split="dev_select", retriever=generators[0] if len(generators) == 1
                        else generators, fusion="rrf" if len(generators) > 1 else None, reranker=model,

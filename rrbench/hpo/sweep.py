@@ -34,6 +34,7 @@ from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split
 from rrbench.pipeline.decide import query_statistic
 from rrbench.pipeline.runner import RunConfig
 from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.records.ledger import test_split_use
 from rrbench.tasks.resolve import candidate_text, get_task
 from rrbench.util.errors import UsageError
 from rrbench.util.io import canonical_hash
@@ -65,9 +66,7 @@ class SweepSetup:
     def validate(self) -> None:
         if not 0.0 <= self.max_fe <= 1.0 or math.isnan(self.max_fe):
             raise UsageError(f"--max-fe must be within [0, 1], got {self.max_fe}")
-        if self.split.split("~", 1)[0] == "test":
-            raise UsageError("a sweep selects on its split, and the test split is used once, at the end: sweep on "
-                             "dev_select and confirm on dev_final")
+        test_split_use(self.split, False, "rrbench sweep", reads_labels_for="selecting a configuration")
         if len(set(self.rerankers)) != len(self.rerankers):
             raise UsageError("the same --reranker is given twice")
 

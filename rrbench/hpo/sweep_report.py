@@ -24,7 +24,7 @@ from rrbench.hpo.plots import pareto_png
 from rrbench.hpo.space import Space
 from rrbench.hpo.sweep import SweepSetup, TrialRow, completed_rows, feasible, pareto_front
 from rrbench.util.io import atomic_write_text, strict_json_dumps
-from rrbench.util.text import fmt_number
+from rrbench.util.text import fmt_number, md_escape
 
 
 def settings_label(config: Mapping[str, Any]) -> str:
@@ -114,7 +114,7 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
                          "" if r.answer is None else f"{r.answer:.6f}", int(r in feasible_rows), settings_label(r.config),
                          json.dumps(r.params, sort_keys=True)])
     atomic_write_text(output / "trials.csv", buffer.getvalue())
-    lines = [f"# Tier A sweep: {setup.task} {setup.split}", "",
+    lines = [f"# Tier A sweep: {md_escape(setup.task)} {md_escape(setup.split)}", "",
              f"{len(rows)} completed trials; constraint: false-evidence rate <= {setup.max_fe:g}; "
              f"{len(feasible_rows)} feasible.", ""]
     if best is not None:
@@ -123,14 +123,14 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
                   "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
                   f"| {best.number} | {fmt_number(best.ndcg)} | {fmt_number(best.attrs.get('RR@10'))} | "
                   f"{fmt_number(best.attrs.get('R@10'))} | {fmt_number(best.fe)} | {fmt_number(best.answer)} | "
-                  f"{settings_label(best.config)} |", ""]
+                  f"{md_escape(settings_label(best.config))} |", ""]
     else:
         lines += [f"**No feasible configuration**: {body['reason']}. The Pareto front below shows what each "
                   f"false-evidence rate costs.", ""]
     lines += ["## Pareto front (nDCG@10 against false-evidence rate)", "",
               "| trial | FE rate | nDCG@10 | answer rate | settings |", "| ---: | ---: | ---: | ---: | --- |"]
-    lines += [f"| {r.number} | {fmt_number(r.fe)} | {fmt_number(r.ndcg)} | {fmt_number(r.answer)} | {settings_label(r.config)} |"
-              for r in front]
+    lines += [f"| {r.number} | {fmt_number(r.fe)} | {fmt_number(r.ndcg)} | {fmt_number(r.answer)} | "
+              f"{md_escape(settings_label(r.config))} |" for r in front]
     atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
     summary = [f"tier A: {len(rows)} completed trials in {output} ({seconds:.1f}s this call)"]
     if best is not None:

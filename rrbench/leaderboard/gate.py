@@ -15,20 +15,21 @@ Exit codes (a crash must never read as a regression):
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from rrbench.leaderboard.verify import LEDGER_FILE, Verified, verify_record
 from rrbench.measures.names import RANK_METRICS, canonical_metric
 from rrbench.measures.significance import SAMPLES, per_query_values, sign_flip_test
 from rrbench.pipeline.runner import RunConfig, execute, load_config_file
-from rrbench.records.record import RESULTS_FILE, load_record, require_valid, system_identity
+from rrbench.records.schema import RESULTS_FILE, RecordError
 from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.util.io import atomic_write_text
+from rrbench.util.text import md_escape
 
 PASS, REGRESSION, UNUSABLE, CANDIDATE_FAILED = 0, 1, 2, 3
 LEADERBOARD_PREFIX = "leaderboard:"
@@ -95,19 +96,28 @@ def resolve_baseline(spec: str, leaderboard_dir: str | Path = "leaderboard") -> 
     return matches[0]
 
 
-def _load(path: str | Path, role: str) -> dict[str, Any]:
-    record = load_record(path)
-    require_valid(record, f"--{role} {path}")
-    return record
+def _load(path: str | Path, role: str, leaderboard_dir: str | Path) -> Verified:
+    """A gate input is verified exactly as ``leaderboard check`` verifies a record (a candidate's numbers are
+    re-derived from its claims and evidence, never read)."""
+    try:
+        verified = verify_record(path, ledger=Path(leaderboard_dir) / LEDGER_FILE)
+    except RecordError as exc:
+        raise UsageError(f"--{role} {path}: {exc}") from None
+    if verified.status == "archived":
+        raise UsageError(f"--{role} {path}: {verified.note}")
+    return verified
 
 
 def run_candidate_config(config_file: str | Path, output: str | Path | None = None) -> Path:
-    """Run a candidate given as a ``rrbench run --config`` file; any failure is a :class:`CandidateRunError`."""
+    """Run a candidate given as a ``rrbench run --config`` file. A file that cannot be read or holds an invalid
+    configuration is unusable input (exit 2); a configuration that fails while running is a
+    :class:`CandidateRunError` (exit 3)."""
+    config = RunConfig.from_mapping(load_config_file(config_file), str(config_file))
+    config.show_progress = False
+    if output is not None:
+        config.output = str(output)
+    config.validate()
     try:
-        config = RunConfig.from_mapping(load_config_file(config_file), str(config_file))
-        config.show_progress = False
-        if output is not None:
-            config.output = str(output)
         record = execute(config)
     except UsageError as exc:
         raise CandidateRunError(f"--candidate {config_file}: {exc}") from None
@@ -119,36 +129,50 @@ def run_candidate_config(config_file: str | Path, output: str | Path | None = No
 
 
 # -- the test --------------------------------------------------------------------------------------------------------
-def gate(baseline: Mapping[str, Any], candidate: Mapping[str, Any], metric: str = "nDCG@10", max_drop: float = 0.005,
+def check_gate_parameters(max_drop: float, alpha: float, max_fe_increase: float | None, samples: int) -> None:
+    if not math.isfinite(max_drop) or max_drop < 0:
+        raise UsageError(f"--max-drop must be a finite number >= 0, got {max_drop}")
+    if not math.isfinite(alpha) or not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be within (0, 1), got {alpha}")
+    if max_fe_increase is not None and (not math.isfinite(max_fe_increase) or not 0 <= max_fe_increase <= 1):
+        raise UsageError(f"--max-fe-increase must be within [0, 1], got {max_fe_increase}")
+    if samples < 100:
+        raise UsageError(f"--samples must be >= 100, got {samples}")
+
+
+def gate(baseline: Verified, candidate: Verified, metric: str = "nDCG@10", max_drop: float = 0.005,
          alpha: float = 0.05, max_fe_increase: float | None = None, samples: int = SAMPLES, seed: int = 0,
          names: tuple[str, str] | None = None) -> GateResult:
-    """Compare two loaded records; unusable input raises :class:`UsageError` (exit 2)."""
-    if max_drop < 0 or not 0 < alpha < 1:
-        raise UsageError(f"--max-drop must be >= 0 and --alpha in (0, 1), got {max_drop} and {alpha}")
+    """Compare two verified records; unusable input raises :class:`UsageError` (exit 2)."""
+    check_gate_parameters(max_drop, alpha, max_fe_increase, samples)
     metric = canonical_metric(metric, RANK_METRICS)
-    b_man, c_man = baseline["manifest"], candidate["manifest"]
+    b_claims, c_claims = baseline.record.config, candidate.record.config
     for key in ("id", "version", "data_sha256"):
-        if b_man["task"].get(key) != c_man["task"].get(key):
-            raise UsageError(f"manifest.task.{key} differs: baseline {b_man['task'].get(key)!r}, candidate "
-                             f"{c_man['task'].get(key)!r}; the gate compares records of the same task version")
-    if b_man["split"] != c_man["split"]:
-        raise UsageError(f"manifest.split differs: baseline {b_man['split']!r}, candidate {c_man['split']!r}")
-    base, cand = per_query_values(baseline["per_query"], metric), per_query_values(candidate["per_query"], metric)
+        if getattr(b_claims.task, key) != getattr(c_claims.task, key):
+            raise UsageError(f"config.task.{key} differs: baseline {getattr(b_claims.task, key)!r}, candidate "
+                             f"{getattr(c_claims.task, key)!r}; the gate compares records of the same task version")
+    if b_claims.split != c_claims.split:
+        raise UsageError(f"config.split differs: baseline {b_claims.split!r}, candidate {c_claims.split!r}")
+    base, cand = per_query_values(baseline.per_query, metric), per_query_values(candidate.per_query, metric)
     if not base or not cand:
         raise UsageError(f"no per-query {metric} values in the {'baseline' if not base else 'candidate'} record")
-    common = sorted(set(base) & set(cand))
-    if not common:
-        raise UsageError(f"the records have no common queries with per-query {metric} values")
+    uncovered = sorted(set(base) - set(cand))
+    if uncovered:
+        raise UsageError(f"the candidate lacks {len(uncovered)} of the baseline's {len(base)} queries (e.g. "
+                         f"{uncovered[0]!r}); a gate compares whole splits")
+    common = sorted(base)
     diff = np.asarray([cand[q] - base[q] for q in common])
     p = sign_flip_test(diff, samples=samples, seed=seed, alternative="less", null_mean=-max_drop)
-    names = names or (system_identity(b_man), system_identity(c_man))
+    names = names or (baseline.name, candidate.name)
+    if names[0] == names[1]:
+        names = (f"{names[0]} #{baseline.record.config_hash[:8]}", f"{names[1]} #{candidate.record.config_hash[:8]}")
     result = GateResult(metric, names[0], names[1], len(common), float(np.mean([base[q] for q in common])),
                         float(np.mean([cand[q] for q in common])), float(diff.mean()), max_drop, alpha, p)
     if p < alpha:
         result.reasons.append(f"{metric} dropped by {-result.mean_diff:.4f} (> {max_drop:g} at p={p:.4f} < {alpha:g})")
     if max_fe_increase is not None:
-        fe_b = baseline["metrics"].get("false_evidence_rate")
-        fe_c = candidate["metrics"].get("false_evidence_rate")
+        fe_b = baseline.metrics.get("false_evidence_rate")
+        fe_c = candidate.metrics.get("false_evidence_rate")
         if fe_b is None or fe_c is None:
             raise UsageError("--max-fe-increase needs a false-evidence rate in both records (run them with a "
                              "threshold)")
@@ -182,9 +206,10 @@ def markdown(result: GateResult) -> str:
     """A pull-request comment."""
     icon = "❌" if result.reasons else "✅"
     out = [f"### {icon} rrbench gate: {result.verdict}", "",
-           f"Baseline **{result.baseline}**, candidate **{result.candidate}**, {result.queries} common queries.", "",
+           f"Baseline **{md_escape(result.baseline)}**, candidate **{md_escape(result.candidate)}**, "
+           f"{result.queries} common queries.", "",
            "| Metric | Baseline | Candidate | Difference |", "|---|---:|---:|---:|",
-           f"| {result.metric} | {_f(result.baseline_mean)} | {_f(result.candidate_mean)} | {result.mean_diff:+.4f} |"]
+           f"| {md_escape(result.metric)} | {_f(result.baseline_mean)} | {_f(result.candidate_mean)} | {result.mean_diff:+.4f} |"]
     if result.max_fe_increase is not None:
         out.append(f"| false_evidence_rate | {_f(result.fe_baseline)} | {_f(result.fe_candidate)} | "
                    f"{(result.fe_candidate or 0) - (result.fe_baseline or 0):+.4f} |")
@@ -212,13 +237,13 @@ def write_summaries(result: GateResult, summary: str | Path | None = None) -> li
 
 
 def load_pair(baseline: str, candidate: str, leaderboard_dir: str | Path = "leaderboard",
-              candidate_output: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Resolve and load both sides; a candidate that is a file (not a run folder) is run first."""
-    base = _load(resolve_baseline(baseline, leaderboard_dir), "baseline")
+              candidate_output: str | Path | None = None) -> tuple[Verified, Verified]:
+    """Resolve and verify both sides; a candidate that is a file (not a run folder) is run first."""
+    base = _load(resolve_baseline(baseline, leaderboard_dir), "baseline", leaderboard_dir)
     cand_path = Path(candidate)
     if cand_path.is_file() and cand_path.name != RESULTS_FILE:
         cand_path = run_candidate_config(cand_path, candidate_output)
-    return base, _load(cand_path, "candidate")
+    return base, _load(cand_path, "candidate", leaderboard_dir)
 
 
 __all__ = [

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.leaderboard.board import (
+    Entry,
     Row,
     build_rows,
     collect,
     notes,
-    superseded_by,
     vs_leader,
 )
 from rrbench.util.errors import UsageError
@@ -179,10 +179,10 @@ def svg_histogram(values: Sequence[float], label: str, bins: int = 10) -> str:
     return "".join(parts)
 
 
-def hardware_key(manifest: Mapping[str, Any]) -> str:
+def hardware_key(provenance: Mapping[str, Any]) -> str:
     """Device and CPU a record's speed was measured on: throughput is comparable only within one such group."""
-    hw = manifest.get("hardware") or {}
-    device = (manifest.get("options") or {}).get("device") or ("cuda" if hw.get("gpu") else "cpu")
+    hw = provenance.get("hardware") or {}
+    device = (provenance.get("run_options") or {}).get("device") or ("cuda" if hw.get("gpu") else "cpu")
     parts = [str(device), str(hw.get("gpu") or hw.get("cpu") or "unknown CPU")]
     capability = hw.get("cpu_capability") or hw.get("torch_cpu_capability")
     if capability:
@@ -193,18 +193,22 @@ def hardware_key(manifest: Mapping[str, Any]) -> str:
 
 
 # -- pages -----------------------------------------------------------------------------------------------------------
-def _record_page(row: Row, entry: Any, board: str, split: str) -> str:
-    manifest = entry.manifest
+def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
+    record = entry.record
     main = entry.main_score
-    values = [float(v[main]) for v in entry.record["per_query"].values() if isinstance(v, Mapping) and main in v]
+    values = [float(v[main]) for v in entry.verified.per_query.values() if main in v]
     body = [f"<p><a href=\"../{_e(page_name(board, split))}\">← {_e(board)} · {_e(split)}</a></p>",
             f"<h1>{_e(entry.identity)}</h1>",
             f"<p>{_e(main)} <strong>{_num(entry.main_value)}</strong>; config hash "
-            f"<code>{_e(manifest['config_hash'])}</code>; {_e(notes(manifest))}</p>",
-            "<h2>Reproduce</h2>", f"<pre id=\"command\">{_e(manifest.get('command', ''))}</pre>",
+            f"<code>{_e(record.config_hash)}</code>; {_e(notes(entry))}; {_e(entry.verified.status)}</p>",
+            "<h2>Reproduce</h2>", f"<pre id=\"command\">rrbench reproduce {_e(entry.path.parent.name)}</pre>",
             "<h2>Per-query distribution</h2>", svg_histogram(values, main),
-            "<h2>Metrics</h2>", f"<pre>{_e(strict_json_dumps(entry.record['metrics']))}</pre>",
-            "<h2>Manifest</h2>", f"<pre id=\"manifest\">{_e(strict_json_dumps(manifest))}</pre>"]
+            "<h2>Metrics (re-derived by the verifier)</h2>",
+            f"<pre>{_e(strict_json_dumps(entry.verified.metrics))}</pre>",
+            "<h2>Claims (hashed configuration)</h2>",
+            f"<pre id=\"manifest\">{_e(strict_json_dumps(record.config.model_dump(mode='json')))}</pre>",
+            "<h2>Provenance (as the submitter reports it)</h2>",
+            f"<pre>{_e(strict_json_dumps(record.provenance.model_dump(mode='json')))}</pre>"]
     return _page(f"{entry.identity} · {board} · {split}", "\n".join(body))
 
 
@@ -225,21 +229,20 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
     out.append("<table id=\"board\"><thead><tr>" + "".join(
         f"<th data-type=\"{t}\">{_e(h)}</th>" for h, t in zip(head, types, strict=True)) + "</tr></thead><tbody>")
     for i, row in enumerate(rows):
-        manifest = row.first.manifest
         value = row.metric(main)
         shown = _num(value) + (f" ± {_num(row.std)}" if row.std is not None else "")
         ci = "—" if row.ci is None else f"[{_num(row.ci[0])}, {_num(row.ci[1])}]"
         mark = vs_leader(row, i)
         mark_html = (f"<span class=\"leader\">{_e(mark)}</span>" if i == 0 else
                      f"<span class=\"tie\">{_e(mark)}</span>" if row.tied else _e(mark))
-        rate = manifest.get("pairs_per_s") if len(row.entries) == 1 else None
+        rate = row.first.record.provenance.pairs_per_s if len(row.entries) == 1 else None
         links = ", ".join(f"<a href=\"records/{_e(e.path.parent.name)}.html\">{_e(e.identity if len(row.entries) == 1 else e.path.parent.name[-8:])}</a>"
                           for e in row.entries)
         fe = row.metric("false_evidence_rate")
         cells = [(str(i + 1), i + 1), (links, row.name), (shown, value), (ci, None if row.ci is None else row.ci[0]),
                  (mark_html, 0 if i == 0 else row.p_adjusted), (_num(row.metric("RR@10")), row.metric("RR@10")),
                  (_num(row.metric("R@10")), row.metric("R@10")), (_num(fe, 2), fe),
-                 ("—" if rate is None else f"{rate:.1f}", rate), (_e(notes(manifest)), notes(manifest))]
+                 ("—" if rate is None else f"{float(rate):.1f}", rate), (_e(notes(row.first)), notes(row.first))]
         tds = []
         for (content, sort), kind in zip(cells, types, strict=True):
             attr = "" if sort is None else _e(sort)
@@ -258,10 +261,10 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
                "without a threshold have no false-evidence rate and are not shown.</figcaption></figure>")
     by_hardware: dict[str, list[tuple[float, float, str]]] = {}
     for row in rows:
-        manifest = row.first.manifest
-        if len(row.entries) == 1 and manifest.get("pairs_per_s") and row.metric(main) is not None:
-            by_hardware.setdefault(hardware_key(manifest), []).append(
-                (float(manifest["pairs_per_s"]), float(row.metric(main)), row.name))  # type: ignore[arg-type]
+        provenance = row.first.record.provenance.model_dump(mode="json")
+        if len(row.entries) == 1 and provenance.get("pairs_per_s") and row.metric(main) is not None:
+            by_hardware.setdefault(hardware_key(provenance), []).append(
+                (float(provenance["pairs_per_s"]), float(row.metric(main)), row.name))  # type: ignore[arg-type]
     for key, points in sorted(by_hardware.items()):
         out.append("<figure>" + svg_scatter(points, "pairs/s (self-reported)", main, True, f"{main} vs pairs/s")
                    + f"<figcaption>{_e(main)} against self-reported reranker throughput, only records measured on "
@@ -284,9 +287,12 @@ def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = 
     with atomic_dir(target) as tmp:
         (tmp / "records").mkdir()
         links = []
-        for (board, split), entries in sorted(groups.items()):
+        for (board, split), group in sorted(groups.items()):
+            entries = group.verified
+            if not entries:
+                continue
             rows = build_rows(entries, method=method)
-            newer = superseded_by(board)
+            newer = None
             atomic_write_text(tmp / page_name(board, split), _board_page(board, split, rows, newer, method))
             for row in rows:
                 for entry in row.entries:

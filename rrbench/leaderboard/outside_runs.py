@@ -5,9 +5,10 @@ published run file): write a standard TREC run whose docnos are ``<post_id>:<sen
 metrics, per-query values and ``results.json`` as ``rrbench run`` produces, ready for ``rrbench publish``.
 
 The run is read the way trec_eval reads it (score descending, ties by docno descending; the rank column is
-ignored), so numbers agree with trec_eval/pytrec_eval on the same files. Queries of the split that the run does not
-mention count as empty rankings (0 on every rank metric, never false evidence), and the record says how many there
-were; queries of other splits in the run are ignored, unknown query ids are an error.
+ignored), so numbers agree with trec_eval/pytrec_eval on the same files. The run must rank every query of the split
+(a missing query is refused, never read as an abstention); queries of other splits are ignored, unknown query ids
+are an error. The record is *claimed*: rrbench cannot re-score an outside system, so boards list it apart from
+verified runs.
 """
 
 from __future__ import annotations
@@ -21,33 +22,54 @@ from typing import Any
 
 import numpy as np
 
+from rrbench import __version__
 from rrbench.measures.metrics import RankedQuery, evaluate
 from rrbench.measures.trec import qrels_lines, read_run
-from rrbench.records.builder import METRIC_NOTES, build_record, task_identity
-from rrbench.records.record import QRELS_FILE, RESULTS_FILE, RUN_FILE
+from rrbench.records import ledger
+from rrbench.records.ledger import test_split_use
+from rrbench.records.manifest import hardware, package_versions
+from rrbench.records.naming import system_name
+from rrbench.records.record import record_digest
+from rrbench.records.schema import (
+    QRELS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    SCHEMA_VERSION,
+    OutsideClaims,
+    OutsideRunClaim,
+    Provenance,
+    Record,
+    TaskClaim,
+    TestSplitUse,
+    claims_hash,
+    is_identifier,
+)
 from rrbench.tasks.resolve import Task, get_task
 from rrbench.util.errors import UsageError
-from rrbench.util.io import atomic_dir, atomic_write_text, sha256_file, strict_json_dumps
+from rrbench.util.io import atomic_dir, atomic_write_text, sha256_file, sha256_text, strict_json_dumps
 
 
 def _docno_index(task: Task, docno: str, where: str) -> int:
-    post_id, sep, local = docno.rpartition(":")
-    if not sep or post_id not in task.post_index or not local.isdigit():
-        raise UsageError(f"{where}: docno {docno!r} is not '<post_id>:<sentence index>' of task {task.id!r}")
-    start, end = task.post_slice(post_id)
-    if not 0 <= int(local) < end - start:
-        raise UsageError(f"{where}: docno {docno!r} is past the end of post {post_id!r} ({end - start} sentences)")
-    return start + int(local)
+    index = task.index_of(docno)
+    if index is None:
+        raise UsageError(f"{where}: docno {docno!r} is not a candidate of task {task.id!r} "
+                         f"('<post_id>:<sentence index>', the index in ASCII digits within the post)")
+    return index
 
 
 def _run_tags(path: Path) -> list[str]:
+    """The run's tags (6th column), in order of appearance; a tag outside the identifier pattern becomes a hash."""
     tags: dict[str, None] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             parts = line.split()
             if len(parts) == 6:
-                tags[parts[5]] = None
+                tags[parts[5] if is_identifier(parts[5]) else "tag-" + sha256_text(parts[5])[:12]] = None
     return list(tags)
+
+
+def task_claim(task: Task) -> TaskClaim:
+    return TaskClaim(id=task.id, version=task.version, data_sha256=task.data_sha256)
 
 
 def score_run(loaded: Task, split: str, run_path: Path, threshold: float | None,
@@ -96,45 +118,50 @@ def score_run(loaded: Task, split: str, run_path: Path, threshold: float | None,
     return metrics, per_query, counts
 
 
-def evaluate_run(task: str = "scifact-evidence", split: str = "dev_select", run: str = "", threshold: float | None = None,
-                 output: str | None = None, runs_dir: str = "runs") -> dict[str, Any]:
-    """Evaluate the TREC run file ``run`` on a task split; writes an output folder and returns the record.
+def evaluate_run(task: str = "scifact-evidence", split: str = "dev_select", run: str = "",
+                 threshold: float | None = None, output: str | None = None, runs_dir: str = "runs",
+                 final: bool = False) -> dict[str, Any]:
+    """Evaluate the TREC run file ``run`` on a task split; writes a record folder and returns the record.
 
     ``threshold`` applies to the run's own scores (its top score per query decides false evidence); without it the
-    false-evidence rate is null, because rrbench cannot know the natural scale of an outside system's scores.
+    false-evidence rate is null, because rrbench cannot know the natural scale of an outside system's scores. On
+    the test split this is a use of its labels: it needs ``final`` and writes a ledger line.
     """
     started = time.perf_counter()
     if not run:
         raise UsageError("--run FILE is required")
     if threshold is not None and not math.isfinite(threshold):
         raise UsageError("--threshold must be a finite number")
+    final_use = test_split_use(split, final, "rrbench evaluate")
     run_path = Path(run)
     loaded = get_task(task)
     metrics, per_query, counts = score_run(loaded, split, run_path, threshold)
+    if counts["queries_missing"]:
+        raise UsageError(f"{run_path}: {counts['queries_missing']} queries of split {split!r} have no ranking; a run "
+                         f"covers every query of its split (an empty ranking would be read as an abstention)")
     queries = sorted(loaded.split_queries(split), key=lambda q: q.query_id)
-
-    digest = sha256_file(run_path)
-    hashed = {"task": task_identity(loaded), "split": split, "run_sha256": digest, "threshold": threshold}
-    command = ["rrbench", "evaluate", "--task", task, "--split", split, "--run", str(run_path)]
+    claims = OutsideClaims(task=task_claim(loaded), split=split,
+                           run=OutsideRunClaim(sha256=sha256_file(run_path), tags=_run_tags(run_path)),
+                           threshold=None if threshold is None else float(threshold))
+    command = ["rrbench", "evaluate", "--task", loaded.id, "--split", split, "--run", str(run_path)]
     if threshold is not None:
         command += ["--threshold", repr(float(threshold))]
-    tags = _run_tags(run_path)
-    record = build_record(
-        task=loaded, split=split, metrics=metrics, per_query=per_query, config=hashed, kind="evaluate",
-        components={"run": {"path": str(run_path.resolve()), "sha256": digest, "tags": tags, **counts}},
-        command=shlex.join(command),
-        metric_notes=METRIC_NOTES + "; split queries absent from the run count as empty rankings",
-        manifest={
-            "threshold": {"value": None if threshold is None else float(threshold),
-                          "source": "cli" if threshold is not None else
-                          "none: an outside run's score scale is unknown (pass --threshold)",
-                          "score_kind": None},
-            "wall_time_s": round(time.perf_counter() - started, 3),
-            "pairs_scored": 0,
-            "pairs_per_s": None,
-            "run_config": {"task": task, "split": split, "threshold": threshold},
-        })
-    config_hash = record["manifest"]["config_hash"]
+    if final:
+        command.append("--final")
+    config_hash = claims_hash(claims)
+    record = Record(schema_version=SCHEMA_VERSION, kind="outside", config=claims, config_hash=config_hash,
+                    system=system_name(claims), main_score=loaded.spec.main_score, metrics=metrics,
+                    per_query=per_query, decision=None,
+                    provenance=Provenance(rrbench_version=__version__, command=shlex.join(command),
+                                          created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                          packages=package_versions(), hardware=hardware(),
+                                          wall_time_s=round(time.perf_counter() - started, 3)))
+    if final_use:
+        use = ledger.claim(config_hash=config_hash, task=f"{loaded.id}@{loaded.version}",
+                           task_data_sha256=loaded.data_sha256, results_sha256=record_digest(record),
+                           purpose="evaluate", command=shlex.join(command))
+        record = record.model_copy(update={"provenance": record.provenance.model_copy(
+            update={"test_split": TestSplitUse.model_validate(use)})})
     out_dir = Path(output) if output else Path(runs_dir) / (
         f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-eval-{config_hash[:8]}")
     qrels_text = []
@@ -142,11 +169,11 @@ def evaluate_run(task: str = "scifact-evidence", split: str = "dev_select", run:
         judged = loaded.qrels.get(query.query_id, {})
         qrels_text += qrels_lines(query.query_id, {
             loaded.docno(loaded.global_index(query.post_id, s)): g for s, g in sorted(judged.items())})
-    body = strict_json_dumps(record)
     with atomic_dir(out_dir) as tmp:
-        # the run is kept byte for byte, so its sha256 in the manifest identifies it and reproduce can re-read it
+        # the run is kept byte for byte, so its sha256 in the claims identifies it and check can re-read it
         (tmp / RUN_FILE).write_bytes(run_path.read_bytes())
         atomic_write_text(tmp / QRELS_FILE, "\n".join(qrels_text) + ("\n" if qrels_text else ""))
-        atomic_write_text(tmp / RESULTS_FILE, body)
-    record["output_dir"] = str(out_dir)
-    return record
+        atomic_write_text(tmp / RESULTS_FILE, strict_json_dumps(record.as_json()))
+    body = record.as_json()
+    body["output_dir"] = str(out_dir)
+    return body

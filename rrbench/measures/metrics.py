@@ -118,8 +118,9 @@ def evaluate_arrays(query_ids: Sequence[str], ranked: np.ndarray, ideal: np.ndar
             columns[f"R@{k}"] = recall_at_k(r, n_relevant, k)
         for name, values in columns.items():
             metrics[name] = float(values.mean())
-            for q, value in zip(evidence_ids, values, strict=True):
-                rows[q][name] = float(value)
+            if per_query:
+                for q, value in zip(evidence_ids, values, strict=True):
+                    rows[q][name] = float(value)
     else:
         for name in ["nDCG@10", "RR@10", *(f"R@{k}" for k in cutoffs)]:
             metrics[name] = None

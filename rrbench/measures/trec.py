@@ -10,6 +10,7 @@ retriever's order, with scores stepping down by 1 below the last reranked score.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -70,25 +71,38 @@ def qrels_lines(query_id: str, judged: dict[str, int]) -> list[str]:
     return [f"{query_id} 0 {docno} {grade}" for docno, grade in judged.items() if grade >= 1]
 
 
+#: The one subset of the TREC run format rrbench reads, as trec_eval reads it: six fields separated by spaces or
+#: tabs; the rank is ASCII digits; the score an ASCII decimal float (optional sign, digits, optional fraction and
+#: exponent: no ``nan``, ``inf``, hex or ``_``). Python's ``float()`` accepts more (``0_9``, Unicode digits, NBSP
+#: separators) and would read a file differently from trec_eval.
+_RUN_LINE = re.compile(r"[ \t]*([!-~]+)[ \t]+([!-~]+)[ \t]+([!-~]+)[ \t]+([0-9]+)[ \t]+"
+                       r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)[ \t]+([!-~]+)[ \t]*\r?")
+
+
+def parse_run_line(line: str, where: str) -> tuple[str, str, float] | None:
+    """``(query id, docno, score)`` of one run line (None for a blank line), or one error naming ``where``."""
+    if not line.strip(" \t\r\n"):
+        return None
+    match = _RUN_LINE.fullmatch(line.rstrip("\n"))
+    if match is None:
+        raise UsageError(f"{where}: not a TREC run line (6 fields separated by spaces or tabs; ASCII decimal score, "
+                         f"digits for the rank): {line.strip()[:80]!r}")
+    score = float(match.group(5))
+    if not np.isfinite(score):
+        raise UsageError(f"{where}: score {match.group(5)!r} is not finite")
+    return match.group(1), match.group(3), score
+
+
 def read_run(path: str) -> dict[str, list[tuple[str, float]]]:
     """Parse a TREC run into ``{query_id: [(docno, score), ...]}`` in trec_eval's order (score desc, docno desc)."""
 
     runs: dict[str, list[tuple[str, float]]] = {}
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             for number, line in enumerate(handle, start=1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) != 6:
-                    raise UsageError(f"{path} line {number}: a TREC run line has 6 columns, found {len(parts)}")
-                try:
-                    score = float(parts[4])
-                except ValueError:
-                    raise UsageError(f"{path} line {number}: score {parts[4]!r} is not a number") from None
-                if not np.isfinite(score):
-                    raise UsageError(f"{path} line {number}: score {parts[4]!r} is not finite")
-                runs.setdefault(parts[0], []).append((parts[2], score))
+                parsed = parse_run_line(line, f"{path} line {number}")
+                if parsed is not None:
+                    runs.setdefault(parsed[0], []).append((parsed[1], parsed[2]))
     except FileNotFoundError:
         raise UsageError(f"{path}: run file not found") from None
     except UnicodeDecodeError as exc:

@@ -1,14 +1,13 @@
 """``rrbench run``: task -> candidates -> reranking -> decision -> metrics -> result record.
 
 The runner only wires stages together; each stage lives in its own module (:mod:`rrbench.pipeline.candidates`,
-:mod:`rrbench.pipeline.rerank`, :mod:`rrbench.pipeline.combine` for combining scores, :mod:`rrbench.pipeline.decide` for answer/abstain,
-:mod:`rrbench.measures.metrics`, :mod:`rrbench.records.builder`). Everything that can change a score is folded into the config
-hash, and the output folder is written atomically (an interrupted run leaves nothing).
-
-Scores are gathered into :class:`rrbench.pipeline.combine.SplitArrays` and turned into metrics by
-:func:`rrbench.pipeline.combine.evaluate_split`, the very function every sweep trial calls, so a trial and a run of the same
-configuration agree to the last bit. Rerankers are built deferred: when the score cache holds every score a run needs,
-no model is loaded at all.
+:mod:`rrbench.pipeline.rerank`, :mod:`rrbench.pipeline.combine`, :mod:`rrbench.pipeline.decide`). A run ends as
+claims (:mod:`rrbench.pipeline.claims`: the hashed configuration) and evidence (every stage's raw scores), and its
+numbers are derived from those two by :func:`rrbench.pipeline.derive.derive`, the very function that verifies a
+published record; the derivation evaluates with :func:`rrbench.pipeline.combine.evaluate_split`, the function every
+sweep trial calls, so a trial, a run and a verification of the same configuration agree to the last bit. Rerankers
+are built deferred: when the score cache holds every score a run needs, no model is loaded at all. The output folder
+is written atomically (an interrupted run leaves nothing).
 """
 
 from __future__ import annotations
@@ -20,15 +19,16 @@ import shlex
 import time
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rrbench.components.identity import model_fingerprint
+from rrbench import __version__
 from rrbench.components.registry import get_registry, resolve
-from rrbench.measures.trec import final_ranking, qrels_lines, run_lines
+from rrbench.measures.trec import qrels_lines
+from rrbench.models import weights_index
 from rrbench.models.engine import RerankerOOMError
 from rrbench.models.factory import load_reranker
 from rrbench.models.runtimes import check_runtime
@@ -36,25 +36,37 @@ from rrbench.pipeline.candidates import (
     GeneratorConfig,
     check_generator,
     generate,
-    hashed_generator,
     split_retriever_options,
 )
-from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split
+from rrbench.pipeline.claims import decision_claim, reranker_claim, run_claims
+from rrbench.pipeline.combine import Combination, SplitArrays
 from rrbench.pipeline.decide import DecisionConfig
+from rrbench.pipeline.derive import derive
 from rrbench.pipeline.rerank import rerank
 from rrbench.pipeline.score_cache import open_cache, wrap
 from rrbench.records import ledger
-from rrbench.records.builder import build_record, task_identity, with_optional
-from rrbench.records.manifest import peak_rss_mb
-from rrbench.records.record import checkpoint_info, hashed_reranker_id, loads_strict, run_config_dict
+from rrbench.records.evidence import Evidence, evidence_from_arrays
+from rrbench.records.ledger import test_split_use
+from rrbench.records.manifest import hardware, package_versions, peak_rss_mb
+from rrbench.records.record import checkpoint_info, record_digest, write_record_folder
+from rrbench.records.schema import (
+    SCHEMA_VERSION,
+    ComponentClaim,
+    Provenance,
+    Record,
+    RunClaims,
+    TestSplitUse,
+    claims_hash,
+)
 from rrbench.tasks.resolve import Query, Task, get_task
 from rrbench.util.errors import UsageError, close_matches
-from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
+from rrbench.util.io import read_json_object
 from rrbench.util.strict_yaml import loads_yaml, read_yaml_mapping
-from rrbench.util.text import run_tag
 
 NO_RERANKER = "none"
 THRESHOLD_WORDS = ("checkpoint", "fit")
+#: RunConfig fields that say where output goes or how it looks, not what is computed
+_NOT_IN_CONFIG_FILES = {"output", "runs_dir", "show_progress", "cache_dir", "use_cache", "final"}
 #: RunConfig fields that set one option of the fusion method (``--rrf-k``, ``--alpha``, ``--norm``): they apply to any
 #: fuser whose option schema declares that option, built-in or plugin.
 FUSION_FLAGS = {"rrf_k": ("--rrf-k", "k0"), "alpha": ("--alpha", "alpha"), "norm": ("--norm", "norm")}
@@ -248,7 +260,7 @@ class RunConfig:
 
     def to_file_dict(self) -> dict[str, Any]:
         """The fields a configuration file needs (what decides the result), JSON/YAML-ready."""
-        out = run_config_dict(self)
+        out = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_CONFIG_FILES}
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
 
 
@@ -257,13 +269,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     data = read_yaml_mapping(path, "configuration file")
     return dict(data.get("run", data)) if isinstance(data.get("run"), Mapping) else dict(data)
-
-
-@dataclass
-class QueryResult:
-    query: Query
-    ranked: np.ndarray  # global sentence ids, final order
-    scores: np.ndarray  # strictly decreasing, aligned with ranked
 
 
 def reproduce_command(config: RunConfig) -> str:
@@ -393,8 +398,7 @@ def checkpoint_threshold(member: Any, split: str) -> float:
     if not meta_file.is_file():
         raise UsageError(f"--threshold checkpoint: {member.spec.id} is not an rrbench-trained checkpoint "
                          f"(no rrbench_model.json)")
-
-    meta = loads_strict(meta_file.read_text(encoding="utf-8"), str(meta_file))
+    meta = read_json_object(meta_file)
     training = meta.get("training") or {}
     value = (training.get("threshold_calibration") or {}).get("threshold")
     if value is None:
@@ -418,11 +422,36 @@ def _check_output_free(config: RunConfig) -> None:
             raise UsageError(f"{out}: output directory exists and is not empty")
 
 
-def execute(config: RunConfig) -> dict[str, Any]:
-    """Run one evaluation and write its output folder; returns the result record."""
-    config.validate()
+def split_evidence(task: Task, scored: ScoredSplit, split: str, scored_names: Sequence[str], names: Sequence[str],
+                   top_k_rerank: int) -> Evidence:
+    """The raw scores of one split as a record keeps them (:mod:`rrbench.records.evidence`): the arrays' reranker
+    ``scored_names[j]`` is written as the claimed (qualified) ``names[j]``."""
+    arrays = scored.arrays
+    pools: list[list[str]] = []
+    retriever: list[list[float]] = []
+    heads: list[list[list[float]]] = [[] for _ in names]
+    for row in range(len(arrays.query_ids)):
+        valid = arrays.valid[row]
+        ids = arrays.ids[row][valid]
+        pools.append([task.docno(int(i)) for i in ids])
+        retriever.append(arrays.retriever[row][valid].tolist())
+        depth = min(top_k_rerank, len(ids))
+        for j, name in enumerate(scored_names):
+            heads[j].append(arrays.rerankers[name][row, :depth].tolist())
+    return evidence_from_arrays(split, names, arrays.query_ids, pools, retriever, heads)
 
-    ledger.check_split(config.split, config.final)
+
+def execute(config: RunConfig) -> dict[str, Any]:
+    """Run one evaluation and write its record folder; returns the record (as JSON-ready data).
+
+    The record's numbers are derived from its own claims and evidence by :func:`rrbench.pipeline.derive.derive`,
+    the function ``rrbench leaderboard check`` verifies it with, so what a run reports and what a verifier
+    recomputes cannot drift apart.
+    """
+    config.validate()
+    final_use = test_split_use(config.split, config.final, "rrbench run")
+    if config.calibrate_on:
+        test_split_use(config.calibrate_on, config.final, "--calibrate-on", reads_labels_for="fitting a decision")
     _check_output_free(config)
     started = time.perf_counter()
     task = get_task(config.task)
@@ -430,8 +459,8 @@ def execute(config: RunConfig) -> dict[str, Any]:
     if config.calibrate_on and config.calibrate_on != config.split:
         task.split_queries(config.calibrate_on)
     # retriever ids, options and weights, and the fuser, before any reranker loads (issue 14, defect 4)
-    check_generator(config.generator(), config.retriever_model_path or (
-        config.model_path if not config.reranker_ids() else None))
+    retriever_model_path = config.retriever_model_path or (config.model_path if not config.reranker_ids() else None)
+    check_generator(config.generator(), retriever_model_path)
     members = load_members(config)
 
     cache = open_cache(config.cache_dir, config.use_cache) if members else None
@@ -441,161 +470,121 @@ def execute(config: RunConfig) -> dict[str, Any]:
     evaluated = score_split(task, config.split, config, members)
     value = checkpoint_threshold(members[0], config.split) if config.threshold == "checkpoint" else None
     decision_config = config.decision(checkpoint_value=value)
+    fallback = evaluated.fallback
+    # a reranker at depth 0 scores nothing: the run is its retriever's, and claims (and hashes) exactly that
+    used = [] if fallback or config.top_k_rerank == 0 else list(zip(config.reranker_ids(), members, strict=True))
+    checkpoints = [checkpoint_info(m.weights_path) for _, m in used]
+    reranker_claims = [reranker_claim(name, m, ck, config.max_length, config.dtype, config.instruction)
+                       for (name, m), ck in zip(used, checkpoints, strict=True)]
     combination = config.combination()
-    if evaluated.fallback:
-        combination = Combination((), (), 0)
-    fit = None
-    if decision_config.needs_fit and not decision_config.cross_fit:
+    claims = run_claims(task=task, split=config.split, generator=config.generator(),
+                        top_k_retriever=config.top_k_retriever, rerankers=reranker_claims,
+                        top_k_rerank=config.top_k_rerank, weights=list(combination.member_weights()),
+                        ensemble_norm=config.ensemble_norm, beta=float(config.interpolate),
+                        interpolate_norm=config.interpolate_norm,
+                        decision=decision_claim(decision_config) if not fallback else decision_claim(
+                            DecisionConfig(threshold_mode="fixed", threshold=decision_config.threshold)
+                            if decision_config.threshold is not None else DecisionConfig()),
+                        retriever_model_path=retriever_model_path)
+    for claim, (_, member) in zip(claims.rerankers, used, strict=True):
+        if claim.weights_sha256 and member.weights_path and member.weights_source == "local-path":
+            weights_index.remember(claim.weights_sha256, member.weights_path)  # so check/reproduce can find them
+    names = [c.qualified for c in claims.rerankers]
+    scored_names = [name for name, _ in used]
+    evidence = split_evidence(task, evaluated, config.split, scored_names, names, claims.top_k_rerank)
+    cache_at_eval = _cache_manifest(members, cache)  # before the calibration split adds its own look-ups
+    calibration = None
+    if claims.decision.fit is not None and claims.decision.fit.split is not None:
         fitted = score_split(task, str(config.calibrate_on), config, members)
-        fit = (fitted.arrays, combination)
-    folds = evaluated.arrays.folds(int(config.cross_fit), config.seed) if config.cross_fit else None
-    cutoffs = ()
-    outcome = evaluate_split(evaluated.arrays, combination, decision_config, fit=fit, cross_fit_folds=folds,
-                             pool_k=config.top_k_retriever, extra_cutoffs=cutoffs)
-    results = _final_rankings(evaluated, outcome)
-
-    decision = outcome.decision
-    checkpoints = [checkpoint_info(m.weights_path) for m in members]
-    member_config = [_member_config(m, c, config) for m, c in zip(members, checkpoints, strict=True)]
-    described = []
-    for member, hashed_member in zip(members, member_config, strict=True):
-        info = member.describe()
-        if hashed_member["id"] != member.spec.id:  # a local path never names a system: its weights' hash does
-            info = {**info, "id": hashed_member["id"], "given_as": member.spec.id}
-        described.append(info)
-    components = {"retriever": evaluated.candidates.describe, "reranker": described[0] if described else None}
-    if len(members) > 1:
-        components["ensemble"] = described
-    hashed: dict[str, Any] = {
-        "task": task_identity(task),
-        "split": config.split,
-        "retriever": hashed_generator(components["retriever"]),
-        "reranker": member_config[0] if member_config else None,
-        "top_k_retriever": config.top_k_retriever,
-        "top_k_rerank": config.top_k_rerank,
-        "threshold": decision.threshold if decision_config.threshold_mode != "fit" else None,
+        calibration = split_evidence(task, fitted, str(config.calibrate_on), scored_names, names,
+                                     claims.top_k_rerank)
+    derived = derive(claims, task, evidence, fit_evidence=calibration, where="rrbench run")
+    config_hash = claims_hash(claims)
+    provenance: dict[str, Any] = {
+        "rrbench_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": reproduce_command(config),
+        "packages": {**package_versions(), **{c.distribution: c.version for c in _all_components(claims)
+                                              if c.distribution and c.version}},
+        "hardware": hardware(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "rerank_time_s": round(evaluated.seconds, 3),
+        "pairs_scored": evaluated.pairs,
+        "peak_rss_mb": peak_rss_mb(),
+        "run_options": {"batch_size": config.batch_size, "device": config.device, "dtype": config.dtype,
+                        "runtime": config.runtime, "on_oom": config.on_oom,
+                        **({"reranker_fallback": fallback} if fallback else {})},
+        "rerankers": [_described(m) for m in members],
+        "candidate_cache": evaluated.candidates.cache_summary(),
+        "cache": _cache_manifest(members, cache),
+        "models_loaded": [bool(getattr(getattr(m, "inner", m), "loaded", True)) for m in members],
+        "selected_on": config.selected_on,
+        "selected_max_fe": config.selected_max_fe,
     }
-    with_optional(hashed, context=config.context or None,
-                  ensemble_members=member_config if len(member_config) > 1 else None,
-                  **combination.hashed(), **decision_config.hashed())
-    rerank_seconds = evaluated.seconds
-    pairs = evaluated.pairs
-    record = build_record(
-        task=task, split=config.split, metrics=outcome.metrics, per_query=outcome.per_query, config=hashed,
-        components=components, command=reproduce_command(config),
-        manifest={
-            "options": {"top_k_retriever": config.top_k_retriever, "top_k_rerank": config.top_k_rerank,
-                        "max_length": config.max_length, "batch_size": config.batch_size,
-                        "device": config.device, "dtype": config.dtype},
-            "threshold": {"value": decision.threshold, "source": decision.source,
-                          "score_kind": decision.scale},
-            "decision": {**decision.describe(decision_config), "reliability": outcome.reliability,
-                         # the statistic each query's answer/abstain compared with the threshold (null: no candidate)
-                         "statistic": {q: (float(v) if np.isfinite(v) else None)
-                                       for q, v in zip(evaluated.arrays.query_ids, decision.statistic, strict=True)},
-                         # answer (true) or abstain per query; null when the run makes no decision
-                         "answered": ({q: bool(a) for q, a in zip(evaluated.arrays.query_ids, decision.answered, strict=True)}
-                                      if decision.threshold is not None or decision.folds else None)},
-            "selected_on": config.selected_on,
-            **({"selected_max_fe": config.selected_max_fe} if config.selected_max_fe is not None else {}),
-            "seed": config.seed,
-            "wall_time_s": round(time.perf_counter() - started, 3),
-            "rerank_time_s": round(rerank_seconds, 3),
-            "pairs_scored": pairs,
-            "pairs_per_s": round(pairs / rerank_seconds, 2) if pairs and rerank_seconds > 0 else None,
-            "peak_rss_mb": peak_rss_mb(),
-            "candidate_cache": evaluated.candidates.cache_summary(),
-            "run_config": run_config_dict(config),
-            "cache": _cache_manifest(members, cache),
-            "models_loaded": [bool(getattr(getattr(m, "inner", m), "loaded", True)) for m in members],
-            # set when --on-oom fallback replaced the reranker by the retriever ranking; publish refuses such records
-            "reranker_fallback": evaluated.fallback,
-            "checkpoint": checkpoints[0] if checkpoints else None,
-        })
+    provenance.update(_throughput(evaluated, cache_at_eval))
     if cache is not None:
-        _throughput_without_hits(record["manifest"], rerank_seconds, members)
         cache.close()
-    if config.split == ledger.TEST_SPLIT:  # claimed (checked and appended under a lock) just before writing
-        record["manifest"]["test_split"] = ledger.claim(
-            record["manifest"]["config_hash"], f"{task.id}@{task.version}", task.data_sha256,
-            command=reproduce_command(config), selected_on=config.selected_on)
-    out_dir = _output_dir(config, record["manifest"]["config_hash"])
-    write_run_dir(out_dir, task, results, record, tag=_run_tag(config))
-    record["output_dir"] = str(out_dir)
-    return record
+    record = Record(schema_version=SCHEMA_VERSION, kind="run", config=claims, config_hash=config_hash,
+                    system=derived.system, main_score=derived.main_score, metrics=derived.metrics,
+                    per_query=derived.per_query, decision=derived.decision,
+                    provenance=Provenance.model_validate(provenance))
+    if final_use:  # claimed (checked and appended under a lock) just before writing
+        use = ledger.claim(config_hash=config_hash, task=f"{task.id}@{task.version}",
+                           task_data_sha256=task.data_sha256, results_sha256=record_digest(record), purpose="run",
+                           command=reproduce_command(config), selected_on=config.selected_on)
+        record = record.model_copy(update={"provenance": record.provenance.model_copy(
+            update={"test_split": TestSplitUse.model_validate(use)})})
+    out_dir = _output_dir(config, config_hash)
+    write_record_folder(out_dir, record, derived.run_lines, _qrels(task, evaluated.queries), evidence, calibration)
+    body = record.as_json()
+    body["output_dir"] = str(out_dir)
+    return body
 
 
-def _member_config(member: Any, checkpoint: Mapping[str, Any] | None, config: RunConfig) -> dict[str, Any]:
-    """A reranker's part of the configuration hash: weights by content (fingerprint), never by path."""
-    fingerprint = _fingerprint(member)
-    return {"id": hashed_reranker_id(member.spec.id, member.describe(), checkpoint, fingerprint),
-            "revision": member.revision, "fingerprint": fingerprint,
-            "max_length": config.max_length or member.spec.max_length, "dtype": config.dtype,
-            "options": dict(member.options.extra)}
+def _all_components(claims: RunClaims) -> list[ComponentClaim]:
+    out = [*claims.generator.retrievers, *claims.rerankers]
+    if claims.generator.fusion is not None:
+        out.append(claims.generator.fusion)
+    if claims.decision.calibrator is not None:
+        out.append(claims.decision.calibrator)
+    return out
 
 
-def _final_rankings(scored: ScoredSplit, outcome: Any) -> list[QueryResult]:
-    """Per query: the final order and strictly decreasing scores for ``run.trec`` (same order as the metrics)."""
-    arrays, combined = scored.arrays, outcome.combined
-    results = []
-    for row, (query, (pool, retr)) in enumerate(zip(scored.queries, scored.pools, strict=True)):
-        head = int(combined.head[row].sum()) if combined.reranked else 0
-        ranked, scores = final_ranking(pool, combined.rank_scores[row, :head] if head else None, retr)
-        expected = arrays.ids[row, outcome.order[row]][:len(pool)]
-        if not np.array_equal(ranked, expected):  # the file must say exactly what was measured
-            raise AssertionError(f"internal error: run order differs from the measured order for {query.query_id}")
-        results.append(QueryResult(query, ranked, scores))
-    return results
+def _qrels(task: Task, queries: Sequence[Query]) -> list[str]:
+    lines: list[str] = []
+    for query in queries:
+        lines += qrels_lines(query.query_id, {task.docno(g): grade for g, grade in sorted(task.judged(query).items())})
+    return lines
 
 
-def _fingerprint(reranker: Any) -> str:
-    return getattr(reranker, "fingerprint", None) or model_fingerprint(reranker)[0]
+def _described(member: Any) -> dict[str, Any]:
+    """A reranker's own description for the provenance, without its local path (the claims name weights by hash)."""
+    description = dict(member.describe())
+    description.pop("weights_path", None)
+    return description
 
 
 def _cache_manifest(members: Sequence[Any], cache: Any) -> dict[str, Any]:
     """Cache hits/misses of this run (summed over ensemble members): a re-run of a finished configuration shows
-    zero misses."""
+    zero misses. The cache's location is not recorded (it is a local path)."""
     found = [getattr(m, "cache_stats", None) for m in members]
     stats = [s for s in found if s is not None]
     if cache is None or not members or len(stats) < len(found):
         reason = "no reranker" if not members else ("disabled" if cache is None else "model not pinned")
         return {"enabled": False, "reason": reason}
     total = {k: sum(s.as_dict()[k] for s in stats) for k in stats[0].as_dict()}
-    out = {"enabled": True, "path": str(cache.path), "fingerprint": members[0].fingerprint, **total}
-    if len(members) > 1:
-        out["fingerprints"] = [m.fingerprint for m in members]
+    return {"enabled": True, "fingerprints": [m.fingerprint for m in members], **total}
+
+
+def _throughput(scored: ScoredSplit, cache: Mapping[str, Any]) -> dict[str, Any]:
+    """pairs/s measures the model: pairs it scored over the time it spent; omitted when it scored none."""
+    seconds = scored.seconds
+    if not cache.get("enabled"):
+        return {"pairs_per_s": round(scored.pairs / seconds, 2) if scored.pairs and seconds > 0 else None}
+    computed = int(cache.get("computed", 0))
+    hits = int(cache.get("hits", 0))
+    out: dict[str, Any] = {"pairs_per_s": round(computed / seconds, 2) if computed and seconds > 0 else None}
+    if hits:
+        out["pairs_per_s_note"] = (f"{computed} of {computed + hits} scores were computed, the rest came from the "
+                                   f"cache")
     return out
-
-
-def _throughput_without_hits(manifest: dict[str, Any], seconds: float, members: Sequence[Any]) -> None:
-    """pairs/s must measure the model, not cache look-ups: count only pairs the model scored (None if none)."""
-    found = [getattr(m, "cache_stats", None) for m in members]
-    stats = [s for s in found if s is not None]
-    if len(stats) < len(found):
-        return
-    hits = sum(s.hits for s in stats)
-    if manifest["cache"].get("enabled") and hits:
-        computed = sum(s.computed for s in stats)
-        manifest["pairs_per_s"] = round(computed / seconds, 2) if computed and seconds > 0 else None
-        manifest["pairs_per_s_note"] = f"{hits} of {manifest['pairs_scored']} scores came from the cache"
-
-
-def _run_tag(config: RunConfig) -> str:
-    name = "+".join(config.reranker_ids()) if config.reranker_ids() else (
-        (f"{config.fusion}-" if config.fusion else "") + "+".join(config.retriever_ids()))
-    return run_tag(name)
-
-
-def write_run_dir(out_dir: Path, task: Task, results: Sequence[QueryResult], record: dict[str, Any],
-                  tag: str) -> None:
-    run_text, qrels_text = [], []
-    for r in results:
-        run_text += run_lines(r.query.query_id, (task.docno(int(i)) for i in r.ranked), r.scores, tag)
-        qrels_text += qrels_lines(r.query.query_id, {
-            task.docno(g): grade for g, grade in sorted(task.judged(r.query).items())})
-    body = strict_json_dumps(record)
-    with atomic_dir(out_dir) as tmp:
-        atomic_write_text(tmp / "run.trec", "\n".join(run_text) + "\n")
-        atomic_write_text(tmp / "qrels.trec", "\n".join(qrels_text) + ("\n" if qrels_text else ""))
-        atomic_write_text(tmp / "results.json", body)
-

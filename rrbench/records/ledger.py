@@ -1,15 +1,19 @@
-"""The test split is one-time: an append-only ledger of every configuration evaluated on it.
+"""The test split is one-time: one gate every path to its labels goes through, and an append-only ledger of uses.
 
-A test split stays an unbiased estimate only while nothing is selected by looking at it. So ``--split test`` is
-refused unless ``--final`` says "this is the confirmation", every use is appended to a ledger keyed by the
-configuration hash (``leaderboard/test-ledger.jsonl`` by default, where the leaderboard's own checks can read it),
-a second use of the same configuration is refused, and a configuration first evaluated on test after *another*
-configuration of the same task had already seen test is flagged in its record (it may have been chosen with
-knowledge of test results). Recomputing metrics from a recorded ``run.trec`` is not a use: only runs that score the
-split call :func:`claim`.
+A test split stays an unbiased estimate only while nothing is selected by looking at it. rrbench's policy:
 
-The ledger is JSON lines, one object per use, appended under an exclusive file lock and fsynced; lines are never
-rewritten. ``RRBENCH_TEST_LEDGER`` points at another file.
+- **A use is any computation of new numbers from test labels**: ``rrbench run`` and ``rrbench evaluate`` on test
+  (both need ``--final``), which write one ledger line each. Recomputing a published record's metrics (``rrbench
+  leaderboard check``) is not a use: the numbers exist already.
+- **Selection never reads test**: fitting a calibrator or a threshold on test (``--calibrate-on test``), folds of
+  test, sweeps, the matrix and training on test are refused outright, with or without ``--final``.
+- **One use per configuration**: a second run of the same configuration hash on test is refused, and a configuration
+  first evaluated after another configuration of the same task data had seen test is flagged in its record.
+
+:func:`test_split_use` is the one gate; :func:`claim` appends a line under an exclusive lock. A line names the
+configuration hash, the task data hash and the sha256 of the record it produced (its digest without the ledger line
+itself), so ``rrbench leaderboard check`` can require exactly one matching line per test record, and, given the
+base revision of a pull request, refuse a ledger whose earlier lines were edited or removed.
 """
 
 from __future__ import annotations
@@ -18,15 +22,41 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from rrbench.tasks.loader import parse_fold_split
 from rrbench.util.errors import UsageError
 from rrbench.util.io import loads_strict_json
+from rrbench.util.strict_yaml import describe_validation_error
 
 TEST_SPLIT = "test"
 DEFAULT_LEDGER = Path("leaderboard") / "test-ledger.jsonl"
 ENV = "RRBENCH_TEST_LEDGER"
+Sha256 = str
+
+
+class LedgerLine(BaseModel):
+    """One use of the test split. Every field is required: a hand-written short line is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config_hash: StrictStr = Field(pattern=r"^[0-9a-f]{64}$")
+    task: StrictStr
+    task_data_sha256: StrictStr = Field(pattern=r"^[0-9a-f]{64}$")
+    results_sha256: StrictStr = Field(pattern=r"^[0-9a-f]{64}$")
+    split: Literal["test"]
+    purpose: Literal["run", "evaluate"]
+    time: StrictStr
+    command: StrictStr
+    selected_on: StrictStr | None
+    selected_after_test_seen: StrictBool
+
+    def text(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, allow_nan=False, ensure_ascii=True)
 
 
 def ledger_path(explicit: str | Path | None = None) -> Path:
@@ -38,70 +68,115 @@ def ledger_path(explicit: str | Path | None = None) -> Path:
     return DEFAULT_LEDGER
 
 
+def is_test_split(split: str) -> bool:
+    """The test split, or a fold of it."""
+    fold = parse_fold_split(split)
+    return (fold[0] if fold else split) == TEST_SPLIT
+
+
+def test_split_use(split: str, final: bool, what: str, reads_labels_for: str = "evaluation") -> bool:
+    """The one gate in front of test labels: True when ``split`` is test and this is an allowed use (a final
+    evaluation with ``--final``); refuses everything else with one line. Call it before any work.
+
+    ``what`` names the command or option (``rrbench run``, ``--calibrate-on``); ``reads_labels_for`` is
+    ``evaluation`` (allowed with ``--final``) or anything else (fitting, tuning, training: never allowed).
+    """
+    if not is_test_split(split):
+        return False
+    if split != TEST_SPLIT:
+        raise UsageError(f"{what}: split {split} is refused: the test split is used whole and once, never in folds")
+    if reads_labels_for != "evaluation":
+        raise UsageError(f"{what}: the test split is never used for {reads_labels_for} (its labels would choose "
+                         f"the system it then judges); use dev_select/dev_final")
+    if not final:
+        raise UsageError(f"{what} on --split test is refused without --final: the test split is used once per "
+                         f"configuration, to confirm a system already selected on dev_select/dev_final")
+    return True
+
+
 def check_split(split: str, final: bool) -> None:
-    """Refuse the test split without ``--final``, and folds of it always (call this before anything is loaded)."""
-    if split.split("~", 1)[0] == TEST_SPLIT and split != TEST_SPLIT:
-        raise UsageError(f"--split {split} is refused: the test split is used whole and once, never in folds")
-    if split == TEST_SPLIT and not final:
-        raise UsageError("--split test is refused without --final: the test split is used once per configuration, "
-                         "to confirm a system already selected on dev_select/dev_final (see docs/matrix.md)")
+    """:func:`test_split_use` for a final evaluation (kept for the commands that only evaluate)."""
+    test_split_use(split, final, f"--split {split}")
 
 
-def read(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every recorded use, oldest first (an unreadable line is an error naming the file and line)."""
+def _parse_line(line: str, path: Path, number: int) -> LedgerLine:
+    raw = loads_strict_json(line, f"{path} line {number} (the test ledger is append-only; restore it from version "
+                                  f"control)")
+    try:
+        return LedgerLine.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{path} line {number}: not a test ledger line: {describe_validation_error(exc)}") from None
+
+
+def read(path: str | Path | None = None) -> list[LedgerLine]:
+    """Every recorded use, oldest first; any malformed line is an error naming the file and line."""
     path = ledger_path(path)
     if not path.is_file():
         return []
+    return _parse_text(path.read_text(encoding="utf-8"), path)
+
+
+def _parse_text(text: str, path: Path) -> list[LedgerLine]:
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
-            continue
-        entry = loads_strict_json(line, f"{path} line {number} (the test ledger is append-only; restore it from "
-                                        f"version control)")
-        if not isinstance(entry, dict) or "config_hash" not in entry:
-            raise UsageError(f"{path}: line {number} has no config_hash")
-        entries.append(entry)
+            raise UsageError(f"{path} line {number}: blank line (the ledger is written by rrbench only)")
+        entries.append(_parse_line(line, path, number))
     return entries
 
 
-def previous_use(config_hash: str, path: str | Path | None = None) -> dict[str, Any] | None:
-    return next((e for e in read(path) if e["config_hash"] == config_hash), None)
+def uses_of(config_hash: str, path: str | Path | None = None) -> list[LedgerLine]:
+    return [e for e in read(path) if e.config_hash == config_hash]
 
 
-def _refusal(entry: dict[str, Any], path: Path) -> UsageError:
-    return UsageError(f"configuration {entry['config_hash'][:12]} already used the test split on {entry.get('time')} "
-                      f"({path}); the test split is one-time per configuration")
-
-
-def claim(config_hash: str, task: str, task_data_sha256: str, command: str | None = None,
+def claim(*, config_hash: str, task: str, task_data_sha256: str, results_sha256: str, purpose: str, command: str,
           selected_on: str | None = None, path: str | Path | None = None) -> dict[str, Any]:
-    """Record one use of the test split, atomically with the check; returns what the result record should carry.
-
-    Raises UsageError when the configuration already used the split (also when another process claimed it between
-    an early check and now). The returned dict goes into the record's manifest (``test_split``): the ledger file,
-    the entry, and ``selected_after_test_seen`` when another configuration of the same task used test earlier.
-    """
+    """Append one use, atomically with the check that the configuration has not used the split before; returns what
+    the record's provenance carries (``test_split``)."""
     path = ledger_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with open(path, "a+", encoding="utf-8") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            entries = read(path)
+            handle.seek(0)
+            entries = _parse_text(handle.read(), path)
             for entry in entries:
-                if entry["config_hash"] == config_hash:
-                    raise _refusal(entry, path)
-            earlier = [e for e in entries if e.get("task_data_sha256") == task_data_sha256]
-            entry = {"config_hash": config_hash, "task": task, "task_data_sha256": task_data_sha256,
-                     "split": TEST_SPLIT, "time": now, "command": command, "selected_on": selected_on,
-                     "selected_after_test_seen": bool(earlier)}
+                if entry.config_hash == config_hash:
+                    raise UsageError(f"configuration {config_hash[:12]} already used the test split on {entry.time} "
+                                     f"({path}); the test split is one-time per configuration")
+            earlier = [e for e in entries if e.task_data_sha256 == task_data_sha256]
+            line = LedgerLine(config_hash=config_hash, task=task, task_data_sha256=task_data_sha256,
+                              results_sha256=results_sha256, split=TEST_SPLIT, purpose=purpose,  # type: ignore[arg-type]
+                              time=now, command=command, selected_on=selected_on,
+                              selected_after_test_seen=bool(earlier))
             handle.seek(0, os.SEEK_END)
-            handle.write(json.dumps(entry, sort_keys=True, allow_nan=False) + "\n")
+            handle.write(line.text() + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    out: dict[str, Any] = {"ledger": str(path), "entry": entry, "selected_after_test_seen": bool(earlier)}
-    if earlier:
-        out["test_first_seen"] = {"time": earlier[0].get("time"), "config_hash": earlier[0]["config_hash"]}
-    return out
+    return {"ledger": path.name, "line": line.model_dump(mode="json"), "selected_after_test_seen": bool(earlier)}
+
+
+def check_append_only(path: str | Path, base: str, repo: str | Path | None = None) -> None:
+    """Refuse a ledger whose lines at revision ``base`` (a git revision, e.g. the pull request's base) were edited,
+    reordered or removed: the current file must start with exactly those lines."""
+    path = Path(path)
+    root = Path(repo) if repo else path.parent
+    top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if top.returncode != 0:
+        raise UsageError(f"--base {base}: {root} is not inside a git repository")
+    relative = path.resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
+    shown = subprocess.run(["git", "-C", top.stdout.strip(), "show", f"{base}:{relative}"], capture_output=True,
+                           text=True)
+    if shown.returncode != 0:
+        if "does not exist" in shown.stderr or "exists on disk, but not in" in shown.stderr:
+            return  # the ledger is new in this change
+        raise UsageError(f"--base {base}: cannot read {relative} at that revision ({shown.stderr.strip()})")
+    before = shown.stdout.splitlines()
+    now = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    for number, line in enumerate(before, start=1):
+        if number > len(now) or now[number - 1] != line:
+            raise UsageError(f"{path} line {number}: the test ledger was edited or shortened relative to {base} (it "
+                             f"is append-only)")

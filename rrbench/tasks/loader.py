@@ -49,6 +49,9 @@ def parse_fold_split(split: str) -> tuple[str, str, int, int] | None:
     return base, part, index, k
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
 @dataclass(frozen=True)
 class Query:
     query_id: str
@@ -137,6 +140,18 @@ class Task:
         if self.spec.unit == "document":
             return self.post_ids[post]
         return f"{self.post_ids[post]}:{global_index - int(self.post_offsets[post])}"
+
+    def index_of(self, docno: str) -> int | None:
+        """The global sentence index of a docno (:meth:`docno`'s inverse), or None when the task has no such
+        candidate. Only ASCII digits count as a sentence index (``str.isdigit`` would take Unicode digits too)."""
+        if self.spec.unit == "document":
+            index = self.post_index.get(docno)
+            return None if index is None else int(self.post_offsets[index])
+        post_id, sep, local = docno.rpartition(":")
+        if not sep or post_id not in self.post_index or not _ASCII_DIGITS.fullmatch(local):
+            return None
+        start, end = self.post_slice(post_id)
+        return start + int(local) if int(local) < end - start else None
 
     def judged(self, query: Query) -> dict[int, int]:
         """The query's judgements keyed by global sentence index, in either scope."""

@@ -67,6 +67,13 @@ class SplitSpec(_Strict):
         return self
 
 
+class ArchivedVersion(_Strict):
+    """An earlier version of the task: records made on it stay listed (archived, not re-verified)."""
+
+    version: int = Field(ge=1)
+    data_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     version: int = Field(ge=1)
@@ -80,6 +87,9 @@ class TaskSpec(_Strict):
     attribution: str = ""
     files: TaskFiles
     splits: SplitSpec
+    #: the versions this one superseded, with their data hashes: a board keeps their records as archived, and a
+    #: record of any other earlier version is refused (it names data that never existed)
+    archived_versions: list[ArchivedVersion] = Field(default_factory=list)
 
     @field_validator("main_score")
     @classmethod

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rrbench.records.ledger import test_split_use
 from rrbench.util.errors import UsageError
 
 
@@ -67,6 +68,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        test_split_use(self.train_split, False, "--train-split", reads_labels_for="training")
+        test_split_use(self.eval_split, False, "--eval-split", reads_labels_for="model selection and calibration")
         if self.patience and not self.select_best:
             raise UsageError("--patience (early stopping) needs best-checkpoint selection; drop --no-select-best")
         if self.curriculum:

@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from rrbench.components.identity import model_fingerprint
-from rrbench.measures.trec import read_run
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.score_cache import ScoreCache, pair_key
+from rrbench.records.evidence import read_evidence
+from rrbench.records.record import load_record
+from rrbench.records.schema import RESULTS_FILE, SCORES_FILE
 from rrbench.tasks.resolve import Task
 from rrbench.util.errors import UsageError
-from rrbench.util.io import read_json_object
 
 
 def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None) -> Any:
@@ -60,33 +61,33 @@ def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = No
 
 def is_record_folder(name: str) -> bool:
     folder = Path(name)
-    return folder.is_dir() and (folder / "results.json").is_file() and (folder / "run.trec").is_file()
+    return folder.is_dir() and (folder / RESULTS_FILE).is_file() and (folder / SCORES_FILE).is_file()
 
 
 def recorded_teacher(folder: str | Path, task: Task, split: str) -> Any:
-    """A ``(query ids, global sentence ids) -> scores`` function reading a plain run record's ``run.trec``."""
-
+    """A ``(query ids, global sentence ids) -> scores`` function reading a plain run record's raw reranker scores
+    (its evidence file: exactly the scores the teacher gave, not run.trec's rounded ones)."""
     folder = Path(folder)
     try:
-        manifest = read_json_object(folder / "results.json")["manifest"]
-        config = manifest["config"]
-        data_sha = config["task"]["data_sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        record = load_record(folder)
+    except UsageError as exc:
         raise UsageError(f"teacher {folder}: not a readable rrbench record ({exc})") from None
-    if data_sha != task.data_sha256:
-        raise UsageError(f"teacher {folder}: recorded on other task data ({data_sha[:12]}, not "
+    if record.kind != "run":
+        raise UsageError(f"teacher {folder}: an outside run has no reranker scores")
+    claims = record.run_claims
+    if claims.task.data_sha256 != task.data_sha256:
+        raise UsageError(f"teacher {folder}: recorded on other task data ({claims.task.data_sha256[:12]}, not "
                          f"{task.data_sha256[:12]})")
-    if not isinstance(config.get("reranker"), dict) or any(config.get(k) for k in ("interpolate", "calibrator",
-                                                                                  "ensemble")):
+    if len(claims.rerankers) != 1 or claims.combination.beta or claims.decision.calibrator is not None:
         raise UsageError(f"teacher {folder}: only a plain record of one reranker holds the teacher's own scores "
                          f"(no interpolation, calibration or ensemble)")
-    runs = read_run(str(folder / "run.trec"))
-    index = {task.docno(i): i for i in range(len(task.sentences))}
+    evidence = read_evidence(folder / SCORES_FILE)
     found: dict[tuple[str, int], float] = {}
-    for query_id, ranked in runs.items():
-        for docno, score in ranked:
-            if docno in index:
-                found[(query_id, index[docno])] = score
+    for row in evidence.queries:
+        for docno, score in zip(row.pool, row.heads[0], strict=False):  # the head: the reranked prefix of the pool
+            index = task.index_of(docno)
+            if index is not None:
+                found[(row.query_id, index)] = score
 
     def scores(query_ids: Sequence[str], indices: Sequence[int]) -> np.ndarray:
         keys = [(q, int(i)) for q, i in zip(query_ids, indices, strict=True)]

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.components.calls import load_factory, owner_label, running
+from rrbench.components.identity import weights_fingerprint
 from rrbench.components.registry import resolve
 from rrbench.components.specs import validate_options
 from rrbench.measures.names import trainer_key
+from rrbench.models import weights_index
 from rrbench.models.checkpoint import CHECKPOINT_META
 from rrbench.tasks.resolve import get_task
 from rrbench.training.config import TrainConfig
@@ -274,6 +276,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     atomic_write_text(out / SUMMARY_FILE, strict_json_dumps(summary))
     if not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    weights_index.remember(weights_fingerprint(out), out)  # records name weights by hash; this finds them again
     return model, summary
 
 

@@ -34,3 +34,12 @@ def slug(text: str, max_len: int | None = None) -> str:
 def run_tag(name: str) -> str:
     """The TREC run tag (6th column) of a system or generator name: ``rrbench-`` and at most 60 safe characters."""
     return "rrbench-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-60:]
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>|#"})
+
+
+def md_escape(text: object) -> str:
+    """Text that renders as itself in a markdown table cell: markdown's special characters escaped, line breaks
+    turned into spaces (a name can neither add a row, a link nor markup to a board)."""
+    return " ".join(str(text).split()).translate(_MARKDOWN_SPECIAL)

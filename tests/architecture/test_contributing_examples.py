@@ -68,6 +68,6 @@ def test_the_documented_run_and_command_work(example_env, tmp_path):
                                  "--quiet", "--no-cache", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
-    assert record["manifest"]["plugins"]["reranker"]["distribution"] == "rrbench-example"
+    assert record["config"]["rerankers"][0]["distribution"] == "rrbench-example"
     hello = example_env.rrbench("example-hello", "docs")
     assert hello.returncode == 0 and hello.stdout.strip() == "hello docs from rrbench-example"

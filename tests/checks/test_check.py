@@ -19,8 +19,8 @@ def test_check_passes_for_a_tiny_cross_encoder(cli, tiny_model):
 
 def test_check_fails_an_order_dependent_plugin(rrbench_register, tiny_model):
     """A plugin whose score depends on the pair's position in the batch must fail the order check."""
-    from rrbench.components.hookspecs import hookimpl
     from rrbench.components.bases import PointwiseReranker
+    from rrbench.components.hookspecs import hookimpl
     from rrbench.components.specs import RerankerSpec
 
     class PositionDependent(PointwiseReranker):
@@ -44,8 +44,8 @@ def test_check_fails_an_order_dependent_plugin(rrbench_register, tiny_model):
 
 
 def test_check_reports_non_finite_scores_with_exit_code_1(rrbench_register):
-    from rrbench.components.hookspecs import hookimpl
     from rrbench.components.bases import PointwiseReranker
+    from rrbench.components.hookspecs import hookimpl
     from rrbench.components.specs import RerankerSpec
 
     class NaNs(PointwiseReranker):

@@ -26,13 +26,14 @@ def _trec_metrics(out: Path, k: int) -> dict[str, dict[str, float]]:
 def _check_run_dir(out: Path, k: int) -> dict:
     text = (out / "results.json").read_text()
     record = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
     for key in ("nDCG@10", "RR@10", "R@10", f"R@{k}", "false_evidence_rate"):
         assert key in record["metrics"]
-    manifest = record["manifest"]
-    for key in ("rrbench_version", "task", "split", "components", "threshold", "config_hash", "seed", "packages",
-                "hardware", "wall_time_s", "pairs_per_s", "peak_rss_mb", "command"):
-        assert key in manifest
+    for key in ("config", "config_hash", "system", "main_score", "decision", "provenance"):
+        assert key in record
+    for key in ("rrbench_version", "packages", "hardware", "wall_time_s", "pairs_per_s", "peak_rss_mb", "command"):
+        assert key in record["provenance"]
+    assert (out / "scores.jsonl.gz").is_file()  # the evidence every derived number is recomputed from
     # scores fall strictly with rank within each query, so trec_eval reads our order
     by_query: dict[str, list[tuple[int, float]]] = {}
     for line in (out / "run.trec").read_text().splitlines():
@@ -59,13 +60,13 @@ def test_retriever_only_run(cli, mini_task, tmp_path):
     assert result.returncode == 0, result.stderr
     record = _check_run_dir(out, 100)
     assert record["metrics"]["false_evidence_rate"] is None  # bm25 has no natural threshold
-    assert record["manifest"]["components"]["reranker"] is None
+    assert record["config"]["rerankers"] == []
     assert "nDCG@10" in result.stdout
     with_threshold = cli("run", "--task", str(mini_task), "--output", str(tmp_path / "t"), "--threshold", "1.0",
                          "--quiet")
     assert with_threshold.returncode == 0
     rec = json.loads((tmp_path / "t" / "results.json").read_text())
-    assert rec["manifest"]["threshold"] == {"value": 1.0, "source": "cli", "score_kind": "bm25"}
+    assert (rec["decision"]["threshold"], rec["decision"]["source"], rec["decision"]["scale"]) == (1.0, "cli", "bm25")
     assert rec["metrics"]["false_evidence_rate"] is not None
 
 
@@ -75,9 +76,9 @@ def test_cross_encoder_run_on_tiny_model(cli, mini_task, tiny_model, tmp_path):
                  "--top-k-rerank", "2", "--output", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     record = _check_run_dir(out, 3)
-    assert record["manifest"]["threshold"]["value"] == 0.0  # logits: natural boundary 0
+    assert record["decision"]["threshold"] == 0.0  # logits: natural boundary 0
     assert record["metrics"]["false_evidence_rate"] in (0.0, 0.5, 1.0)
-    assert record["manifest"]["pairs_scored"] == sum(min(2, n) for n in (4, 3, 5, 5, 2, 3))
+    assert record["provenance"]["pairs_scored"] == sum(min(2, n) for n in (4, 3, 5, 5, 2, 3))
     # pool capped at K=3 per query
     lines = (out / "run.trec").read_text().splitlines()
     assert max(sum(1 for line in lines if line.startswith(q + " ")) for q in ("q1", "q3")) == 3
@@ -163,8 +164,8 @@ def test_minilm_bi_encoder_from_wheel(cli, mini_task, tmp_path):
     result = cli("run", "--task", str(mini_task), "--reranker", "minilm-l6", "--output", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     record = _check_run_dir(out, 100)
-    reranker = record["manifest"]["components"]["reranker"]
-    assert reranker["weights_source"] in ("package", "hf-cache")
+    reranker = record["config"]["rerankers"][0]
+    assert (reranker["id"], reranker["plugin"]) == ("minilm-l6", "rrbench") and reranker["weights_sha256"]
     assert reranker["score_kind"] == "cosine"
     assert record["metrics"]["false_evidence_rate"] is None
     # a real model ranks the obvious evidence first on this toy task

@@ -78,4 +78,4 @@ def test_a_plugin_written_against_the_old_paths_still_runs_and_warns(tmp_path):
     assert "rrbench.models.base.PairwiseReranker is deprecated" in result.stderr
     assert "rrbench.specs.RerankerSpec is deprecated" in result.stderr
     record = json.loads((out / "results.json").read_text())
-    assert record["manifest"]["plugins"]["reranker"]["distribution"] == "old-style-plugin"
+    assert record["config"]["rerankers"][0]["distribution"] == "old-style-plugin"

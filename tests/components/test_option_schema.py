@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.components.registry import get_registry
 from rrbench.components.specs import FuserSpec, LossSpec, OptionSpec, validate_options
+from rrbench.util.errors import UsageError
 
 SCHEMA = (
     OptionSpec("k0", "float", 60.0, low=1.0, high=1000.0, log=True),
@@ -97,22 +97,23 @@ def test_retriever_and_fusion_options_reach_the_components_and_the_record(mini_t
         kwargs.setdefault("retriever", "bm25")
         config = RunConfig(task=str(mini_task), top_k_retriever=5, output=str(tmp_path / name),
                            show_progress=False, use_cache=False, **kwargs)
-        return execute(config)["manifest"]
+        return execute(config)
 
     default = run("default")
     tuned = run("tuned", retriever_options={"k1": "0", "b": 0.2})
-    retriever = tuned["components"]["retriever"]
+    retriever = tuned["config"]["generator"]["retrievers"][0]
     assert retriever["options"]["k1"] == 0.0 and retriever["options"]["b"] == 0.2
-    assert default["components"]["retriever"]["options"]["k1"] == 1.5
-    assert "--retriever-option k1=0" in tuned["command"] and "--retriever-option" not in default["command"]
+    assert default["config"]["generator"]["retrievers"][0]["options"]["k1"] == 1.5
+    assert "--retriever-option k1=0" in tuned["provenance"]["command"]
+    assert "--retriever-option" not in default["provenance"]["command"]
     assert tuned["config_hash"] != default["config_hash"]
 
     fused = run("fused", retriever=("bm25", "minilm-l6"),
                 fusion="rrf", fusion_options={"k0": "5"}, retriever_options={"bm25:k1": 1.0})
-    options = fused["components"]["retriever"]["options"]
-    assert options["fusion"]["options"] == {"k0": 5.0}
-    assert options["retrievers"][0]["options"]["k1"] == 1.0
-    assert "--fusion-option k0=5" in fused["command"]
+    generator = fused["config"]["generator"]
+    assert generator["fusion"]["options"] == {"k0": 5.0}
+    assert generator["retrievers"][0]["options"]["k1"] == 1.0
+    assert "--fusion-option k0=5" in fused["provenance"]["command"]
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from rrbench import FuserSpec, MinerSpec, RerankerSpec, RetrieverSpec, hookimpl
-from rrbench.util.errors import PluginError, UnknownComponentError, UsageError
 from rrbench.components.calls import PluginBuildError
 from rrbench.components.registry import register_commands, registered_plugin
 from rrbench.testing.fixtures import write_fake_plugin
+from rrbench.util.errors import PluginError, UnknownComponentError, UsageError
 
 FAULTY = "tests_faulty_components"  # a module holding deliberately broken components, written per test
 
@@ -245,7 +245,7 @@ def test_plain_quickstart_run_survives_a_shadowing_plugin(mini_task, tmp_path):
 
     with registered_plugin(_Shadow(), name="shadow"):
         record = execute(RunConfig(task=str(mini_task), output=str(tmp_path / "out"), show_progress=False))
-    assert record["manifest"]["components"]["retriever"]["id"] == "bm25"
+    assert record["config"]["generator"]["retrievers"][0]["id"] == "bm25"
 
 
 # -- spec fields ---------------------------------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_hooks_run_in_pluggys_order_and_wrappers_are_refused():
             pm.register(obj, name=name)
         CALLS.clear()
         pm.hook.register_fusers(register=lambda spec: None)
-        assert CALLS == order
+        assert order == CALLS
         assert registry.has("fusers", "fuser-first")
 
     class Wrapper:
@@ -455,24 +455,24 @@ def test_records_name_the_plugin_of_each_component_and_reproduce_says_what_to_in
     result = cli("run", "--task", str(mini_task), "--retriever", "tfidf", "--quiet", "--no-cache",
                  "--output", str(out))
     assert result.returncode == 0, result.stderr
-    manifest = json.loads((out / "results.json").read_text(encoding="utf-8"))["manifest"]
-    retriever = manifest["plugins"]["retriever"]
+    record = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    retriever = record["config"]["generator"]["retrievers"][0]
     assert retriever["plugin"] == "sklearn" and retriever["distribution"] == "rrbench-sklearn"
-    assert retriever["qualified_name"] == "sklearn:tfidf" and retriever["editable"] is True
-    assert manifest["packages"]["rrbench-sklearn"] == retriever["version"]
+    assert record["system"].startswith("sklearn:tfidf (no reranker)")
+    assert record["provenance"]["packages"]["rrbench-sklearn"] == retriever["version"]
     missing = cli("reproduce", str(out), env={"RRBENCH_DISABLE_PLUGINS": "sklearn"})
     assert missing.returncode == 2
-    assert "retriever 'tfidf' comes from plugin 'sklearn' (distribution rrbench-sklearn" in missing.stderr
+    assert "retriever 'sklearn:tfidf' is not registered here (it comes from plugin 'sklearn'" in missing.stderr
     assert f"pip install 'rrbench-sklearn=={retriever['version']}'" in missing.stderr
 
 
 def test_builtin_and_fused_components_are_attributed(mini_task, tmp_path):
     from rrbench.pipeline.runner import RunConfig, execute
 
-    manifest = execute(RunConfig(task=str(mini_task), retriever=("bm25", "tfidf"), fusion="rrf",
-                                 output=str(tmp_path / "o"), show_progress=False))["manifest"]
-    assert manifest["plugins"]["fusion"]["qualified_name"] == "rrbench:rrf"
-    assert [r["plugin"] for r in manifest["plugins"]["retrievers"]] == ["rrbench", "sklearn"]
+    claims = execute(RunConfig(task=str(mini_task), retriever=("bm25", "tfidf"), fusion="rrf",
+                               output=str(tmp_path / "o"), show_progress=False))["config"]
+    assert (claims["generator"]["fusion"]["plugin"], claims["generator"]["fusion"]["id"]) == ("rrbench", "rrf")
+    assert [r["plugin"] for r in claims["generator"]["retrievers"]] == ["rrbench", "sklearn"]
 
 
 # -- the fault cases for the other kinds ---------------------------------------------------------------------------
@@ -534,10 +534,10 @@ class WrongSignatureMiner(Miner):
 
 
 def test_fault_cases_of_fusers_miners_and_losses_name_the_plugin(other_kinds):
-    from rrbench.pipeline.candidates import fuse_pools
-    from rrbench.retrievers.fusion import load_fuser
     from rrbench.components.calls import load_factory
     from rrbench.components.registry import resolve
+    from rrbench.pipeline.candidates import fuse_pools
+    from rrbench.retrievers.fusion import load_fuser
     from rrbench.training.miners import load_miner
 
     runs = [[(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]))], [(np.array([2, 4]), np.array([1.0, 0.5]))]]

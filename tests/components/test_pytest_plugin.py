@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rrbench import RetrieverSpec, hookimpl
 from rrbench.tasks.resolve import load_task_dir
+
+
 class _Plugin:
     @hookimpl
     def register_retrievers(self, register):

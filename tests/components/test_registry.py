@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from rrbench import RerankerSpec, RetrieverSpec, hookimpl
-from rrbench.util.errors import UnknownComponentError
 from rrbench.components.registry import get_registry, registered_plugin
 from rrbench.testing.fixtures import write_fake_plugin
+from rrbench.util.errors import UnknownComponentError
 
 _fake_distribution = write_fake_plugin
 
@@ -163,7 +163,7 @@ def test_register_hook_contract_and_in_process_registration(capsys):
 def test_spec_validation():
     with pytest.raises(ValueError, match="module:attr"):
         RetrieverSpec(id="x", loader="no_colon")
-    with pytest.raises(ValueError, match="without spaces"):
+    with pytest.raises(ValueError, match="no spaces"):
         RetrieverSpec(id="has space", loader="a:b")
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import optuna
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.hpo.matrix import build_plan, estimate_cost, read_matrix
-from rrbench.hpo.matrix_tier_b import (cell_counts, cell_space, objective_for, open_cell_study, run_study,
-                                tier_b_budget)
+from rrbench.hpo.matrix_tier_b import cell_counts, cell_space, objective_for, open_cell_study, run_study, tier_b_budget
+from rrbench.util.errors import UsageError
 from rrbench.util.storage import open_storage
-from tests.support.tiny_matrix import tier_b, tiny_assets as make_assets, write_matrix
+from tests.support.tiny_matrix import tier_b, write_matrix
+from tests.support.tiny_matrix import tiny_assets as make_assets
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -227,8 +226,8 @@ TINY = """
 def test_tiny_matrix_runs_end_to_end_and_never_recomputes(tmp_path, tiny_assets, capsys):
     import json
 
-    from rrbench.hpo.matrix_tier_b import real_trainer
     from rrbench.hpo.matrix_run import matrix_status, run_matrix
+    from rrbench.hpo.matrix_tier_b import real_trainer
 
     path = write(tmp_path, TINY.format(**tiny_assets))
     plan = build_plan(path)
@@ -341,6 +340,7 @@ def test_r5_cell_distils_from_another_cell(tmp_path, tiny_assets):
     # the student distilled from the teacher cell's exported record (scores travel as files, not caches)
     assert config["config"]["teacher"] == str(tmp_path / "out" / "reranker_scores" / teacher.key / "train")
     record = json.loads((tmp_path / "out" / "reranker_scores" / teacher.key / "train" / "results.json").read_text())
-    assert record["manifest"]["config"]["reranker"]["id"].startswith("checkpoint@")
+    (teacher_claim,) = record["config"]["rerankers"]
+    assert teacher_claim["id"].startswith("trained:") and teacher_claim["checkpoint"] is not None
     assert config["config"]["loss"] == "mse"
     assert (tmp_path / "out" / "reranker_scores" / teacher.key / "train" / "run.trec").is_file()

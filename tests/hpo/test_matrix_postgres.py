@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+
 from tests.support.tiny_matrix import tier_b, tiny_assets
 
 pytest.importorskip("torch")

@@ -9,8 +9,8 @@ import textwrap
 import optuna
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.hpo.matrix import build_plan
+from rrbench.util.errors import UsageError
 from tests.support.tiny_matrix import tier_b, tiny_assets, write_matrix
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -83,8 +83,8 @@ def test_test_split_folds_are_refused():
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
-    from rrbench.hpo.matrix_tier_b import real_trainer
     from rrbench.hpo.matrix_run import run_matrix
+    from rrbench.hpo.matrix_tier_b import real_trainer
     from rrbench.measures.significance import compare_pair, mean_std, per_query_values
 
     path = _write(tmp_path, MATRIX.format(**assets))
@@ -107,7 +107,7 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
     for cell in plan.cells:
         for split in ("dev_select", "train"):
             record = json.loads((out / "reranker_scores" / cell.key / split / "results.json").read_text())
-            assert record["manifest"]["config"]["split"] == split
+            assert record["config"]["split"] == split
     # both cells are finalists (in dev_select order); Tier A chose each one's configuration
     infos = {c.key: json.loads((out / "train_runs" / c.key / "cell.json").read_text()) for c in plan.cells}
     order = sorted(infos, key=lambda k: (-infos[k]["dev_select"]["nDCG@10"], k))
@@ -125,15 +125,16 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
     # the Platt fit Tier A chose is cross-fitted on dev_select (as the sweep measured it) and fitted on dev_select
     # for dev_final: never on the queries it is scored on
     configs = {split: json.loads((out / "leaderboards" / trained / "seed-6" / split / "results.json").read_text())
-               ["manifest"]["config"] for split in ("dev_select", "dev_final")}
+               ["config"] for split in ("dev_select", "dev_final")}
     measured = json.loads((out / "train_runs" / trained / "selected.json").read_text())["tier_a"]["best"]["config"]
     assert measured["cross_fit"] == 4  # the toy dev_select has 4 posts: fewer folds than the default 5
-    assert configs["dev_select"]["calibrator"] == configs["dev_final"]["calibrator"] == {"id": "platt"}
-    assert configs["dev_select"]["fit"]["cross_fit"] == 4 and "split" not in configs["dev_select"]["fit"]
-    assert configs["dev_final"]["fit"] == {"split": "dev_select"}
+    decisions = {split: config["decision"] for split, config in configs.items()}
+    assert decisions["dev_select"]["calibrator"]["id"] == decisions["dev_final"]["calibrator"]["id"] == "platt"
+    assert decisions["dev_select"]["fit"]["cross_fit"] == 4 and decisions["dev_select"]["fit"]["split"] is None
+    assert decisions["dev_final"]["fit"]["split"] == "dev_select" and decisions["dev_final"]["fit"]["cross_fit"] is None
     assert sorted(tier_c["folds"]) == ["fold-1-of-2", "fold-2-of-2"]
     fold = json.loads((out / "leaderboards" / trained / "fold-1-of-2" / "results.json").read_text())
-    assert fold["manifest"]["config"]["split"] == "train~fold1of2"
+    assert fold["config"]["split"] == "train~fold1of2"
     assert fold["metrics"]["nDCG@10"] == tier_c["folds"]["fold-1-of-2"]["nDCG@10"]
     r0 = next(c for c in plan.cells if c.R == "r0").key  # R0 trains nothing: one model, no retraining
     assert list(json.loads((out / "train_runs" / r0 / "tier_c.json").read_text())["seeds"]) == ["5"]
@@ -230,3 +231,22 @@ def test_a_recorded_teacher_gives_the_cached_teachers_scores(tmp_path, assets):
                       interpolate=0.5))
     with pytest.raises(UsageError, match="only a plain record"):
         recorded_teacher(calibrated, task, "train")
+
+
+def test_the_matrix_report_escapes_every_name():
+    """A reranker named by a hostile path cannot add rows or links to the report the README quotes."""
+    from rrbench.hpo.matrix_report import render
+
+    hostile = "x | fake | row |\n| 9 | [link](http://e.x) |"
+    cell = {"rank": 1, "key": hostile, "R": hostile, "L": None, "N": None, "G": "bm25", "trials": {},
+            "best_params": {"reranker": hostile}, "dev_select": {"nDCG@10": 0.5, "RR@10": 0.5, "R@10": 0.5}}
+    data = {"name": hostile, "task": "mini", "task_data_sha256": "0" * 64, "cells": [cell], "unfinished": [],
+            "skipped": [], "levers": [{"factor": "R", "level": hostile, "mean_gap_to_best": 0.0, "comparisons": 1}],
+            "finalists": [{"cell": cell}], "baselines": {hostile: {"nDCG@10": 0.4, "RR@10": 0.4, "R@10": 0.4,
+                                                                   "false_evidence_rate": None}},
+            "confirm_on": "dev_final"}
+    text = render(data)
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert all(line.count("|") - line.count("\\|") in (8, 11, 5, 6) for line in rows), rows
+    assert "](http" not in text.replace("\\]", "")
+    assert "\n| 9 |" not in text

@@ -12,9 +12,7 @@ import yaml
 from rrbench.cli.main import main
 from rrbench.testing.fixtures import write_task
 
-WORDS = ("aspirin heart attack vitamin bone fracture coffee sleep caffeine mood exercise walking insulin glucose "
-         "diabetes tumour growth cell mouse trial dose placebo risk blood pressure kidney liver protein gene "
-         "expression immune response infection virus vaccine antibody").split()
+WORDS = ["aspirin", "heart", "attack", "vitamin", "bone", "fracture", "coffee", "sleep", "caffeine", "mood", "exercise", "walking", "insulin", "glucose", "diabetes", "tumour", "growth", "cell", "mouse", "trial", "dose", "placebo", "risk", "blood", "pressure", "kidney", "liver", "protein", "gene", "expression", "immune", "response", "infection", "virus", "vaccine", "antibody"]
 
 
 def make_sweep_task(directory: Path) -> Path:
@@ -134,9 +132,9 @@ def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(sw
     assert main(["run", "--config", str(swept["out"] / "best.yaml"), "--split", "dev_final", "--quiet",
                  "--output", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
-    assert record["manifest"]["selected_on"] == "dev_select"
-    assert record["manifest"]["selected_max_fe"] == best["max_fe"]  # best.yaml says which budget it was chosen under
-    assert record["manifest"]["split"] == "dev_final"
+    assert record["provenance"]["selected_on"] == "dev_select"
+    assert record["provenance"]["selected_max_fe"] == best["max_fe"]  # best.yaml says which budget it was chosen under
+    assert record["config"]["split"] == "dev_final"
 
 
 def test_a_fitted_configuration_reproduces_its_cross_fitted_metrics_and_is_refused_without(swept, tmp_path, capsys):

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_cli
-from rrbench.util.errors import UsageError
 from rrbench.measures.names import (
     PER_QUERY_METRICS,
     RANK_METRICS,
     canonical_metric,
     trainer_key,
 )
+from rrbench.util.errors import UsageError
+from tests.support import run_cli
 
 
 @pytest.mark.parametrize("spelling, name", [

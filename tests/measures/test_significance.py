@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.measures.significance import (
     bootstrap_ci,
     compare_pair,
@@ -17,6 +16,7 @@ from rrbench.measures.significance import (
     randomised_tukey_hsd,
     sign_flip_test,
 )
+from rrbench.util.errors import UsageError
 
 
 def test_randomised_tukey_hsd_agrees_with_exact_enumeration():

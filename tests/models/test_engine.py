@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from rrbench.models.engine import InferenceEngine, RerankerOOMError, is_oom
-from rrbench.util.errors import UsageError
 from rrbench.models.factory import load_reranker
+from rrbench.util.errors import UsageError
+
 QUERIES = ["aspirin prevents heart attacks", "caffeine affects sleep", "aspirin prevents heart attacks",
            "exercise improves mood", "caffeine affects sleep", "vitamin D prevents fractures"]
 DOCS = ["Aspirin reduces the risk of heart attack in adults.", "Tea was not studied.",
@@ -153,7 +154,7 @@ def test_runner_falls_back_to_the_retriever_only_when_asked(tiny_model, mini_tas
                        output=str(tmp_path / "out"), show_progress=False, use_cache=False, on_oom="fallback")
     with pytest.warns(RuntimeWarning, match="fallback"):
         record = execute(config)
-    fallback = json.loads((tmp_path / "out" / "results.json").read_text())["manifest"]["reranker_fallback"]
+    fallback = json.loads((tmp_path / "out" / "results.json").read_text())["provenance"]["run_options"]["reranker_fallback"]
     assert fallback["used"] == "retriever ranking" and "out of memory" in fallback["reason"]
     plain = execute(RunConfig(task=str(mini_task), output=str(tmp_path / "plain"), show_progress=False,
                               use_cache=False))

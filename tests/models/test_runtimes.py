@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.models.factory import load_reranker
+from rrbench.util.errors import UsageError
+
 QUERIES = ["aspirin prevents heart attacks", "caffeine affects sleep", "aspirin prevents heart attacks",
            "exercise improves mood", "vitamin D prevents fractures", "caffeine affects sleep"] * 2
 DOCS = ["Aspirin reduces the risk of heart attack in adults.", "Tea was not studied.",
@@ -216,9 +217,9 @@ def test_train_bf16_auto_falls_back_with_a_warning(monkeypatch):
     """The CLI path: `rrbench train --bf16 auto` on a CPU without bf16 trains in fp32 and says so."""
     from click.testing import CliRunner
 
+    from rrbench.cli import train as cli_train
     from rrbench.cli.main import _add_plugin_commands, cli
     from rrbench.models import loading
-    from rrbench.cli import train as cli_train
 
     if "train" not in cli.commands:
         _add_plugin_commands()
@@ -280,8 +281,8 @@ def test_faiss_moves_the_index_when_the_gpu_build_is_there(monkeypatch):
 def test_training_data_flags_reach_the_config(monkeypatch, args, field, expected):
     from click.testing import CliRunner
 
-    from rrbench.cli.main import _add_plugin_commands, cli
     from rrbench.cli import train as cli_train
+    from rrbench.cli.main import _add_plugin_commands, cli
 
     if "train" not in cli.commands:
         _add_plugin_commands()

@@ -11,9 +11,9 @@ import pytest
 
 import rrbench
 from rrbench.pipeline.candidates import GeneratorConfig, generate
-from rrbench.util.errors import UsageError
 from rrbench.tasks.resolve import load_task_dir
 from rrbench.testing.fixtures import MINI_POSTS, MINI_QRELS, MINI_QUERIES, make_tiny_bi_encoder, write_task
+from rrbench.util.errors import UsageError
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -37,14 +37,14 @@ def test_retriever_weights_changed_in_place_give_fresh_pools_and_a_new_config_ha
     cached = rrbench.run(output=str(tmp_path / "b"), **common)
     fresh = rrbench.run(output=str(tmp_path / "c"), use_cache=False, **common)
 
-    assert cached["manifest"]["candidate_cache"]["minilm-l6"]["cached"] is False  # the old pools were not served
+    assert cached["provenance"]["candidate_cache"]["minilm-l6"]["cached"] is False  # the old pools were not served
     assert cached["per_query"] == fresh["per_query"]
     assert (tmp_path / "b" / "run.trec").read_bytes() == (tmp_path / "c" / "run.trec").read_bytes()
     assert (tmp_path / "a" / "run.trec").read_bytes() != (tmp_path / "b" / "run.trec").read_bytes()
-    hashes = {r["manifest"]["config_hash"] for r in (first, cached)}
+    hashes = {r["config_hash"] for r in (first, cached)}
     assert len(hashes) == 2, "two different weights shared one config hash"
-    assert cached["manifest"]["config_hash"] == fresh["manifest"]["config_hash"]
-    shas = [r["manifest"]["config"]["retriever"]["weights_sha256"] for r in (first, cached)]
+    assert cached["config_hash"] == fresh["config_hash"]
+    shas = [r["config"]["generator"]["retrievers"][0]["weights_sha256"] for r in (first, cached)]
     assert shas[0] != shas[1] and all(len(s) == 64 for s in shas)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rrbench.util.errors import MissingWeightsError, PluginError, UnknownComponentError, UsageError
+from rrbench.components.registry import get_registry
 from rrbench.models.factory import load_reranker
 from rrbench.models.prompts import MXBAI_V2, QWEN3, check_template
-from rrbench.components.registry import get_registry
 from rrbench.testing import zoo_models as T
+from rrbench.util.errors import MissingWeightsError, PluginError, UnknownComponentError, UsageError
 
 ZOO = {
     "bge-v2-m3": "BAAI/bge-reranker-v2-m3",

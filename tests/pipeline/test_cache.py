@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 
 import rrbench
-from rrbench.components.identity import model_fingerprint
-from rrbench.pipeline.score_cache import ScoreCache, pair_key, wrap
 from rrbench.cli.main import main
-from rrbench.models.factory import load_reranker
 from rrbench.components.bases import ListwiseReranker
+from rrbench.components.identity import model_fingerprint
+from rrbench.models.factory import load_reranker
+from rrbench.pipeline.score_cache import ScoreCache, pair_key, wrap
 from rrbench.testing.fixtures import make_tiny_bert
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -47,18 +46,18 @@ def test_rerun_of_finished_configuration_does_zero_forward_passes(mini_task, tin
     with count_forwards() as first_calls:
         first = _run(mini_task, tiny_model, tmp_path / "a")
     assert first_calls[0] > 0
-    pairs = first["manifest"]["pairs_scored"]
+    pairs = first["provenance"]["pairs_scored"]
     assert pairs > 0
-    assert first["manifest"]["cache"]["misses"] == pairs and first["manifest"]["cache"]["hits"] == 0
+    assert first["provenance"]["cache"]["misses"] == pairs and first["provenance"]["cache"]["hits"] == 0
 
     with count_forwards() as second_calls:
         second = _run(mini_task, tiny_model, tmp_path / "b")
     assert second_calls[0] == 0
-    cache = second["manifest"]["cache"]
+    cache = second["provenance"]["cache"]
     assert (cache["hits"], cache["misses"], cache["model_calls"]) == (pairs, 0, 0)
     assert second["metrics"] == first["metrics"]
-    assert second["manifest"]["config_hash"] == first["manifest"]["config_hash"]
-    assert second["manifest"]["pairs_per_s"] is None  # throughput is never measured on cache look-ups
+    assert second["config_hash"] == first["config_hash"]
+    assert second["provenance"]["pairs_per_s"] is None  # throughput is never measured on cache look-ups
     # identical run files: the cached float64 scores are exactly the computed ones
     assert (tmp_path / "a" / "run.trec").read_text() == (tmp_path / "b" / "run.trec").read_text()
 
@@ -66,15 +65,15 @@ def test_rerun_of_finished_configuration_does_zero_forward_passes(mini_task, tin
 def test_scores_are_shared_across_candidate_settings_but_not_across_options(mini_task, tiny_model, tmp_path):
     _run(mini_task, tiny_model, tmp_path / "a", top_k_rerank=20)
     smaller = _run(mini_task, tiny_model, tmp_path / "b", top_k_rerank=2)  # a subset of the pairs: all cached
-    assert smaller["manifest"]["cache"]["misses"] == 0
+    assert smaller["provenance"]["cache"]["misses"] == 0
     other_length = _run(mini_task, tiny_model, tmp_path / "c", max_length=64)  # changes the key
-    assert other_length["manifest"]["cache"]["hits"] == 0
-    assert other_length["manifest"]["config_hash"] != smaller["manifest"]["config_hash"]
+    assert other_length["provenance"]["cache"]["hits"] == 0
+    assert other_length["config_hash"] != smaller["config_hash"]
 
 
 def test_no_cache_bypasses_the_store(mini_task, tiny_model, tmp_path):
     record = _run(mini_task, tiny_model, tmp_path / "a", use_cache=False)
-    assert record["manifest"]["cache"] == {"enabled": False, "reason": "disabled"}
+    assert record["provenance"]["cache"] == {"enabled": False, "reason": "disabled"}
     assert not (Path(os.environ["RRBENCH_CACHE"]) / "scores.sqlite").exists()
 
 
@@ -85,9 +84,9 @@ def test_retraining_into_the_same_folder_invalidates_scores(mini_task, tmp_path)
     with count_forwards() as calls:
         second = _run(mini_task, folder, tmp_path / "b")
     assert calls[0] > 0
-    assert second["manifest"]["cache"]["hits"] == 0
-    assert second["manifest"]["cache"]["fingerprint"] != first["manifest"]["cache"]["fingerprint"]
-    assert second["manifest"]["config_hash"] != first["manifest"]["config_hash"]
+    assert second["provenance"]["cache"]["hits"] == 0
+    assert second["provenance"]["cache"]["fingerprints"] != first["provenance"]["cache"]["fingerprints"]
+    assert second["config_hash"] != first["config_hash"]
     assert (tmp_path / "a" / "run.trec").read_text() != (tmp_path / "b" / "run.trec").read_text()
 
 
@@ -201,9 +200,10 @@ def test_cache_stats_and_clear_commands(mini_task, tiny_model, tmp_path, capsys)
 
 def test_cache_dir_option_and_env(mini_task, tiny_model, tmp_path, monkeypatch):
     record = _run(mini_task, tiny_model, tmp_path / "a", cache_dir=str(tmp_path / "elsewhere"))
-    assert record["manifest"]["cache"]["path"] == str(tmp_path / "elsewhere" / "scores.sqlite")
+    assert record["provenance"]["cache"]["computed"] > 0 and (tmp_path / "elsewhere" / "scores.sqlite").is_file()
+    assert str(tmp_path) not in json.dumps(record["provenance"]["cache"])  # a record names no local cache path
     monkeypatch.setenv("RRBENCH_CACHE", "off")
-    assert _run(mini_task, tiny_model, tmp_path / "b")["manifest"]["cache"]["enabled"] is False
+    assert _run(mini_task, tiny_model, tmp_path / "b")["provenance"]["cache"]["enabled"] is False
 
 
 @pytest.mark.parametrize("bad", [b"not a database at all" * 100])

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from rrbench.pipeline.candidates import GeneratorConfig, generate, rankings, recall_at, retrieve
-from rrbench.tasks.resolve import candidate_text
-from rrbench.util.errors import TaskSpecError, UsageError
-from rrbench.tasks.resolve import load_task_dir
+from rrbench.tasks.resolve import candidate_text, load_task_dir
 from rrbench.testing.fixtures import MINI_POSTS, MINI_QRELS, MINI_QUERIES, write_task
+from rrbench.util.errors import TaskSpecError, UsageError
 
 # The mini task's judgements, re-expressed for corpus scope: queries have no post, qrels name the post.
 CORPUS_QUERIES = [{"query_id": q["query_id"], "text": q["text"]} for q in MINI_QUERIES]
@@ -150,7 +149,7 @@ def _run(tmp_path, task_dir, name, **kwargs):
     return execute(RunConfig(task=str(task_dir), output=str(tmp_path / name), show_progress=False, **kwargs))
 
 
-def test_runs_record_the_fused_generator_in_manifest_and_hash(tmp_path, corpus_task):
+def test_runs_record_the_fused_generator_in_claims_and_hash(tmp_path, corpus_task):
     base = _run(tmp_path, corpus_task, "a", retriever=("bm25", "minilm-l6"), fusion="rrf", rrf_k=60,
                 top_k_retriever=5)
     k20 = _run(tmp_path, corpus_task, "b", retriever=("bm25", "minilm-l6"), fusion="rrf", rrf_k=20,
@@ -158,13 +157,14 @@ def test_runs_record_the_fused_generator_in_manifest_and_hash(tmp_path, corpus_t
     weighted = _run(tmp_path, corpus_task, "c", retriever=("bm25", "minilm-l6"), fusion="weighted", alpha=0.3,
                     norm="zscore", top_k_retriever=5)
     alone = _run(tmp_path, corpus_task, "d", retriever="bm25", top_k_retriever=5)
-    hashes = {r["manifest"]["config_hash"] for r in (base, k20, weighted, alone)}
+    hashes = {r["config_hash"] for r in (base, k20, weighted, alone)}
     assert len(hashes) == 4
-    comp = weighted["manifest"]["components"]["retriever"]
-    assert comp["id"] == "weighted(bm25+minilm-l6)"
-    assert comp["options"]["fusion"]["options"] == {"alpha": 0.3, "norm": "zscore"}
-    assert weighted["manifest"]["config"]["retriever"]["options"] == comp["options"]
-    assert "--fusion weighted --alpha 0.3 --norm zscore" in weighted["manifest"]["command"]
+    generator = weighted["config"]["generator"]
+    assert [r["id"] for r in generator["retrievers"]] == ["bm25", "minilm-l6"]
+    assert generator["fusion"]["id"] == "weighted" and generator["fusion"]["options"] == {"alpha": 0.3,
+                                                                                          "norm": "zscore"}
+    assert weighted["system"].startswith("weighted(bm25+minilm-l6)")
+    assert "--fusion weighted --alpha 0.3 --norm zscore" in weighted["provenance"]["command"]
     # qrels.trec of a corpus-scope run names each judged sentence's post.
     qrels = (tmp_path / "a" / "qrels.trec").read_text().split("\n")
     assert "q1 0 p1:3 2" in qrels and "q3 0 p3:1 1" in qrels
@@ -176,9 +176,9 @@ def test_context_is_part_of_the_config_hash(tmp_path, mini_task):
     plain = _run(tmp_path, mini_task, "a", retriever="bm25")
     again = _run(tmp_path, mini_task, "b", retriever="bm25")
     wide = _run(tmp_path, mini_task, "c", retriever="bm25", context=1)
-    assert plain["manifest"]["config_hash"] == again["manifest"]["config_hash"]
-    assert wide["manifest"]["config_hash"] != plain["manifest"]["config_hash"]
-    assert wide["manifest"]["components"]["retriever"]["context"] == 1
+    assert plain["config_hash"] == again["config_hash"]
+    assert wide["config_hash"] != plain["config_hash"]
+    assert wide["config"]["generator"]["context"] == 1 and "ctx1" in wide["system"]
 
 
 def test_candidates_command_table_agrees_with_its_run_files(tmp_path, corpus_task, cli):
@@ -236,7 +236,7 @@ def test_a_rerank_run_starts_from_candidates_cached_by_the_candidates_command(tm
               "--top-k-retriever", "4", "--top-k-rerank", "3", "--reranker", "cross-encoder", "--model-path",
               str(tiny_model), "--output", str(tmp_path / "run"), "--quiet")
     assert run.returncode == 0, run.stderr
-    manifest = json.loads((tmp_path / "run" / "results.json").read_text())["manifest"]
-    assert manifest["candidate_cache"] == {"bm25": {"cached": True, "seconds": 0.0},
-                                           "minilm-l6": {"cached": True, "seconds": 0.0}}
-    assert manifest["pairs_scored"] == 3 * 6
+    provenance = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]
+    assert provenance["candidate_cache"] == {"bm25": {"cached": True, "seconds": 0.0},
+                                             "minilm-l6": {"cached": True, "seconds": 0.0}}
+    assert provenance["pairs_scored"] == 3 * 6

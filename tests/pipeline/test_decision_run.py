@@ -9,8 +9,7 @@ import pytest
 
 from rrbench.cli.main import main
 from rrbench.testing.fixtures import make_mini_task
-
-from tests.hpo.test_sweep import make_sweep_task  # noqa: E402  (same folder)
+from tests.hpo.test_sweep import make_sweep_task
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +28,19 @@ def test_a_retriever_only_ranking_never_inherits_the_rerankers_threshold(tmp_pat
                  "--output", str(out)]) == 0
     record = _record(out)
     # the cross-encoder's logits have a natural threshold of 0; the final ranking is bm25's, which has none
-    assert record["manifest"]["threshold"]["score_kind"] == "bm25"
-    assert record["manifest"]["threshold"]["value"] is None
+    assert record["decision"]["scale"] == "bm25"
+    assert record["decision"]["threshold"] is None
     assert record["metrics"]["false_evidence_rate"] is None
+    # a reranker at depth 0 scores nothing: the record is the retriever's own, hash and name included
+    assert main(["run", "--task", str(mini), "--quiet", "--output", str(tmp_path / "alone")]) == 0
+    alone = _record(tmp_path / "alone")
+    assert (record["config_hash"], record["system"]) == (alone["config_hash"], alone["system"])
     out2 = tmp_path / "head3"
     assert main(["run", "--task", str(mini), "--reranker", str(tiny_model), "--top-k-rerank", "3", "--quiet",
                  "--output", str(out2)]) == 0
-    assert _record(out2)["manifest"]["threshold"] == {"value": 0.0, "source": "natural boundary of logit scores",
-                                                      "score_kind": "logit"}
+    decision = _record(out2)["decision"]
+    assert (decision["threshold"], decision["source"], decision["scale"]) == (
+        0.0, "natural boundary of logit scores", "logit")
 
 
 def test_a_fully_cached_run_loads_no_model(tmp_path, tiny_model, monkeypatch):
@@ -44,7 +48,7 @@ def test_a_fully_cached_run_loads_no_model(tmp_path, tiny_model, monkeypatch):
     mini = make_mini_task(tmp_path / "mini")
     args = ["run", "--task", str(mini), "--reranker", str(tiny_model), "--quiet"]
     assert main([*args, "--output", str(tmp_path / "first")]) == 0
-    assert _record(tmp_path / "first")["manifest"]["models_loaded"] == [True]
+    assert _record(tmp_path / "first")["provenance"]["models_loaded"] == [True]
 
     def forbidden(self):
         raise AssertionError("the model was loaded although every score is cached")
@@ -52,10 +56,10 @@ def test_a_fully_cached_run_loads_no_model(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setattr(lazy._Deferred, "model", forbidden)
     assert main([*args, "--output", str(tmp_path / "second")]) == 0
     second = _record(tmp_path / "second")
-    assert second["manifest"]["models_loaded"] == [False]
-    assert second["manifest"]["cache"]["model_calls"] == 0
+    assert second["provenance"]["models_loaded"] == [False]
+    assert second["provenance"]["cache"]["model_calls"] == 0
     assert second["metrics"] == _record(tmp_path / "first")["metrics"]
-    assert second["manifest"]["config_hash"] == _record(tmp_path / "first")["manifest"]["config_hash"]
+    assert second["config_hash"] == _record(tmp_path / "first")["config_hash"]
 
 
 def _checkpoint(tmp_path, tiny_model, eval_split: str, threshold: float):
@@ -75,8 +79,9 @@ def test_threshold_checkpoint_is_used_and_refused_on_its_own_calibration_split(t
     out = tmp_path / "final"
     assert main(["run", "--task", str(task), "--split", "dev_final", "--reranker", str(folder), "--threshold",
                  "checkpoint", "--quiet", "--output", str(out)]) == 0
-    threshold = _record(out)["manifest"]["threshold"]
-    assert threshold["value"] == 0.125 and threshold["source"] == "checkpoint"
+    record = _record(out)
+    assert record["config"]["decision"]["threshold"] == {"mode": "checkpoint", "value": 0.125}
+    assert record["decision"]["threshold"] == 0.125 and "checkpoint" in record["decision"]["source"]
 
 
 def test_a_calibrator_is_fitted_on_the_named_split_and_recorded(tmp_path, tiny_model, task, capsys):
@@ -87,10 +92,12 @@ def test_a_calibrator_is_fitted_on_the_named_split_and_recorded(tmp_path, tiny_m
     assert main(["run", "--task", str(task), "--split", "dev_final", "--reranker", str(tiny_model),
                  "--calibrator", "platt", "--calibrate-on", "dev_select", "--quiet", "--output", str(out)]) == 0
     record = _record(out)
-    decision = record["manifest"]["decision"]
+    decision = record["decision"]
     assert decision["calibrator"]["id"] == "platt" and set(decision["calibrator"]["params"]) == {"a", "b"}
-    assert decision["fit_split"] == "dev_select" and decision["scale"] == "probability"
-    assert record["manifest"]["config"]["fit"] == {"split": "dev_select"}
+    assert decision["scale"] == "probability"
+    claimed = record["config"]["decision"]
+    assert claimed["calibrator"]["id"] == "platt" and claimed["fit"]["split"] == "dev_select"
+    assert (out / "calibration_scores.jsonl.gz").is_file()  # the fit split's raw scores: the fit is re-derivable
     for key in ("ece", "brier"):
         assert 0.0 <= record["metrics"][key] <= 1.0
     assert decision["reliability"] and main(["plot", "reliability", str(out)]) == 0
@@ -110,9 +117,9 @@ def test_an_ensemble_with_interpolation_is_hashed_and_decided_on_z_scores(tmp_pa
                  "--ensemble-weight", "0.7", "--ensemble-weight", "0.3", "--interpolate", "0.2", "--threshold", "0.5",
                  "--quiet", "--output", str(out)]) == 0
     record = _record(out)
-    config = record["manifest"]["config"]
-    assert config["ensemble"] == {"weights": [0.7, 0.3], "norm": "minmax"}
-    assert config["interpolate"] == {"beta": 0.2, "norm": "minmax"}
-    assert len(config["ensemble_members"]) == 2
-    assert record["manifest"]["threshold"]["score_kind"] == "z-score"
-    assert "--ensemble-weight 0.7" in record["manifest"]["command"]
+    config = record["config"]
+    assert config["combination"] == {"weights": [0.7, 0.3], "ensemble_norm": "minmax", "beta": 0.2,
+                                     "interpolate_norm": "minmax"}
+    assert len(config["rerankers"]) == 2
+    assert record["decision"]["scale"] == "z-score"
+    assert "--ensemble-weight 0.7" in record["provenance"]["command"]

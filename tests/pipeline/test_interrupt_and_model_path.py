@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,7 +16,6 @@ import pytest
 
 import rrbench
 from rrbench.testing.fixtures import MINI_POSTS, make_tiny_bi_encoder, write_task
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -75,8 +75,8 @@ def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tm
     # same batch size as the interrupted run, so resumed and fresh scores are bit-identical
     resumed = rrbench.run(task=str(task), reranker=str(tiny_model), output=str(tmp_path / "resumed"),
                           show_progress=False, batch_size=1)
-    cache = resumed["manifest"]["cache"]
-    total = resumed["manifest"]["pairs_scored"]
+    cache = resumed["provenance"]["cache"]
+    total = resumed["provenance"]["pairs_scored"]
     assert cache["hits"] >= kept and cache["hits"] + cache["misses"] == total and cache["misses"] > 0
     assert (tmp_path / "resumed" / "results.json").is_file()
     fresh = rrbench.run(task=str(task), reranker=str(tiny_model), output=str(tmp_path / "fresh"),
@@ -92,17 +92,17 @@ def tiny_bi_encoder(tmp_path_factory):
 def test_model_path_pairs_a_registered_reranker_spec_with_local_weights(mini_task, tiny_bi_encoder, tmp_path):
     record = rrbench.run(task=str(mini_task), reranker="minilm-l6", model_path=str(tiny_bi_encoder),
                          output=str(tmp_path / "o"), show_progress=False)
-    reranker = record["manifest"]["components"]["reranker"]
-    assert reranker["id"] == "minilm-l6" and reranker["score_kind"] == "cosine"  # the spec's identity and kind
-    assert reranker["weights_source"] == "local-path" and reranker["weights_path"] == str(tiny_bi_encoder)
-    assert record["manifest"]["threshold"]["value"] is None  # cosine: no natural boundary, from the spec
-    assert "--model-path" in record["manifest"]["command"]
+    reranker = record["config"]["rerankers"][0]
+    assert reranker["settings"]["spec"] == "rrbench:minilm-l6" and reranker["score_kind"] == "cosine"  # spec's kind
+    assert reranker["id"].startswith("local-model@")  # other weights: named by their hash, never as minilm-l6
+    assert str(tiny_bi_encoder) not in json.dumps(record["config"])  # no local path in the claims
+    assert record["decision"]["threshold"] is None  # cosine: no natural boundary, from the spec
+    assert "--model-path" in record["provenance"]["command"]
 
 
 def test_model_path_applies_to_the_retriever_when_there_is_no_reranker(mini_task, tiny_bi_encoder, tmp_path):
     record = rrbench.run(task=str(mini_task), retriever="minilm-l6", model_path=str(tiny_bi_encoder),
                          output=str(tmp_path / "o"), show_progress=False)
-    retriever = record["manifest"]["components"]["retriever"]
-    described = retriever.get("retrievers", [retriever])[0] if "retrievers" in retriever else retriever
+    described = record["config"]["generator"]["retrievers"][0]
     assert described["id"] == "minilm-l6"
-    assert described["weights_path"] == str(tiny_bi_encoder)
+    assert described["weights_sha256"] is not None and str(tiny_bi_encoder) not in json.dumps(record["config"])

@@ -18,19 +18,26 @@ def test_test_split_needs_final():
     ledger.check_split("dev_final", final=False)
 
 
+D1, D2 = "d" * 64, "e" * 64
+
+
+def _claim_line(config_hash: str, data: str = D1, path=None, task: str = "t@1") -> dict:
+    return ledger.claim(config_hash=config_hash, task=task, task_data_sha256=data, results_sha256="f" * 64,
+                        purpose="run", command="rrbench run ...", path=path)
+
+
 def test_second_use_is_refused_and_later_configurations_are_flagged(tmp_path):
     path = tmp_path / "leaderboard" / "test-ledger.jsonl"
-    first = ledger.claim("a" * 64, "t@1", "d1", command="rrbench run ...", path=path)
-    assert first["selected_after_test_seen"] is False and "test_first_seen" not in first
-    assert ledger.previous_use("a" * 64, path)["config_hash"] == "a" * 64
+    first = _claim_line("a" * 64, path=path)
+    assert first["selected_after_test_seen"] is False
+    (line,) = ledger.uses_of("a" * 64, path)
+    assert line.config_hash == "a" * 64 and line.results_sha256 == "f" * 64 and line.task_data_sha256 == D1
     with pytest.raises(UsageError, match="one-time"):
-        ledger.claim("a" * 64, "t@1", "d1", path=path)
-    # another configuration of the same task, after test was seen: allowed once, flagged
-    second = ledger.claim("b" * 64, "t@1", "d1", path=path)
-    assert second["selected_after_test_seen"] is True
-    assert second["test_first_seen"]["config_hash"] == "a" * 64
+        _claim_line("a" * 64, path=path)
+    # another configuration of the same task data, after test was seen: allowed once, flagged
+    assert _claim_line("b" * 64, path=path)["selected_after_test_seen"] is True
     # another task's data: not flagged
-    assert ledger.claim("c" * 64, "u@1", "d2", path=path)["selected_after_test_seen"] is False
+    assert _claim_line("c" * 64, data=D2, path=path, task="u@1")["selected_after_test_seen"] is False
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [e["config_hash"][0] for e in lines] == ["a", "b", "c"]  # append-only, refused claims left no line
 
@@ -39,16 +46,23 @@ def test_env_var_and_corrupt_ledger(tmp_path, monkeypatch):
     path = tmp_path / "elsewhere.jsonl"
     monkeypatch.setenv("RRBENCH_TEST_LEDGER", str(path))
     assert ledger.ledger_path() == path
-    ledger.claim("x" * 64, "t@1", "d")
+    _claim_line("1" * 64)
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(UsageError, match="line 2 .*append-only.*malformed JSON"):
         ledger.read()
 
 
+def test_a_hand_written_short_line_is_refused(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    path.write_text(json.dumps({"config_hash": "a" * 64, "task": "t@1"}) + "\n")
+    with pytest.raises(UsageError, match="line 1: not a test ledger line"):
+        ledger.read(path)
+
+
 def _claim(args):
     path, i = args
     try:
-        ledger.claim("same" * 16, "t@1", "d", path=path)
+        _claim_line("5" * 64, path=path)
         return "ok"
     except UsageError:
         return "refused"
@@ -73,9 +87,9 @@ def test_rrbench_run_on_test_once(tmp_path, cli):
     assert first.returncode == 0, first.stderr
     record = json.loads((tmp_path / "a" / "results.json").read_text())
     entries = ledger.read(tmp_path / "ledger.jsonl")
-    assert [e["config_hash"] for e in entries] == [record["manifest"]["config_hash"]]
-    assert record["manifest"]["test_split"]["entry"]["config_hash"] == record["manifest"]["config_hash"]
-    assert record["manifest"]["test_split"]["selected_after_test_seen"] is False
+    assert [e.config_hash for e in entries] == [record["config_hash"]]
+    assert record["provenance"]["test_split"]["line"]["config_hash"] == record["config_hash"]
+    assert record["provenance"]["test_split"]["selected_after_test_seen"] is False
 
     again = cli("run", "--split", "test", "--final", "--quiet", "--output", str(tmp_path / "b"), env=env)
     assert again.returncode == 2 and "already used the test split" in again.stderr
@@ -84,7 +98,7 @@ def test_rrbench_run_on_test_once(tmp_path, cli):
     other = cli("run", "--split", "test", "--final", "--quiet", "--top-k-retriever", "5", "--output",
                 str(tmp_path / "c"), env=env)
     assert other.returncode == 0, other.stderr
-    flagged = json.loads((tmp_path / "c" / "results.json").read_text())["manifest"]["test_split"]
+    flagged = json.loads((tmp_path / "c" / "results.json").read_text())["provenance"]["test_split"]
     assert flagged["selected_after_test_seen"] is True
     # a configuration file cannot unlock the test split
     (tmp_path / "cfg.yaml").write_text("final: true\ntop_k_retriever: 7\n")

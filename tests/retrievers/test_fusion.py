@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rrbench.util.errors import UnknownComponentError, UsageError
 from rrbench.retrievers.fusion import alpha_weights, competition_ranks, load_fuser, normalise, rrf, weighted
+from rrbench.util.errors import UnknownComponentError, UsageError
 
 # Run A ranks 1, 2, 3; run B ranks 3 and 4 only (1 and 2 are absent from B, 4 is absent from A).
 A = (np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.tasks.beir import import_beir
+from rrbench.util.errors import UsageError
 
 CORPUS = [
     {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces the risk of heart attack."},

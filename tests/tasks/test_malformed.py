@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from rrbench.cli.main import main
-from rrbench.util.io import sha256_file
 from rrbench.testing.fixtures import make_mini_task
+from rrbench.util.io import sha256_file
 
 CASES_FILE = Path(__file__).parent / "malformed" / "cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rrbench.tasks.resolve import get_task
+
 ROOT = Path(__file__).resolve().parents[2]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 

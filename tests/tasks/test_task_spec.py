@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rrbench.util.errors import TaskSpecError, UsageError
-from rrbench.util.io import sha256_file
 from rrbench.tasks.resolve import get_task, load_task_dir
 from rrbench.testing.fixtures import MINI_POSTS, MINI_QRELS, MINI_QUERIES, write_task
+from rrbench.util.errors import TaskSpecError, UsageError
+from rrbench.util.io import sha256_file
 
 
 def _spec(task: Path) -> dict:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from rrbench.util.errors import TaskSpecError
-from rrbench.tasks.resolve import load_task_dir
 from rrbench.tasks.hf import data_sha256
+from rrbench.tasks.resolve import load_task_dir
+from rrbench.util.errors import TaskSpecError
 
 
 def test_export_round_trip_gives_the_same_task(mini_task, tmp_path, cli):

@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rrbench.util.errors import UsageError  # noqa: E402
 from rrbench.components.registry import resolve  # noqa: E402
 from rrbench.training.losses import check_group_size  # noqa: E402
+from rrbench.util.errors import UsageError  # noqa: E402
 
 Q1, Q2 = "aspirin prevents heart attacks", "caffeine affects sleep"
 P1, P2 = "Daily aspirin lowered myocardial infarction rates by a quarter.", "Sleep quality decreased with late caffeine intake."

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.components.bases import PointwiseReranker
 from rrbench.components.registry import registered_plugin
 from rrbench.components.specs import RerankerSpec
 from rrbench.testing.fixtures import write_task
 from rrbench.training.miners import load_miner
+from rrbench.util.errors import UsageError
 
 # Post p1: sentence 0 is evidence; 1 shares every query word (hardest), 2 shares one, 3 and 4 share none.
 POSTS = [

@@ -9,19 +9,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rrbench.util.errors import UsageError  # noqa: E402
 from rrbench.components.registry import get_registry  # noqa: E402
 from rrbench.training.regimes import resolve_config  # noqa: E402
 from rrbench.training.trainer import run_training  # noqa: E402
-
+from rrbench.util.errors import UsageError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    from rrbench.testing.fixtures import make_tiny_bert
     from rrbench.testing import make_train_task
+    from rrbench.testing.fixtures import make_tiny_bert
 
     root = tmp_path_factory.mktemp("regimes")
     return {"task": str(make_train_task(root / "mini")), "bert": str(make_tiny_bert(root / "bert", seed=2)),

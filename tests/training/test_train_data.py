@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rrbench.util.errors import UsageError
 from rrbench.tasks.resolve import load_task_dir
+from rrbench.testing import make_train_task
 from rrbench.training.data import DataOptions, build, doc_text, query_text
 from rrbench.training.miners import load_miner
-from rrbench.testing import make_train_task
+from rrbench.util.errors import UsageError
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ def test_training_evaluation_equals_rrbench_run(tmp_path, zero_head, builtin):
 
     from rrbench.pipeline.runner import RunConfig, execute
     from rrbench.tasks.resolve import get_task
+    from rrbench.testing import make_train_task
     from rrbench.testing.fixtures import make_tiny_bert
     from rrbench.training.validation import evaluate_model
-    from rrbench.testing import make_train_task
 
     task_dir = "scifact-evidence" if builtin else str(make_train_task(tmp_path / "mini"))
     path = make_tiny_bert(tmp_path / "bert", seed=3)

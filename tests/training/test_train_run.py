@@ -10,18 +10,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rrbench.cli.main import main  # noqa: E402
-from rrbench.util.errors import UsageError  # noqa: E402
 from rrbench.training.regimes import resolve_config  # noqa: E402
 from rrbench.training.trainer import run_training  # noqa: E402
-
+from rrbench.util.errors import UsageError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    from rrbench.testing.fixtures import make_tiny_bert
     from rrbench.testing import make_train_task
+    from rrbench.testing.fixtures import make_tiny_bert
 
     root = tmp_path_factory.mktemp("train")
     return {"task": str(make_train_task(root / "mini")), "bert": str(make_tiny_bert(root / "bert", seed=1))}
@@ -36,9 +35,9 @@ def _config(assets, out, **overrides):
 
 
 def test_checkpoint_reloads_to_identical_scores_and_runs(assets, tmp_path):
-    from rrbench.util.io import sha256_file
     from rrbench.models.factory import load_reranker
     from rrbench.pipeline.runner import RunConfig, execute
+    from rrbench.util.io import sha256_file
 
     out = tmp_path / "ckpt"
     model, summary = run_training(_config(assets, out), show_progress=False)
@@ -61,7 +60,9 @@ def test_checkpoint_reloads_to_identical_scores_and_runs(assets, tmp_path):
 
     record = execute(RunConfig(reranker=str(out), task=assets["task"], split="dev_select", use_cache=False,
                                output=str(tmp_path / "run"), show_progress=False))
-    assert record["manifest"]["components"]["reranker"]["revision"] == meta["weights_sha256"]
+    claim = record["config"]["rerankers"][0]
+    assert claim["checkpoint"]["weights_sha256"] == meta["weights_sha256"]
+    assert claim["id"] == f"trained:bce@{meta['weights_sha256'][:8]}" or claim["id"].startswith("trained:")
     assert record["metrics"]["nDCG@10"] is not None
 
 

@@ -72,7 +72,7 @@ def test_corpus_scope_run_end_to_end(tmp_path, retriever):
                           [{**r, "post_id": post_of[r["query_id"]]} for r in MINI_QRELS], scope="corpus")
     record = rrbench.run(task=str(task_dir), retriever="pyserini-bm25", top_k_retriever=5,
                          output=str(tmp_path / "run"), show_progress=False)
-    assert record["manifest"]["components"]["retriever"]["id"] == "pyserini-bm25"
+    assert record["config"]["generator"]["retrievers"][0]["id"] == "pyserini-bm25"
     lines = [line.split() for line in (tmp_path / "run" / "run.trec").read_text().splitlines()]
     top = {}
     for qid, _, docno, rank, *_ in lines:

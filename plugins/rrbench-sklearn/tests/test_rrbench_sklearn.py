@@ -44,5 +44,5 @@ def test_run_with_plugin_retriever(tmp_path):
                              "tfidf-char", "--output", str(out), "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "results.json").read_text())
-    assert record["manifest"]["components"]["retriever"]["id"] == "tfidf-char"
+    assert record["config"]["generator"]["retrievers"][0]["id"] == "tfidf-char"
     assert 0.0 < record["metrics"]["nDCG@10"] <= 1.0
