@@ -16,6 +16,7 @@ from rrbench.cli.main import main
 from rrbench.records import ledger
 from rrbench.records.schema import RunClaims, claims_hash
 from rrbench.util.errors import UsageError
+from rrbench.util.io import canonical_hash
 from rrbench.util.text import md_escape
 from tests.forgery.conftest import fresh_board as _fresh_board
 
@@ -39,7 +40,8 @@ def test_publish_never_writes_outside_the_board(honest, tmp_path, capsys):
     (source / "SHA256SUMS").unlink()
     record = json.loads((source / "results.json").read_text())
     record["config"]["split"] = "../../../escaped"
-    record["config_hash"] = claims_hash(RunClaims.model_validate(record["config"]))
+    # The typed claims refuse this split, so the forger hashes the raw JSON the same canonical way.
+    record["config_hash"] = canonical_hash(record["config"])
     (source / "results.json").write_text(json.dumps(record))
     capsys.readouterr()
     assert main(["publish", str(source), "--to", str(tmp_path / "new-board")]) == 2
