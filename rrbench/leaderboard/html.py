@@ -8,8 +8,8 @@ views cannot disagree. Pages:
 * ``<task>@<version>--<split>.html``: a sortable (click a header), filterable table, a Pareto plot of nDCG@10 against
   the false-evidence rate, and one of nDCG@10 against pairs/s drawn separately for each device and CPU, because
   throughput is self-reported and only comparable on the same hardware;
-* ``records/<folder>.html``: a record's manifest, the histogram of its per-query main score, and its reproducing
-  command.
+* ``records/<folder>.html``: a record's claims and provenance, the histogram of its per-query main score, and its
+  reproducing command.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
             "<h2>Metrics (re-derived by the verifier)</h2>",
             f"<pre>{_e(strict_json_dumps(entry.verified.metrics))}</pre>",
             "<h2>Claims (hashed configuration)</h2>",
-            f"<pre id=\"manifest\">{_e(strict_json_dumps(record.config.model_dump(mode='json')))}</pre>",
+            f"<pre id=\"claims\">{_e(strict_json_dumps(record.config.model_dump(mode='json')))}</pre>",
             "<h2>Provenance (as the submitter reports it)</h2>",
             f"<pre>{_e(strict_json_dumps(record.provenance.model_dump(mode='json')))}</pre>"]
     return _page(f"{entry.identity} · {board} · {split}", "\n".join(body))

@@ -73,11 +73,13 @@ def test_html_board_sorts_filters_and_opens_details_in_chromium(tmp_path):
             assert "self-reported" in page.inner_text("body")
             page.fill("#filter", "")
             page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
-            # the detail view of a record: manifest, histogram, reproducing command
+            # the detail view of a record: claims, histogram, reproducing command
             page.click("#board tbody tr:first-child td:nth-child(2) a")
             assert "/records/" in page.url
             assert page.inner_text("#command").startswith("rrbench ")
-            assert "config_hash" in page.inner_text("#manifest")
+            claims = page.inner_text("#claims")
+            assert '"data_sha256"' in claims and '"split"' in claims
+            assert "config hash" in page.inner_text("body")
             assert page.query_selector("svg rect[height]") is not None
             assert all(u.startswith("file://") for u in requests), requests
         finally:
