@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from rrbench.measures.metrics import RankedQuery, evaluate, ndcg_at_k
+from rrbench.measures.metrics import RankedQuery, evaluate, evaluate_arrays, ndcg_at_k
 from rrbench.measures.trec import final_ranking, qrels_lines, read_run, run_lines, strictly_decreasing
 
 
@@ -92,6 +92,19 @@ def test_false_evidence_rate_counts_no_evidence_queries_only():
     no_threshold, _ = evaluate(queries, pool_k=2, threshold=None)
     assert no_threshold["false_evidence_rate"] is None
 
+
+
+def test_summary_metrics_without_per_query_rows_equal_the_full_evaluation():
+    """Sweeps ask for the summary only (``per_query=False``): same numbers, no rows."""
+    rng = np.random.default_rng(3)
+    ranked = rng.integers(0, 3, size=(12, 15)).astype(float)
+    ideal = np.zeros((12, 4))
+    ideal[:8, :2] = rng.integers(1, 3, size=(8, 2))
+    answered = rng.random(12) < 0.5
+    ids = [f"q{i}" for i in range(12)]
+    full, rows = evaluate_arrays(ids, ranked, ideal, answered, pool_k=15)
+    summary, none = evaluate_arrays(ids, ranked, ideal, answered, pool_k=15, per_query=False)
+    assert summary == full and rows and none == {}
 
 def test_ndcg_handcomputed():
     ranked = np.array([[0, 2, 1, 0]], dtype=float)
