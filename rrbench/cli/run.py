@@ -8,7 +8,7 @@ import click
 from click.core import ParameterSource
 
 from rrbench.models.knobs import parse_knobs
-from rrbench.pipeline.runner import RunConfig, execute, load_config_file
+from rrbench.pipeline.runner import THRESHOLD_WORDS, RunConfig, execute, load_config_file
 from rrbench.util.errors import UsageError
 from rrbench.util.progress import set_quiet
 from rrbench.util.text import fmt_number
@@ -38,8 +38,11 @@ from rrbench.util.text import fmt_number
 @click.option("--max-length", default=None, type=int, help="Token limit per pair (default: the model's spec).")
 @click.option("--threshold", default=None,
               help="Decision threshold: a number (on the calibrated probability when --calibrator is set), "
-                   "'checkpoint' (the one a trained checkpoint carries) or 'fit' (best balanced accuracy on "
-                   "--calibrate-on). Default: 0.5 for probabilities, 0 for logits, none for cosine/BM25.")
+                   "'checkpoint' (the one a trained checkpoint carries), 'fit' (best balanced accuracy on "
+                   "--calibrate-on) or 'max-fe' (the lowest one whose FE rate on --calibrate-on is within "
+                   "--threshold-max-fe). Default: 0.5 for probabilities, 0 for logits, none for cosine/BM25.")
+@click.option("--threshold-max-fe", "threshold_max_fe", default=None, type=float,
+              help="--threshold max-fe: the false-evidence budget the threshold is fitted to.")
 @click.option("--calibrator", default="none", show_default=True,
               help="Calibrator of the decision (`rrbench list calibrators`): platt, temperature, isotonic, none.")
 @click.option("--calibrate-on", "calibrate_on", default=None,
@@ -110,12 +113,12 @@ def _parse_threshold(value: Any) -> float | str | None:
     if value is None or isinstance(value, float):
         return value
     text = str(value).strip()
-    if text in ("checkpoint", "fit"):
+    if text in THRESHOLD_WORDS:
         return text
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"--threshold must be a number, 'checkpoint' or 'fit', got {value!r}") from None
+        raise UsageError(f"--threshold must be a number, 'checkpoint', 'fit' or 'max-fe', got {value!r}") from None
 
 
 def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file: str | None, quiet: bool,

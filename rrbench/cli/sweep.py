@@ -18,8 +18,9 @@ from rrbench.util.errors import UsageError
 from rrbench.util.progress import set_quiet
 
 
-def sweep_options(command: Any) -> Any:
-    """The options ``sweep`` and ``sweep fill`` share (fill must see exactly the space the sweep will ask for)."""
+def sweep_options(command: Any, search: bool = True) -> Any:
+    """The options ``sweep`` and ``sweep fill`` share (fill must see exactly the space the sweep will ask for);
+    ``search``: also the budget and the seed, which only the search reads."""
     options = [
         click.option("--task", default="scifact-evidence", show_default=True, help="Task id or directory."),
         click.option("--split", default="dev_select", show_default=True, help="Split the trials are scored on."),
@@ -30,9 +31,10 @@ def sweep_options(command: Any) -> Any:
         click.option("--space", "space_file", default=None, help="space.yaml (default: every dimension, "
                                                                   "documented in docs/sweep.md)."),
         click.option("--context", "contexts", multiple=True, type=int, help="Context windows (default 0)."),
-        click.option("--max-fe", "max_fe", default=0.1, show_default=True, type=float,
-                     help="False-evidence budget: the constraint FE rate <= max-fe."),
-        click.option("--seed", default=13, show_default=True, type=int, help="Sampler seed and cross-fit folds."),
+        *([click.option("--max-fe", "max_fe", default=0.1, show_default=True, type=float,
+                        help="False-evidence budget: the constraint FE rate <= max-fe."),
+           click.option("--seed", default=13, show_default=True, type=int, help="Sampler seed and cross-fit folds.")]
+          if search else []),
         click.option("--batch-size", default=32, show_default=True, type=int),
         click.option("--device", default=None),
         click.option("--dtype", default="float32", show_default=True,
@@ -46,9 +48,14 @@ def sweep_options(command: Any) -> Any:
     return command
 
 
+def fill_options(command: Any) -> Any:
+    """``sweep fill``'s options: the space and its components, not the budget or the sampler's seed."""
+    return sweep_options(command, search=False)
+
+
 def _setup(task: str, split: str, retrievers: tuple[str, ...], rerankers: tuple[str, ...], space_file: str | None,
-           contexts: tuple[int, ...], max_fe: float, seed: int, batch_size: int, device: str | None, dtype: str,
-           trust_remote_code: bool, cache_dir: str | None, quiet: bool) -> Any:
+           contexts: tuple[int, ...], batch_size: int, device: str | None, dtype: str, trust_remote_code: bool,
+           cache_dir: str | None, quiet: bool, max_fe: float = SweepSetup.max_fe, seed: int = SweepSetup.seed) -> Any:
     if quiet:
         set_quiet()
 
@@ -104,7 +111,7 @@ def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, ou
     started = time.perf_counter()
     study = open_study(setup, space, Path(output), storage, sampler)
     short = run_trials(study, objective_factory(setup, space, source), trials,
-                       None if not args["quiet"] else False)
+                       None if not args["quiet"] else False, shared=storage is not None)
     report = write_reports(study, setup, space, source, Path(output), time.perf_counter() - started)
     click.echo(report["summary"])
     note = shortfall_note(study, short)
@@ -113,7 +120,7 @@ def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, ou
 
 
 @sweep.command("fill")
-@sweep_options
+@fill_options
 def fill(**args: Any) -> None:
     """Score, once, exactly the (query, candidate) pairs a sweep's space needs (progress bar; resumable)."""
 

@@ -164,7 +164,7 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
         # the matrix's own storage (never a per-folder default, which assumes a single process)
         url = storage_url or f"sqlite:///{(output / 'hpo' / 'studies.sqlite').resolve()}"
         study = open_study(setup, space, sweep_dir, url, budget.sampler)
-        missing = run_trials(study, objective_factory(setup, space, source), budget.trials, False)
+        missing = run_trials(study, objective_factory(setup, space, source), budget.trials, False, shared=True)
         note = shortfall_note(study, missing)
         if note:
             log(f"tier A {cell.key}: {note}")

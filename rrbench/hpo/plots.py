@@ -38,20 +38,29 @@ def _save(fig: Any, path: Path) -> Path:
 
 def pareto_png(path: Path, points: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]],
                best: tuple[float, float] | None, max_fe: float, title: str, x_label: str = "false-evidence rate",
-               budget_line: bool = True) -> Path:
-    """Scatter of every trial (x: FE rate or answer rate, y: nDCG@10), the front as a step line, the budget."""
+               budget_line: bool = True, feasible: Sequence[bool] | None = None) -> Path:
+    """Scatter of every trial (x: FE rate or answer rate, y: nDCG@10), the trials within the FE budget apart from
+    the others (``feasible``, one flag per point), the front as a step line, the budget, and the chosen trial. The x
+    axis is a rate: it spans [0, 1] with ticks inside it."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    if points:
-        xs, ys = zip(*points, strict=True)
-        ax.scatter(xs, ys, s=8, alpha=0.35, color="#7f8c8d", label=f"trials ({len(points)})")
+    flags = list(feasible) if feasible is not None else [True] * len(points)
+    for within, colour, alpha, label in ((False, "#7f8c8d", 0.3, "trials over the FE budget"),
+                                         (True, "#2980b9", 0.45, f"trials within FE <= {max_fe:g}")):
+        chosen = [p for p, f in zip(points, flags, strict=True) if f == within]
+        if chosen:
+            xs, ys = zip(*chosen, strict=True)
+            ax.scatter(xs, ys, s=8, alpha=alpha, color=colour, label=f"{label} ({len(chosen)})")
     if front:
         fx, fy = zip(*sorted(front), strict=True)
         ax.plot(fx, fy, "-o", color="#c0392b", markersize=4, drawstyle="steps-post", label="Pareto front")
     if budget_line:
         ax.axvline(max_fe, color="#2c3e50", linestyle="--", linewidth=1, label=f"FE budget {max_fe:g}")
     if best is not None:
-        ax.scatter([best[0]], [best[1]], s=90, marker="*", color="#27ae60", zorder=5, label="best feasible")
+        ax.scatter([best[0]], [best[1]], s=110, marker="*", color="#27ae60", edgecolors="black", linewidths=0.5,
+                   zorder=5, label="chosen (best.yaml)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_xlabel(x_label)
     ax.set_ylabel("nDCG@10")
     ax.set_title(title, fontsize=10)

@@ -13,9 +13,11 @@ Dimensions (see docs/sweep.md):
 - ``rerankers``: which of the named rerankers form the ranking (``A``, ``A+B`` ...; default: every non-empty
   subset), ``ensemble_weight`` (weight of each member before normalisation), ``ensemble_norm``;
 - ``interpolate`` (beta, weight of the retriever score) and ``interpolate_norm``;
-- ``abstain`` (``max``, ``margin``), ``calibrator``, ``threshold_mode`` (``fixed``: a sampled threshold; ``fit``:
-  the balanced-accuracy threshold, cross-fitted), ``threshold_quantile`` (a fixed raw threshold, as a quantile of the
-  split's query statistics), ``prob_threshold`` (a fixed threshold on calibrated probabilities);
+- ``abstain`` (``max``, ``margin``), ``calibrator``, ``threshold_mode`` (``max-fe``, the default: the lowest
+  threshold within the FE budget, cross-fitted, with the policy, the calibrator and the interpolation weight solved
+  in each trial rather than sampled; ``fixed``: a sampled threshold; ``fit``: the balanced-accuracy threshold,
+  cross-fitted), ``threshold_quantile`` (a fixed raw threshold, as a quantile of the split's query statistics),
+  ``prob_threshold`` (a fixed threshold on calibrated probabilities); the last two apply to ``fixed`` only;
 - ``max_length``, ``instruction``: variants of the rerankers, used only where their scores are cached.
 """
 
@@ -40,7 +42,7 @@ CATEGORICAL: dict[str, Any] = {
     "interpolate_norm": ["minmax", "zscore"],
     "abstain": ["max", "margin"],
     "calibrator": ["none", "platt", "isotonic"],
-    "threshold_mode": ["fixed", "fit"],
+    "threshold_mode": ["max-fe"],
     "max_length": None,  # default: the spec's own
     "instruction": None,
 }
@@ -139,7 +141,7 @@ def parse_space(raw: Mapping[str, Any] | None, rerankers: list[str], where: str 
     known = {
         "fusion": {"none", "rrf", "weighted"}, "norm": {"minmax", "zscore", "rank"},
         "ensemble_norm": {"minmax", "zscore"}, "interpolate_norm": {"minmax", "zscore"},
-        "abstain": {"max", "margin"}, "threshold_mode": {"fixed", "fit", "natural"},
+        "abstain": {"max", "margin"}, "threshold_mode": {"fixed", "fit", "natural", "max-fe"},
     }
     for name, allowed in known.items():
         bad = [v for v in dims[name] if v not in allowed]

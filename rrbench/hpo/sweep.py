@@ -14,6 +14,20 @@ is meant for the next split (``rrbench run --config best.yaml --split dev_final`
 
 The objective is nDCG@10 subject to false-evidence rate <= ``max_fe`` (Optuna's ``constraints_func``; a trial
 without any decision counts as infeasible).
+
+Only the ranking is sampled. nDCG@10 does not depend on the decision, and once a ranking is fixed the FE rate and the
+answer rate are step functions of the threshold, so by default (``threshold_mode: [max-fe]``) a trial *solves* its
+decision: for every abstention policy and calibrator of the space it reads, in one sorted pass per fold, the
+cross-fitted FE rate of the lowest threshold that keeps the other folds' FE rate within each budget of a short
+ladder (``BUDGET_LADDER`` times ``max_fe``), and keeps the feasible one answering the most has-evidence queries. The
+interpolation weight is solved the same way, by one vectorised pass over its grid
+(:func:`rrbench.pipeline.combine.interpolation_ndcg`). The chosen configuration is then evaluated like any other,
+so a trial still equals ``rrbench run`` of its configuration. A space that lists other threshold modes samples the
+decision and the interpolation weight as dimensions instead.
+
+Trials are sampled against an in-memory copy of the study and each finished trial is written to the storage in one
+transaction, so a storage commit per parameter and attribute no longer paces the sweep, and a kill -9 loses at most
+the trial in flight.
 """
 
 from __future__ import annotations
@@ -30,8 +44,8 @@ from rrbench.hpo.space import Range, Space
 from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.candidates import generate
-from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split
-from rrbench.pipeline.decide import query_statistic
+from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split, interpolation_ndcg
+from rrbench.pipeline.decide import DecisionConfig, cross_fitted_fe_budgets, query_statistic
 from rrbench.pipeline.runner import RunConfig
 from rrbench.pipeline.score_cache import open_cache, wrap
 from rrbench.records.ledger import test_split_use
@@ -43,6 +57,11 @@ from rrbench.util.storage import open_storage, redact_url
 
 CROSS_FIT_FOLDS = 5
 STUDY_FILE = "study.sqlite"
+#: the false-evidence budgets a solved decision fits its threshold to, as fractions of the sweep's ``max_fe``,
+#: largest first: fitted on the other folds at the full budget, the held-out rate can land just over it
+BUDGET_LADDER = tuple(1.0 - j / 8 for j in range(9))
+#: points of a scanned range given without a step
+SCAN_POINTS = 21
 
 
 @dataclass
@@ -113,6 +132,28 @@ def generator_keys(setup: SweepSetup, space: Space) -> list[GeneratorKey]:
     return keys
 
 
+def scan_values(space: Space, name: str) -> list[float]:
+    """The values a solved dimension is scanned over: its list, its grid, or ``SCAN_POINTS`` points of a range
+    without a step."""
+    value = space.dims[name]
+    if isinstance(value, Range) and not value.step and value.high > value.low:
+        return [round(float(v), 10) for v in np.linspace(value.low, value.high, SCAN_POINTS)]
+    return [float(v) for v in dict.fromkeys(_values(space, name))]
+
+
+def solves_decision(space: Space) -> bool:
+    """Whether trials solve their decision and interpolation weight (the default ``threshold_mode: [max-fe]``)
+    rather than sample them."""
+    return list(space.dims.get("threshold_mode") or []) == ["max-fe"]
+
+
+def variant_label(name: str, variant: tuple[int | None, str | None]) -> str:
+    """A reranker variant as people read it: ``minilm-l6 max_length=64``, not ``minilm-l6(64, None)``."""
+    max_length, instruction = variant
+    return " ".join([name, *([f"max_length={max_length}"] if max_length else []),
+                     *([f"instruction={instruction!r}"] if instruction else [])])
+
+
 def _variants(space: Space) -> list[tuple[int | None, str | None]]:
     lengths = space.dims.get("max_length") or [None]
     instructions = space.dims.get("instruction") or [None]
@@ -154,7 +195,12 @@ class ScoreSource:
             config = base_config(self.setup, key, top_k)
             deepest = max(self.k_values)
             if top_k != deepest:
-                self.candidates(key, deepest)  # one deep ranking serves every shallower pool from the cache
+                deep = self.candidates(key, deepest)  # one deep ranking serves every shallower pool from the cache
+                if all(len(ids) <= top_k for source in deep.sources for ids, _ in source.pools):
+                    # no retriever's pool reaches top_k (a post holds fewer sentences): the pools a run would build
+                    # at top_k are the deep ones, cut at top_k, without fusing them again
+                    self._pools[memo] = replace(deep, pools=[(ids[:top_k], sc[:top_k]) for ids, sc in deep.pools])
+                    return self._pools[memo]
             self._pools[memo] = generate(self.task, self.setup.split, self.queries, config.generator(), top_k,
                                          device=self.setup.device)
         return self._pools[memo]
@@ -228,13 +274,13 @@ class ScoreSource:
         for name, variant, _, member, queries, texts, _, stored in self._stored():
             todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored, strict=True) if s is None))
             chunk = max(256, self.setup.batch_size * 8)
-            label = f"filling {name}" + (f" max_length={variant[0]}" if variant[0] else "")
+            label = f"filling {variant_label(name, variant)}"
             with _bar(len(todo), label, progress, unit="pair") as bar:
                 for start in range(0, len(todo), chunk):
                     part = todo[start:start + chunk]
                     member.score_pairs([p[0] for p in part], [p[1] for p in part])
                     bar.update(len(part))
-            done[f"{name}{'' if variant == (None, None) else variant}"] = len(todo)
+            done[variant_label(name, variant)] = len(todo)
         return done
 
     def head_scores(self, name: str, variant: Any, context: int) -> list[dict[int, float]]:
@@ -283,7 +329,10 @@ def suggest(trial: Any, setup: SweepSetup, space: Space) -> dict[str, Any]:
         return suggest_value(trial, name, list(choices if choices is not None else dims[name]))
 
     def num(name: str, label: str | None = None) -> float:
-        return float(suggest_value(trial, label or name, dims[name]))
+        # a stepped range gives 0.35000000000000003; configurations and best.yaml hold 0.35
+        return round(float(suggest_value(trial, label or name, dims[name])), 10)
+
+    solved = solves_decision(space)
 
     params: dict[str, Any] = {"top_k_retriever": int(cat("top_k_retriever"))}
     if len(setup.retrievers) > 1:
@@ -302,12 +351,18 @@ def suggest(trial: Any, setup: SweepSetup, space: Space) -> dict[str, Any]:
         if len(members) > 1:
             params["ensemble_weights"] = [num("ensemble_weight", f"weight:{m}") for m in members]
             params["ensemble_norm"] = cat("ensemble_norm")
-        params["interpolate"] = num("interpolate")
-        if params["interpolate"] > 0:
-            params["interpolate_norm"] = cat("interpolate_norm")
+        if solved:  # the weight is scanned in the trial (solve_config); only its normalisation is sampled
+            if any(beta > 0 for beta in scan_values(space, "interpolate")):
+                params["interpolate_norm"] = cat("interpolate_norm")
+        else:
+            params["interpolate"] = num("interpolate")
+            if params["interpolate"] > 0:
+                params["interpolate_norm"] = cat("interpolate_norm")
         for name in ("max_length", "instruction"):
             if dims.get(name):
                 params[name] = cat(name)
+    if solved:
+        return params
     params["abstain"] = cat("abstain")
     params["calibrator"] = cat("calibrator")
     params["threshold_mode"] = cat("threshold_mode")
@@ -337,15 +392,18 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
         members, weights = [m for m, _ in kept], [w for _, w in kept]
         if len(members) <= 1:
             weights = []
-    needs_fit = params["calibrator"] != "none" or params["threshold_mode"] == "fit"
+    needs_fit = params["calibrator"] != "none" or params["threshold_mode"] in ("fit", "max-fe")
+    threshold = {"fit": "fit", "max-fe": "max-fe"}.get(params["threshold_mode"])
     config = replace(
         config, reranker=tuple(members) if len(members) > 1 else (members[0] if members else "none"),
-        top_k_rerank=int(params.get("top_k_rerank", 0)) if members else config.top_k_rerank,
+        # a head longer than the pool is the pool (and `rrbench run` refuses N > K)
+        top_k_rerank=min(int(params.get("top_k_rerank", 0)), config.top_k_retriever) if members
+        else config.top_k_rerank,
         ensemble_weights=tuple(weights), ensemble_norm=params.get("ensemble_norm", "minmax"),
         interpolate=float(params.get("interpolate", 0.0)), interpolate_norm=params.get("interpolate_norm", "minmax"),
         abstain=params["abstain"], calibrator=params["calibrator"],
         calibrate_on=setup.split if needs_fit else None,
-        threshold="fit" if params["threshold_mode"] == "fit" else None,
+        threshold=threshold, threshold_max_fe=setup.max_fe if threshold == "max-fe" else None,
         max_length=params.get("max_length"), instruction=params.get("instruction"))
     if needs_fit:  # a small selection split (a toy task, a narrow domain) is cross-fitted on as many folds as it has
         config = replace(config, cross_fit=cross_fit_folds(source.arrays(config).group_count()))
@@ -361,6 +419,50 @@ def config_for(params: dict[str, Any], setup: SweepSetup, source: ScoreSource) -
             value = float(np.quantile(finite, params["threshold_quantile"])) if len(finite) else 0.0
             config = replace(config, threshold=value)
     return config
+
+
+def solve_config(params: dict[str, Any], setup: SweepSetup, space: Space, source: ScoreSource) -> RunConfig:
+    """The run configuration of a trial whose ranking structure is ``params``, with its interpolation weight and
+    its decision solved rather than sampled (see the module docstring).
+
+    The weight is the first of its scanned values with the best nDCG@10. The decision is chosen among every
+    abstention policy and calibrator of the space, each with a ``max-fe`` threshold cross-fitted at every budget of
+    ``BUDGET_LADDER``: the feasible one that answers the most has-evidence queries (ties: the earlier policy,
+    calibrator and the larger budget), or, when none is feasible, the one with the lowest FE rate.
+    """
+    base = config_for({**params, "abstain": "max", "calibrator": "none", "threshold_mode": "natural"}, setup, source)
+    data = source.arrays(base)
+    combination = base.combination()
+    betas = scan_values(space, "interpolate") if combination.reranked else [0.0]
+    ndcg = np.round(interpolation_ndcg(data, combination, betas), 12)
+    beta = betas[int(np.argmax(ndcg))]
+    config = replace(base, interpolate=beta, interpolate_norm=base.interpolate_norm if beta > 0 else "minmax")
+    combined = combine(data, config.combination())
+    folds = cross_fit_folds(data.group_count())
+    fold_rows = data.folds(folds, setup.seed)
+    budgets = [round(setup.max_fe * f, 10) for f in BUDGET_LADDER]
+    best: tuple[tuple[float, ...], dict[str, Any]] | None = None
+    reasons = []
+    for policy in space.choices("abstain"):
+        statistic = query_statistic(combined.decision, combined.head, policy)
+        for calibrator in space.choices("calibrator"):
+            decision = DecisionConfig(policy=policy, calibrator=calibrator, threshold_mode="max-fe",
+                                      cross_fit=folds, cross_fit_seed=setup.seed)
+            try:
+                fe, answer = cross_fitted_fe_budgets(decision, statistic, combined.decision_kind, fold_rows,
+                                                     data.has_evidence, budgets)
+            except UsageError as exc:  # a calibrator that cannot read this score kind
+                reasons.append(str(exc))
+                continue
+            for budget, rate, answered in zip(budgets, fe.tolist(), answer.tolist(), strict=True):
+                fe_value = None if math.isnan(rate) else rate
+                key = ((1.0, answered) if feasible(fe_value, setup.max_fe)
+                       else (0.0, -(rate if fe_value is not None else 2.0), answered))
+                if best is None or key > best[0]:
+                    best = (key, {"abstain": policy, "calibrator": calibrator, "threshold_max_fe": budget})
+    if best is None:
+        raise UsageError(reasons[0] if reasons else "no decision could be fitted")
+    return replace(config, **best[1], threshold="max-fe", calibrate_on=setup.split, cross_fit=folds)
 
 
 def evaluate_config(config: RunConfig, source: ScoreSource, per_query: bool = False) -> Any:
@@ -379,21 +481,21 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
                       ) -> Callable[[Any], float]:
     import optuna  # lazy: optional: only sweeps and the matrix use it
 
+    solved = solves_decision(space)
+
     def objective(trial: Any) -> float:
         params = suggest(trial, setup, space)
         try:
-            config = config_for(params, setup, source)
+            config = solve_config(params, setup, space, source) if solved else config_for(params, setup, source)
             outcome = evaluate_config(config, source)
         except UsageError as exc:  # e.g. a calibrator that cannot read this score kind: not a configuration
             trial.set_user_attr("invalid", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
         metrics = outcome.metrics
-        fe = metrics.get("false_evidence_rate")
-        for name in METRIC_ATTRS:
-            if metrics.get(name) is not None:
-                trial.set_user_attr(name, float(metrics[name]))
-        violation = constraint_violation(fe, setup.max_fe)
-        trial.set_user_attr("constraint", violation)
+        violation = constraint_violation(metrics.get("false_evidence_rate"), setup.max_fe)
+        # two attributes, not one per metric: each is a row the storage writes and reads back
+        trial.set_user_attr("metrics", {**{name: float(metrics[name]) for name in METRIC_ATTRS
+                                           if metrics.get(name) is not None}, "constraint": violation})
         if hasattr(trial, "set_constraint"):  # Optuna >= 5: samplers read the constraint from the trial
             trial.set_constraint("false_evidence_rate", violation)
         trial.set_user_attr("config", config.to_file_dict())
@@ -405,8 +507,14 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
     return objective
 
 
+def trial_metrics(trial: Any) -> dict[str, Any]:
+    """A trial's metrics and constraint violation (the ``metrics`` attribute; flat attributes in older studies)."""
+    attrs = trial.user_attrs
+    return {**attrs, **(attrs.get("metrics") or {})}
+
+
 def constraints(trial: Any) -> list[float]:
-    return [float(trial.user_attrs.get("constraint", 1.0))]
+    return [float(trial_metrics(trial).get("constraint", 1.0))]
 
 
 def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str | None, sampler: str) -> Any:
@@ -438,20 +546,47 @@ def open_study(setup: SweepSetup, space: Space, output: Path, storage_url: str |
     return study
 
 
-def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progress: bool | None) -> int:
+def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progress: bool | None,
+               shared: bool = False) -> int:
     """Run trials until ``trials`` have completed in total (a resumed study counts what it has); returns how many
     are still missing. A round in which no trial completes (every sample invalid, hence pruned) ends it early:
-    sampling such a space again would loop forever."""
+    sampling such a space again would loop forever.
+
+    The sampler works on an in-memory copy of ``study``; each finished trial is then written to ``study``'s storage
+    in one transaction (its parameters, attributes, constraint and value together), so a killed sweep keeps every
+    trial it finished and never half of one. ``shared``: other workers may write to the same storage, so their
+    trials are copied in after each trial of this one."""
+    import optuna  # lazy: optional: only sweeps and the matrix use it
     from optuna.trial import TrialState  # lazy: optional: only sweeps and the matrix use it
 
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    mirror = optuna.create_study(study_name=study.study_name, direction="maximize", sampler=study.sampler)
+    copied: set[int] = set()  # storage ids of the trials the mirror holds
+
+    def pull() -> None:
+        for stored in study.get_trials(deepcopy=False, states=finished):
+            if stored._trial_id not in copied:
+                copied.add(stored._trial_id)
+                mirror.add_trial(stored)
+
+    def persist(_: Any, trial: Any) -> None:
+        if trial.state in finished:
+            copied.add(study._storage.create_new_trial(study._study_id, template_trial=trial))
+            if shared:
+                pull()
+
+    def completed() -> int:
+        return len(mirror.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    pull()
+    done = completed()
     remaining = max(0, trials - done)
     if remaining:
         with _bar(remaining, "tier A trials", progress, unit="trial") as bar:
             while remaining > 0:
-                study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(
+                mirror.optimize(objective, n_trials=remaining, callbacks=[persist, lambda s, t: bar.update(
                     1 if t.state == TrialState.COMPLETE else 0)])
-                before, done = done, len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                before, done = done, completed()
                 remaining = max(0, trials - done)
                 if done == before:  # a whole round of invalid (pruned) trials: the space cannot do better
                     break
@@ -498,7 +633,7 @@ def completed_rows(study: Any) -> list[TrialRow]:
 
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = t.user_attrs
+        attrs = trial_metrics(t)
         rows.append(TrialRow(t.number, float(t.value), attrs.get("false_evidence_rate"),
                              attrs.get("answer_rate_has_evidence"), dict(t.params), attrs.get("config", {}), attrs))
     return rows

@@ -71,10 +71,25 @@ def best_config_file(config: dict[str, Any], split: str, max_fe: float | None = 
     return out
 
 
+def next_step(task: Any, selected_on: str, best_yaml: Path) -> str:
+    """How to confirm the chosen configuration on a split it was not selected on, among the splits the task has:
+    dev_final when there is one, else the test split once (``--final``), else any other evaluation split."""
+    names = [n for n in task.split_names if n not in (selected_on, "train")]
+    command = f"rrbench run --config {best_yaml} --split"
+    if "dev_final" in names:
+        return f"confirm it: {command} dev_final"
+    if "test" in names:
+        return f"confirm it, once, at the end (task {task.id!r} has no dev_final): {command} test --final"
+    if names:
+        return f"confirm it on a split it was not selected on: {command} {names[0]}"
+    return f"task {task.id!r} has no split besides {selected_on!r} to confirm it on"
+
+
 def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, output: Path,
                   seconds: float) -> dict[str, Any]:
     rows = completed_rows(study)
     feasible_rows = [r for r in rows if feasible(r.fe, setup.max_fe)]
+    within = {r.number for r in feasible_rows}
     best: TrialRow | None = max(feasible_rows, key=best_key) if feasible_rows else None
     front = pareto_front(rows)
     answer_front = pareto_front(rows, maximise_second=True, key="answer")
@@ -99,19 +114,24 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
         "answer_rate": [{"trial": r.number, "nDCG@10": r.ndcg, "answer_rate_has_evidence": r.answer}
                         for r in answer_front]}))
     title = f"Tier A on {setup.task} {setup.split}: {len(rows)} trials"
-    pareto_png(output / "pareto.png", [(float(r.fe), r.ndcg) for r in rows if r.fe is not None],
+    with_fe = [r for r in rows if r.fe is not None]
+    pareto_png(output / "pareto.png", [(float(r.fe or 0.0), r.ndcg) for r in with_fe],
                [(float(r.fe), r.ndcg) for r in front if r.fe is not None],
-               (float(best.fe), best.ndcg) if best is not None and best.fe is not None else None, setup.max_fe, title)
-    pareto_png(output / "pareto_answer.png", [(float(r.answer), r.ndcg) for r in rows if r.answer is not None],
-               [(float(r.answer), r.ndcg) for r in answer_front if r.answer is not None], None, setup.max_fe, title,
-               x_label="answer rate on has-evidence queries", budget_line=False)
+               (float(best.fe), best.ndcg) if best is not None and best.fe is not None else None, setup.max_fe, title,
+               feasible=[r.number in within for r in with_fe])
+    with_answer = [r for r in rows if r.answer is not None]
+    pareto_png(output / "pareto_answer.png", [(float(r.answer or 0.0), r.ndcg) for r in with_answer],
+               [(float(r.answer), r.ndcg) for r in answer_front if r.answer is not None],
+               (float(best.answer), best.ndcg) if best is not None and best.answer is not None else None,
+               setup.max_fe, title, x_label="answer rate on has-evidence queries", budget_line=False,
+               feasible=[r.number in within for r in with_answer])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["trial", "nDCG@10", "false_evidence_rate", "answer_rate_has_evidence", "feasible", "settings",
                      "params"])
     for r in sorted(rows, key=lambda r: r.number):
         writer.writerow([r.number, f"{r.ndcg:.6f}", "" if r.fe is None else f"{r.fe:.6f}",
-                         "" if r.answer is None else f"{r.answer:.6f}", int(r in feasible_rows), settings_label(r.config),
+                         "" if r.answer is None else f"{r.answer:.6f}", int(r.number in within), settings_label(r.config),
                          json.dumps(r.params, sort_keys=True)])
     atomic_write_text(output / "trials.csv", buffer.getvalue())
     lines = [f"# Tier A sweep: {md_escape(setup.task)} {md_escape(setup.split)}", "",
@@ -136,7 +156,7 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
     if best is not None:
         summary.append(f"best feasible (FE <= {setup.max_fe:g}): trial {best.number}: nDCG@10 {best.ndcg:.4f}, "
                        f"FE rate {best.fe:.4f}, answer rate {fmt_number(best.answer)}; {settings_label(best.config)}")
-        summary.append(f"confirm it: rrbench run --config {output / 'best.yaml'} --split dev_final")
+        summary.append(next_step(source.task, setup.split, output / "best.yaml"))
     else:
         summary.append(f"infeasible: {body['reason']}; the Pareto front has {len(front)} points "
                        f"({output / 'pareto.png'})")

@@ -78,8 +78,9 @@ def run_config_from_claims(claims: RunClaims, file: Path, allow_remote_code: boo
     threshold: float | str | None = None
     if decision.threshold.mode == "fixed":
         threshold = float(decision.threshold.value) if decision.threshold.value is not None else None
-    elif decision.threshold.mode in ("fit", "checkpoint"):
+    elif decision.threshold.mode in ("fit", "checkpoint", "max-fe"):
         threshold = decision.threshold.mode
+    max_fe = decision.threshold.value if decision.threshold.mode == "max-fe" else None
     fit = decision.fit
     combination = claims.combination
     return RunConfig(
@@ -98,7 +99,8 @@ def run_config_from_claims(claims: RunClaims, file: Path, allow_remote_code: boo
         calibrate_on=fit.split if fit is not None and not fit.cross_fit else None,
         cross_fit=fit.cross_fit if fit is not None else None,
         seed=fit.seed if fit is not None and fit.seed is not None else 13,
-        abstain=decision.policy, threshold=threshold)
+        abstain=decision.policy, threshold=threshold,
+        threshold_max_fe=float(max_fe) if max_fe is not None else None)
 
 
 def _compare(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> list[dict[str, Any]]:

@@ -119,6 +119,8 @@ def decision_claim(config: DecisionConfig, fit_task: Task | None = None) -> Deci
         fit = (FitClaim(cross_fit=config.cross_fit, seed=config.cross_fit_seed) if config.cross_fit else
                FitClaim(split=config.fit_split, task=task_claim(fit_task) if fit_task is not None else None))
     value = config.threshold if config.threshold_mode in ("fixed", "checkpoint") else None
+    if config.threshold_mode == "max-fe":  # the budget is configuration; the threshold it gives is data
+        value = config.threshold_max_fe
     return DecisionClaim(policy=config.policy,  # type: ignore[arg-type]
                          calibrator=calibrator_claim(config.calibrator) if config.calibrator != "none" else None,
                          threshold=ThresholdClaim(mode=config.threshold_mode, value=value),  # type: ignore[arg-type]

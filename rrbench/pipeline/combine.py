@@ -24,12 +24,12 @@ Ties are broken by retriever rank, as :func:`rrbench.measures.trec.final_ranking
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from rrbench.measures.metrics import evaluate_arrays
+from rrbench.measures.metrics import RANK_METRIC_DEPTH, evaluate_arrays, ndcg_at_k
 from rrbench.pipeline.decide import (
     Decision,
     DecisionConfig,
@@ -243,6 +243,36 @@ def final_order(data: SplitArrays, combined: Combined) -> np.ndarray:
     group = np.where(combined.head, 0, np.where(data.valid, 1, 2))
     score_key = np.where(combined.head, -combined.rank_scores, 0.0)
     return np.lexsort((positions, score_key, group), axis=-1)
+
+
+def interpolation_ndcg(data: SplitArrays, combination: Combination, betas: Sequence[float],
+                       k: int = RANK_METRIC_DEPTH) -> np.ndarray:
+    """nDCG@k of ``combination`` with each interpolation weight of ``betas``, in one vectorised pass.
+
+    A sweep scans the weight instead of sampling it: the member scores and both per-query normalisations are
+    computed once, every weight's final order comes from one stable sort (the order of :func:`final_order`: head by
+    score, ties by pool position, then the rest of the pool), and nDCG@k is read from it as
+    :func:`evaluate_split` does. Returns one value per weight (the has-evidence mean; NaN when there is none).
+    """
+    weights = np.asarray(betas, dtype=np.float64)
+    has = data.has_evidence
+    if not has.any():
+        return np.full(len(weights), np.nan)
+    plain = combine(data, replace(combination, beta=0.0))
+    if not plain.reranked:
+        scores = np.broadcast_to(plain.rank_scores, (len(weights), *plain.rank_scores.shape))
+    else:
+        rank = per_query_norm(plain.rank_scores, plain.head, combination.interpolate_norm)
+        retr = per_query_norm(np.where(plain.head, data.retriever, 0.0), plain.head, combination.interpolate_norm)
+        b = weights[:, None, None]
+        scores = np.where(b > 0, (1 - b) * rank + b * retr, plain.rank_scores[None])
+    key = np.where(plain.head[None], -scores, np.inf)  # outside the head: pool order (a stable sort keeps it)
+    order = np.argsort(key[:, has], axis=-1, kind="stable")[..., :k]
+    grades = np.where(data.valid, data.grades, 0.0)[has]
+    ranked = np.take_along_axis(np.broadcast_to(grades, order.shape[:1] + grades.shape), order, axis=-1)
+    ideal = data.ideal[has]
+    values = ndcg_at_k(ranked.reshape(-1, ranked.shape[-1]), np.tile(ideal, (len(weights), 1)), k)
+    return values.reshape(len(weights), -1).mean(axis=1)
 
 
 # -- evaluation ------------------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ alone. Two things are called calibration in the field; rrbench keeps them apart:
 
 - the **decision threshold**: the value the query statistic is compared with. It is *natural* (0 for logits and
   log-odds, 0.5 for probabilities), *fixed* (given by the user), *fitted* (the threshold with the best balanced
-  accuracy of answer/abstain on a named split: what ``rrbench train`` records), or taken from a *checkpoint*;
+  accuracy of answer/abstain on a named split: what ``rrbench train`` records), *fitted to a false-evidence budget*
+  (``max-fe``: the lowest threshold whose FE rate on the fit queries stays within ``threshold_max_fe``, so the most
+  has-evidence queries are answered), or taken from a *checkpoint*;
 - the **calibrator**: a monotone map from the query statistic to a probability that the query has evidence
   (``platt``, ``temperature``, ``isotonic``; ``none`` leaves scores as they are). Calibrators are plugins (kind
   ``calibrators``).
@@ -195,8 +197,52 @@ def fit_threshold(x: np.ndarray, has_evidence: np.ndarray) -> dict[str, Any]:
             "rule": "max balanced accuracy of answer/abstain; midpoint below the chosen statistic"}
 
 
+def fe_thresholds(x: np.ndarray, has_evidence: np.ndarray, budgets: Sequence[float] | np.ndarray) -> np.ndarray:
+    """For each budget: the lowest threshold whose false-evidence rate on ``(x, has_evidence)`` is within it.
+
+    Answering is ``x >= t``, so both the FE rate and the answer rate are step functions of ``t`` that only change at
+    the statistics themselves: one sorted pass over the no-evidence statistics gives every budget's threshold. The
+    lowest such threshold answers the most has-evidence queries. Like :func:`fit_threshold` it sits halfway between
+    the lowest statistic it answers and the next lower one (same decisions on the fit queries, more margin on new
+    ones); a budget met only by answering nothing gets one above every statistic. Needs no-evidence queries.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    has = np.asarray(has_evidence, dtype=bool)
+    budgets = np.asarray(budgets, dtype=np.float64)
+    candidates = np.unique(x[np.isfinite(x)])
+    if len(candidates) == 0 or has.all():
+        return np.full(len(budgets), np.nan)
+    candidates = np.concatenate([candidates, [candidates[-1] + 1.0]])  # also "never answer"
+    negatives = np.sort(x[~has])
+    # false[j]: no-evidence queries answered at candidates[j] (non-increasing in j)
+    false = len(negatives) - np.searchsorted(negatives, candidates, side="left")
+    allowed = np.floor(budgets * len(negatives) + 1e-9)  # at most this many false answers
+    # the first candidate whose count is within the budget (the last one, "never answer", always is)
+    j = np.searchsorted(-false, -allowed, side="left")
+    lower = np.where(j > 0, candidates[np.maximum(j - 1, 0)], candidates[j] - 1.0)
+    return (candidates[j] + lower) / 2.0
+
+
+def fit_fe_threshold(x: np.ndarray, has_evidence: np.ndarray, max_fe: float) -> dict[str, Any]:
+    """The lowest threshold whose false-evidence rate on the fit queries is at most ``max_fe``, and what it achieves
+    there (see :func:`fe_thresholds`)."""
+    x = np.asarray(x, dtype=np.float64)
+    has = np.asarray(has_evidence, dtype=bool)
+    if has.all() or (~has).all():
+        return {"threshold": None, "reason": "fitting a threshold needs both has- and no-evidence queries"}
+    if not np.isfinite(x).any():
+        return {"threshold": None, "reason": "no query has a finite score"}
+    threshold = float(fe_thresholds(x, has, [max_fe])[0])
+    return {"threshold": threshold, "false_evidence_rate": float(np.mean(x[~has] >= threshold)),
+            "answer_rate_has_evidence": float(np.mean(x[has] >= threshold)), "max_fe": float(max_fe),
+            "queries_has_evidence": int(has.sum()), "queries_no_evidence": int((~has).sum()),
+            "rule": "lowest threshold with FE rate <= max_fe; midpoint below the lowest answered statistic"}
+
+
 # -- the stage -------------------------------------------------------------------------------------------------------
-THRESHOLD_MODES = ("natural", "fixed", "fit", "checkpoint")
+THRESHOLD_MODES = ("natural", "fixed", "fit", "max-fe", "checkpoint")
+#: modes whose threshold is fitted (data, not configuration: never hashed as a value)
+FITTED_MODES = ("fit", "max-fe")
 
 
 @dataclass(frozen=True)
@@ -212,10 +258,12 @@ class DecisionConfig:
     fit_split: str | None = None
     cross_fit: int | None = None
     cross_fit_seed: int = 13
+    #: the false-evidence budget a ``max-fe`` threshold is fitted to
+    threshold_max_fe: float | None = None
 
     @property
     def needs_fit(self) -> bool:
-        return self.calibrator != "none" or self.threshold_mode == "fit"
+        return self.calibrator != "none" or self.threshold_mode in FITTED_MODES
 
     def validate(self, eval_split: str) -> None:
         if self.policy not in POLICIES:
@@ -226,6 +274,12 @@ class DecisionConfig:
             raise UsageError("--threshold must be a finite number")
         if self.cross_fit is not None and self.cross_fit < 2:
             raise UsageError(f"--cross-fit must be >= 2 folds, got {self.cross_fit}")
+        if self.threshold_mode == "max-fe":
+            budget = self.threshold_max_fe
+            if budget is None or not 0.0 <= budget <= 1.0 or math.isnan(budget):
+                raise UsageError(f"--threshold max-fe needs --threshold-max-fe within [0, 1], got {budget}")
+        elif self.threshold_max_fe is not None:
+            raise UsageError("--threshold-max-fe applies to --threshold max-fe only")
         if not self.needs_fit:
             return
         what = (f"calibrator {self.calibrator!r}" if self.calibrator != "none" else "a fitted threshold")
@@ -251,6 +305,8 @@ class DecisionConfig:
                           else {"split": self.fit_split})
         if self.threshold_mode == "fit":
             out["threshold_fit"] = "balanced-accuracy"
+        if self.threshold_mode == "max-fe":
+            out["threshold_fit"] = {"rule": "max-fe", "max_fe": float(self.threshold_max_fe or 0.0)}
         if self.threshold_mode == "checkpoint":
             out["threshold_source"] = "checkpoint"
         return out
@@ -275,23 +331,33 @@ class Decision:
                 "folds": self.folds or None}
 
 
+def _calibrate(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y_fit: np.ndarray,
+               x_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Fit the calibrator on ``x_fit``; returns the fit and evaluation statistics on the decision scale, and the
+    fitted calibrator (None without one)."""
+    if config.calibrator == "none":
+        return x_fit, x_eval, None
+    calibrator = load_calibrator(config.calibrator)
+    calibrator.check_kind(score_kind)
+    calibrator.fit(x_fit, y_fit)
+    return calibrator.transform(x_fit), calibrator.transform(x_eval), calibrator
+
+
 def _fit_and_apply(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y_fit: np.ndarray,
                    x_eval: np.ndarray) -> tuple[np.ndarray, float | None, str, dict[str, Any] | None, Any]:
     """Fit the calibrator (and threshold) on ``x_fit`` and decide ``x_eval``; returns statistic, threshold, ..."""
-    calibrator = None
-    stat_fit, stat_eval = x_fit, x_eval
-    probabilities = None
-    if config.calibrator != "none":
-        calibrator = load_calibrator(config.calibrator)
-        calibrator.check_kind(score_kind)
-        calibrator.fit(x_fit, y_fit)
-        stat_fit, stat_eval = calibrator.transform(x_fit), calibrator.transform(x_eval)
-        probabilities = calibrator.transform
+    stat_fit, stat_eval, calibrator = _calibrate(config, score_kind, x_fit, y_fit, x_eval)
+    probabilities = calibrator.transform if calibrator is not None else None
     if config.threshold_mode == "fit":
         fitted = fit_threshold(stat_fit, y_fit)
         if fitted["threshold"] is None:
             raise UsageError(f"cannot fit a threshold: {fitted['reason']}")
         threshold, source = fitted["threshold"], "fitted (max balanced accuracy)"
+    elif config.threshold_mode == "max-fe":
+        fitted = fit_fe_threshold(stat_fit, y_fit, float(config.threshold_max_fe or 0.0))
+        if fitted["threshold"] is None:
+            raise UsageError(f"cannot fit a threshold: {fitted['reason']}")
+        threshold, source = fitted["threshold"], f"fitted (lowest with FE rate <= {config.threshold_max_fe:g})"
     elif config.threshold_mode in ("fixed", "checkpoint"):
         threshold, source = config.threshold, config.threshold_mode
     else:
@@ -347,6 +413,31 @@ def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
     return Decision(out, answered, None, f"cross-fitted over {len(folds)} grouped folds", scale,
                     {"id": config.calibrator} if config.calibrator != "none" else None, reports,
                     probabilities=probs_per_fold if config.calibrator != "none" else None)
+
+
+def cross_fitted_fe_budgets(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
+                            folds: Sequence[np.ndarray], has_evidence: np.ndarray,
+                            budgets: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The cross-fitted false-evidence rate and answer rate of the ``max-fe`` rule at each of several budgets.
+
+    What :func:`decide` computes for ``config`` with ``threshold_mode="max-fe"`` and one budget, for every budget at
+    once: each fold's calibrator is fitted once, and one sorted pass over the other folds' statistics gives every
+    budget's threshold (:func:`fe_thresholds`). A sweep reads it to find the largest budget whose held-out FE rate
+    stays within its own budget without evaluating each. Returns two arrays indexed like ``budgets``.
+    """
+    statistic = np.asarray(statistic, dtype=np.float64)
+    has = np.asarray(has_evidence, dtype=bool)
+    answered = np.zeros((len(budgets), len(statistic)), dtype=bool)
+    for rows in folds:
+        mask = np.ones(len(statistic), dtype=bool)
+        mask[rows] = False
+        stat_fit, stat_eval, _ = _calibrate(config, score_kind, statistic[mask], has[mask], statistic[rows])
+        thresholds = fe_thresholds(stat_fit, has[mask], budgets)
+        answered[:, rows] = np.asarray(stat_eval)[None, :] >= thresholds[:, None]  # NaN (cannot fit): never
+    nan = np.full(len(budgets), np.nan)
+    fe = answered[:, ~has].mean(axis=1) if (~has).any() else nan
+    answer = answered[:, has].mean(axis=1) if has.any() else nan
+    return fe, answer
 
 
 # -- calibration metrics ---------------------------------------------------------------------------------------------

@@ -195,10 +195,12 @@ def combination_of(claims: RunClaims) -> Combination:
 def decision_config_of(claims: RunClaims) -> DecisionConfig:
     decision = claims.decision
     fit = decision.fit
+    value = None if decision.threshold.value is None else float(decision.threshold.value)
+    budget = decision.threshold.mode == "max-fe"  # its value is the FE budget, not a threshold
     return DecisionConfig(
         policy=decision.policy, calibrator=decision.calibrator.qualified if decision.calibrator else "none",
-        threshold_mode=decision.threshold.mode,
-        threshold=None if decision.threshold.value is None else float(decision.threshold.value),
+        threshold_mode=decision.threshold.mode, threshold=None if budget else value,
+        threshold_max_fe=value if budget else None,
         fit_split=None if fit is None or fit.cross_fit else (
             fit.split if fit.task is None else f"{fit.task.id}:{fit.split}"),
         cross_fit=fit.cross_fit if fit is not None else None,

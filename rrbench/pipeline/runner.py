@@ -64,7 +64,7 @@ from rrbench.util.io import read_json_object
 from rrbench.util.strict_yaml import loads_yaml, read_yaml_mapping
 
 NO_RERANKER = "none"
-THRESHOLD_WORDS = ("checkpoint", "fit")
+THRESHOLD_WORDS = ("checkpoint", "fit", "max-fe")
 #: RunConfig fields that say where output goes or how it looks, not what is computed
 _NOT_IN_CONFIG_FILES = {"output", "runs_dir", "show_progress", "cache_dir", "use_cache", "final"}
 #: RunConfig fields that set one option of the fusion method (``--rrf-k``, ``--alpha``, ``--norm``): they apply to any
@@ -102,8 +102,10 @@ class RunConfig:
     top_k_retriever: int = 100
     top_k_rerank: int = 20
     max_length: int | None = None
-    #: a number, "checkpoint" (the threshold a trained checkpoint carries) or "fit" (fitted on ``calibrate_on``)
+    #: a number, "checkpoint" (the threshold a trained checkpoint carries), "fit" (fitted on ``calibrate_on``) or
+    #: "max-fe" (the lowest threshold keeping the FE rate on ``calibrate_on`` within ``threshold_max_fe``)
     threshold: float | str | None = None
+    threshold_max_fe: float | None = None
     batch_size: int = 32
     device: str | None = None
     dtype: str = "float32"
@@ -207,7 +209,8 @@ class RunConfig:
         else:
             mode, value = "natural", None
         return DecisionConfig(policy=self.abstain, calibrator=self.calibrator, threshold_mode=mode, threshold=value,
-                              fit_split=self.calibrate_on, cross_fit=self.cross_fit, cross_fit_seed=self.seed)
+                              fit_split=self.calibrate_on, cross_fit=self.cross_fit, cross_fit_seed=self.seed,
+                              threshold_max_fe=self.threshold_max_fe)
 
     def validate(self, explicit: Collection[str] = ()) -> None:
         """The one validation of a run, for the CLI, ``rrbench.run()``, sweeps and matrix configurations alike:
@@ -223,7 +226,7 @@ class RunConfig:
         if self.max_length is not None and self.max_length < 8:
             raise UsageError(f"--max-length must be >= 8, got {self.max_length}")
         if isinstance(self.threshold, str) and self.threshold not in THRESHOLD_WORDS:
-            raise UsageError(f"--threshold must be a number, 'checkpoint' or 'fit', got {self.threshold!r}")
+            raise UsageError(f"--threshold must be a number, 'checkpoint', 'fit' or 'max-fe', got {self.threshold!r}")
         if isinstance(self.threshold, float) and not math.isfinite(self.threshold):
             raise UsageError("--threshold must be a finite number")
         if self.model_path and len(self.reranker_ids()) > 1:
@@ -292,6 +295,8 @@ def reproduce_command(config: RunConfig) -> str:
         parts += ["--max-length", str(config.max_length)]
     if config.threshold is not None:
         parts += ["--threshold", config.threshold if isinstance(config.threshold, str) else repr(config.threshold)]
+    if config.threshold_max_fe is not None:
+        parts += ["--threshold-max-fe", repr(float(config.threshold_max_fe))]
     if config.dtype != "float32":
         parts += ["--dtype", config.dtype]
     if config.instruction is not None:

@@ -77,6 +77,8 @@ def settings_label(claims: RunClaims) -> str:
         parts.append(f"thr{_number(float(threshold.value))}")
     elif threshold.mode in ("fit", "checkpoint"):
         parts.append(f"thr-{threshold.mode}")
+    elif threshold.mode == "max-fe" and threshold.value is not None:
+        parts.append(f"thr-maxfe{_number(float(threshold.value))}")
     return " ".join(parts)
 
 

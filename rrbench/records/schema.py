@@ -123,7 +123,11 @@ class FitClaim(_Strict):
 
 
 class ThresholdClaim(_Strict):
-    mode: Literal["natural", "fixed", "fit", "checkpoint"] = "natural"
+    """The decision threshold: ``value`` is the threshold itself for ``fixed`` and ``checkpoint``, the
+    false-evidence budget the threshold is fitted to for ``max-fe``, and unset otherwise (a fitted threshold is
+    data, derived, never claimed)."""
+
+    mode: Literal["natural", "fixed", "fit", "max-fe", "checkpoint"] = "natural"
     value: Number | None = None
 
 

@@ -112,7 +112,7 @@ def test_trials_equal_ordinary_runs_of_the_same_configuration(swept, tmp_path):
                                          "show_progress": False}, "trial")
         record = execute(config)
         for key in ("nDCG@10", "RR@10", "R@10", "false_evidence_rate", "answer_rate_has_evidence"):
-            expected = trial.user_attrs.get(key)
+            expected = trial.user_attrs["metrics"].get(key)
             actual = record["metrics"].get(key)
             assert (expected is None) == (actual is None), (trial.number, key)
             if expected is not None:
@@ -137,6 +137,62 @@ def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(sw
     assert record["config"]["split"] == "dev_final"
 
 
+def test_a_trial_solves_its_decision_and_interpolation_weight_rather_than_sampling_them(swept):
+    """Only the ranking structure is sampled; each trial's weight is the best of its grid, and its decision the
+    feasible one answering the most has-evidence queries among every policy, calibrator and budget of the ladder."""
+    from dataclasses import replace
+
+    from optuna.trial import TrialState
+
+    from rrbench.hpo.space import load_space
+    from rrbench.hpo.sweep import BUDGET_LADDER, ScoreSource, SweepSetup, evaluate_config, feasible, scan_values
+    from rrbench.pipeline.runner import RunConfig
+
+    trials = [t for t in _study(swept["out"]).trials if t.state == TrialState.COMPLETE]
+    sampled = set().union(*(t.params for t in trials))
+    assert not sampled & {"abstain", "calibrator", "threshold_mode", "threshold_quantile", "prob_threshold",
+                          "interpolate"}
+    rerankers = tuple(swept["args"][swept["args"].index("--reranker") + 1::2][:2])
+    setup = SweepSetup(task=str(swept["task"]), rerankers=rerankers, max_fe=0.5)
+    space = load_space(None, list(rerankers))
+    source = ScoreSource(setup, space)
+    budgets = {round(0.5 * f, 10) for f in BUDGET_LADDER}
+    for trial in trials[:3]:
+        config = RunConfig.from_mapping(trial.user_attrs["config"], "trial")
+        assert config.threshold == "max-fe" and config.threshold_max_fe in budgets and config.cross_fit
+        chosen = evaluate_config(config, source).metrics
+        for beta in scan_values(space, "interpolate"):  # no weight of the grid ranks better
+            other = evaluate_config(replace(config, interpolate=beta), source).metrics
+            assert other["nDCG@10"] <= chosen["nDCG@10"] + 1e-12
+        for abstain in space.choices("abstain"):  # no other decision answers more within the budget
+            for calibrator in space.choices("calibrator"):
+                for budget in budgets:
+                    other = evaluate_config(replace(config, abstain=abstain, calibrator=calibrator,
+                                                    threshold_max_fe=budget), source).metrics
+                    if feasible(other["false_evidence_rate"], 0.5):
+                        assert feasible(chosen["false_evidence_rate"], 0.5)
+                        assert other["answer_rate_has_evidence"] <= chosen["answer_rate_has_evidence"] + 1e-12
+
+
+def test_a_space_listing_other_threshold_modes_samples_the_decision(filled):
+    from optuna.trial import TrialState
+
+    space = filled["root"] / "sampled.yaml"
+    space.write_text(yaml.safe_dump({"threshold_mode": ["fixed", "fit", "max-fe"]}))
+    out = filled["root"] / "sampled"
+    assert main(["sweep", *filled["args"], "--space", str(space), "--trials", "8", "--sampler", "random",
+                 "--max-fe", "0.5", "--output", str(out)]) == 0
+    trials = [t for t in _study(out).trials if t.state == TrialState.COMPLETE]
+    assert all({"abstain", "calibrator", "threshold_mode"} <= set(t.params) for t in trials)
+    budgets = [t.user_attrs["config"]["threshold_max_fe"] for t in trials if t.params["threshold_mode"] == "max-fe"]
+    assert all(b == 0.5 for b in budgets)  # sampled, the max-fe rule is fitted to the sweep's own budget
+
+
+def test_best_yaml_holds_the_values_a_person_would_type(swept):
+    text = (swept["out"] / "best.yaml").read_text()
+    assert "0000000" not in text and "9999999" not in text, text  # no 0.35000000000000003
+
+
 def test_a_fitted_configuration_reproduces_its_cross_fitted_metrics_and_is_refused_without(swept, tmp_path, capsys):
     from optuna.trial import TrialState
 
@@ -157,7 +213,7 @@ def test_a_fitted_configuration_reproduces_its_cross_fitted_metrics_and_is_refus
                  "--output", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
     assert abs(record["metrics"]["nDCG@10"] - trial.value) <= 1e-9
-    fe = trial.user_attrs.get("false_evidence_rate")
+    fe = trial.user_attrs["metrics"].get("false_evidence_rate")
     assert fe is not None and abs(record["metrics"]["false_evidence_rate"] - fe) <= 1e-9
 
 
@@ -267,10 +323,10 @@ def test_a_sweep_killed_with_sigkill_resumes_without_counting_a_trial_twice(fill
 
 # -- kill -9 at named stages (rrbench.util.faults) ------------------------------------------------------------------------
 #: In order, each process resuming what the previous one left (RRBENCH_TEST_TRACE_KILL_POINTS=1 lists the points):
-#: the first storage commit (the study's tables are being created), commits before and after trial writes in the
-#: trial loop (about 20 commits open the study, then about 23 per trial), then the report files: before the first
-#: one lands, and between later ones.
-SWEEP_KILLS = ["study-commit:1", "study-commit:30", "study-committed:50", "study-commit:75", "write:1", "write:4"]
+#: the first storage commit (the study's tables are being created), then, in the trial loop, just before and just
+#: after a trial is written (10 commits open the study, then each finished trial is one commit), then the report
+#: files: before the first one lands, and between later ones.
+SWEEP_KILLS = ["study-commit:1", "study-commit:12", "study-committed:12", "study-commit:13", "write:1", "write:4"]
 
 
 def _sweep_cli(args: list[str], cache: Path, kill_at: str | None = None):

@@ -93,3 +93,58 @@ def test_cross_fitting_never_uses_a_query_to_decide_itself():
     second = fit_threshold(stat[:3], has[:3])["threshold"]
     assert [f["threshold"] for f in result.folds] == [first, second]
     assert result.answered.tolist() == [bool(s >= first) for s in stat[:3]] + [bool(s >= second) for s in stat[3:]]
+
+
+# -- the max-fe threshold (a false-evidence budget) --------------------------------------------------------------------
+def test_fe_thresholds_pick_the_lowest_threshold_within_each_budget():
+    from rrbench.pipeline.decide import fe_thresholds, fit_fe_threshold
+
+    # no-evidence statistics 0.9, 0.6, 0.4, 0.1 (four); has-evidence 0.8, 0.5, 0.3
+    x = np.array([0.9, 0.6, 0.4, 0.1, 0.8, 0.5, 0.3])
+    has = np.array([False, False, False, False, True, True, True])
+    t = fe_thresholds(x, has, [0.0, 0.25, 0.5, 0.49, 1.0])
+    # FE 0: above 0.9 (never answer: halfway to 0.9 + 1); 1/4: answer from 0.8 (halfway to 0.6); 2/4: from 0.5
+    # (halfway to 0.4); 0.49 allows one false answer only; everything: below the lowest statistic
+    assert t.tolist() == pytest.approx([1.4, 0.7, 0.45, 0.7, -0.4])
+    fitted = fit_fe_threshold(x, has, 0.25)
+    assert fitted["threshold"] == pytest.approx(0.7)
+    assert fitted["false_evidence_rate"] == 0.25 and fitted["answer_rate_has_evidence"] == pytest.approx(1 / 3)
+    assert fit_fe_threshold(x[has], has[has], 0.25)["threshold"] is None  # needs no-evidence queries
+
+
+def test_a_query_with_nothing_to_rank_is_never_answered_under_a_budget():
+    from rrbench.pipeline.decide import fe_thresholds
+
+    x = np.array([-np.inf, 0.2, 0.7, 0.5])
+    has = np.array([False, False, True, True])
+    assert fe_thresholds(x, has, [1.0])[0] < 0.2  # answers every finite statistic, not -inf
+
+
+@pytest.mark.parametrize("calibrator", ["none", "platt", "isotonic"])
+def test_the_cross_fitted_budget_ladder_equals_deciding_each_budget(calibrator):
+    from rrbench.pipeline.decide import cross_fitted_fe_budgets
+
+    rng = np.random.default_rng(5)
+    has = rng.random(90) < 0.6
+    statistic = rng.normal(size=90) + 1.2 * has
+    statistic[[3, 7]] = statistic[[4, 8]]  # ties
+    folds = [np.arange(i, 90, 5) for i in range(5)]
+    budgets = [0.2, 0.15, 0.1, 0.05, 0.0]
+    config = DecisionConfig(calibrator=calibrator, threshold_mode="max-fe", cross_fit=5, threshold_max_fe=0.2)
+    fe, answer = cross_fitted_fe_budgets(config, statistic, "logit", folds, has, budgets)
+    for budget, want_fe, want_answer in zip(budgets, fe, answer, strict=True):
+        one = DecisionConfig(calibrator=calibrator, threshold_mode="max-fe", cross_fit=5, threshold_max_fe=budget)
+        decision = decide(one, statistic, "logit", folds=folds, has_evidence=has)
+        assert decision.answered[~has].mean() == pytest.approx(want_fe, abs=1e-12)
+        assert decision.answered[has].mean() == pytest.approx(want_answer, abs=1e-12)
+    assert list(fe) == sorted(fe, reverse=True)  # a smaller budget never answers more
+
+
+def test_a_max_fe_threshold_needs_its_budget():
+    with pytest.raises(UsageError, match="--threshold-max-fe"):
+        DecisionConfig(threshold_mode="max-fe", fit_split="dev_select").validate("dev_final")
+    with pytest.raises(UsageError, match="applies to --threshold max-fe only"):
+        DecisionConfig(threshold_mode="fixed", threshold=0.5, threshold_max_fe=0.1).validate("dev_final")
+    config = DecisionConfig(threshold_mode="max-fe", fit_split="dev_select", threshold_max_fe=0.15)
+    config.validate("dev_final")
+    assert config.needs_fit and config.hashed()["threshold_fit"] == {"rule": "max-fe", "max_fe": 0.15}

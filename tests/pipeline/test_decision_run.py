@@ -123,3 +123,32 @@ def test_an_ensemble_with_interpolation_is_hashed_and_decided_on_z_scores(tmp_pa
     assert len(config["rerankers"]) == 2
     assert record["decision"]["scale"] == "z-score"
     assert "--ensemble-weight 0.7" in record["provenance"]["command"]
+
+
+def test_a_max_fe_threshold_is_fitted_to_its_budget_on_the_named_split(tmp_path, tiny_model, task, capsys):
+    import numpy as np
+
+    from rrbench.pipeline.decide import fit_fe_threshold
+    from rrbench.tasks.resolve import get_task
+
+    base = ["run", "--task", str(task), "--reranker", str(tiny_model), "--quiet"]
+    assert main([*base, "--split", "dev_final", "--threshold", "max-fe", "--calibrate-on", "dev_select",
+                 "--output", str(tmp_path / "nobudget")]) == 2
+    assert "--threshold-max-fe" in capsys.readouterr().err
+    assert main([*base, "--threshold", "0", "--output", str(tmp_path / "select")]) == 0
+    statistic = _record(tmp_path / "select")["decision"]["statistic"]
+    out = tmp_path / "final"
+    assert main([*base, "--split", "dev_final", "--threshold", "max-fe", "--threshold-max-fe", "0.25",
+                 "--calibrate-on", "dev_select", "--output", str(out)]) == 0
+    record = _record(out)
+    # the threshold is the one fitted on dev_select's statistics, and it keeps dev_select's FE rate within 0.25
+    loaded = get_task(str(task))
+    has = {q.query_id: any(g >= 1 for g in loaded.judged(q).values()) for q in loaded.split_queries("dev_select")}
+    ids = sorted(statistic)
+    x = np.asarray([statistic[q] if statistic[q] is not None else -np.inf for q in ids])
+    fitted = fit_fe_threshold(x, np.asarray([has[q] for q in ids]), 0.25)
+    assert fitted["false_evidence_rate"] <= 0.25
+    assert record["decision"]["threshold"] == pytest.approx(fitted["threshold"], abs=1e-12)
+    # the claim is the budget; the threshold it gives is derived data
+    assert record["config"]["decision"]["threshold"] == {"mode": "max-fe", "value": 0.25}
+    assert "--threshold max-fe --threshold-max-fe 0.25" in record["provenance"]["command"]
