@@ -422,3 +422,59 @@ def test_sweep_fill_survives_kill_9_between_score_commits(filled, tiny_model, tm
     assert got and got.keys() <= want.keys()
     assert max(abs(got[k] - want[k]) for k in got) <= 1e-6
     assert not [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+
+
+# -- what a person reads ---------------------------------------------------------------------------------------------
+def test_sweep_fill_help_lists_only_what_fill_reads():
+    from click.testing import CliRunner
+
+    from rrbench.cli.sweep import fill
+
+    text = CliRunner().invoke(fill, ["--help"]).output
+    assert "--reranker" in text and "--space" in text
+    assert "--max-fe" not in text and "--seed" not in text  # the budget and the sampler's seed change no score
+
+
+def test_a_reranker_variant_is_named_as_people_write_it():
+    from rrbench.hpo.sweep import variant_label
+
+    assert variant_label("minilm-l6", (None, None)) == "minilm-l6"
+    assert variant_label("minilm-l6", (64, None)) == "minilm-l6 max_length=64"
+    assert variant_label("qwen", (None, "short")) == "qwen instruction='short'"
+
+
+@pytest.mark.parametrize("splits, expected", [
+    (["train", "dev_select", "dev_final", "test"], "--split dev_final"),
+    (["dev_select", "test"], "--split test --final"),
+    (["dev_select", "other"], "--split other"),
+    (["dev_select"], "no split besides 'dev_select'"),
+])
+def test_the_next_step_names_a_split_the_task_has(splits, expected):
+    from types import SimpleNamespace
+
+    from rrbench.hpo.sweep_report import next_step
+
+    line = next_step(SimpleNamespace(id="t", split_names=splits), "dev_select", Path("out/best.yaml"))
+    assert expected in line
+
+
+def test_both_fronts_mark_the_trials_within_budget_and_the_chosen_one(monkeypatch, tmp_path):
+    from rrbench.hpo import plots
+
+    drawn = {}
+
+    def keep(fig, path):
+        (ax,) = fig.axes
+        drawn[path.name] = ([t.get_text() for t in ax.get_legend().get_texts()], list(ax.get_xticks()))
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    points = [(0.1, 0.7), (0.3, 0.8), (0.95, 0.85)]
+    for name, line in (("pareto.png", True), ("pareto_answer.png", False)):
+        plots.pareto_png(tmp_path / name, points, points[:2], points[0], 0.2, "t", budget_line=line,
+                         feasible=[True, False, False])
+    for labels, ticks in drawn.values():
+        assert any(label.startswith("trials within FE <= 0.2 (1)") for label in labels)
+        assert any("over the FE budget (2)" in label for label in labels)
+        assert "chosen (best.yaml)" in labels
+        assert max(ticks) <= 1.0 and min(ticks) >= 0.0  # a rate axis has no tick past 1
