@@ -43,3 +43,25 @@ def test_rerank_peers_prints_one_table_with_every_row(tmp_path, tiny_model):
         if row["dtype"].startswith("float32"):
             assert row["max_abs_diff"] < 1e-4 and row["ndcg10_diff"] == 0.0, name
     assert "| row | dtype | pairs/s |" in result.stdout
+
+
+def test_the_sweep_benchmark_times_the_cli_rows_and_the_storage(tmp_path, tiny_model):
+    """The Tier A benchmark on the sweep tests' small task with a handful of trials: every row runs and reports."""
+    import os
+
+    from tests.hpo.test_sweep import make_sweep_task
+
+    task = make_sweep_task(tmp_path / "task")
+    out = tmp_path / "sweep.json"
+    env = {**os.environ, "RRBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep_tier_a.py"), "--task", str(task),
+                             "--model-path", str(tiny_model), "--max-fe", "0.5", "--cli-trials", "6",
+                             "--reference-trials", "12", "--trials", "20", "--tpe-trials", "6", "--threads", "1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [row["trials"] for row in report["cli"]] == [6, 6, 12]
+    assert all(row["wall_s"] > 0 and row["best"] is not None for row in report["cli"])
+    assert report["cli"][-1]["to_reference_s"] == report["cli"][-1]["to_best_s"]
+    assert set(report["storage_trials_per_min"]) == {"per_call_commits", "one_transaction_per_trial"}
+    assert "| `rrbench sweep` row |" in result.stdout
