@@ -14,10 +14,11 @@ Dimensions (see docs/sweep.md):
   subset), ``ensemble_weight`` (weight of each member before normalisation), ``ensemble_norm``;
 - ``interpolate`` (beta, weight of the retriever score) and ``interpolate_norm``;
 - ``abstain`` (``max``, ``margin``), ``calibrator``, ``threshold_mode`` (``max-fe``, the default: the lowest
-  threshold within the FE budget, cross-fitted, with the policy, the calibrator and the interpolation weight solved
-  in each trial rather than sampled; ``fixed``: a sampled threshold; ``fit``: the balanced-accuracy threshold,
-  cross-fitted), ``threshold_quantile`` (a fixed raw threshold, as a quantile of the split's query statistics),
-  ``prob_threshold`` (a fixed threshold on calibrated probabilities); the last two apply to ``fixed`` only;
+  threshold within the FE budget, cross-fitted, with the policy, the calibrator, the interpolation weight and a
+  two-reranker ensemble's weights solved in each trial rather than sampled; ``fixed``: a sampled threshold; ``fit``:
+  the balanced-accuracy threshold, cross-fitted), ``threshold_quantile`` (a fixed raw threshold, as a quantile of
+  the split's query statistics), ``prob_threshold`` (a fixed threshold on calibrated probabilities); the last two
+  apply to ``fixed`` only;
 - ``max_length``, ``instruction``: variants of the rerankers, used only where their scores are cached.
 """
 

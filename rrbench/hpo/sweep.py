@@ -20,8 +20,8 @@ answer rate are step functions of the threshold, so by default (``threshold_mode
 decision: for every abstention policy and calibrator of the space it reads, in one sorted pass per fold, the
 cross-fitted FE rate of the lowest threshold that keeps the other folds' FE rate within each budget of a short
 ladder (``BUDGET_LADDER`` times ``max_fe``), and keeps the feasible one answering the most has-evidence queries. The
-interpolation weight is solved the same way, by one vectorised pass over its grid
-(:func:`rrbench.pipeline.combine.interpolation_ndcg`). The chosen configuration is then evaluated like any other,
+interpolation weight, and the weights of a two-reranker ensemble, are solved the same way, by one vectorised pass over
+their grids (:func:`rrbench.pipeline.combine.ranking_ndcg`). The chosen configuration is then evaluated like any other,
 so a trial still equals ``rrbench run`` of its configuration. A space that lists other threshold modes samples the
 decision and the interpolation weight as dimensions instead.
 
@@ -44,7 +44,7 @@ from rrbench.hpo.space import Range, Space
 from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.candidates import generate
-from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split, interpolation_ndcg
+from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split, ranking_ndcg
 from rrbench.pipeline.decide import DecisionConfig, cross_fitted_fe_budgets, query_statistic
 from rrbench.pipeline.runner import RunConfig
 from rrbench.pipeline.score_cache import open_cache, wrap
@@ -141,6 +141,12 @@ def scan_values(space: Space, name: str) -> list[float]:
     return [float(v) for v in dict.fromkeys(_values(space, name))]
 
 
+def weight_pairs(space: Space) -> list[tuple[float, float]]:
+    """The weights a two-reranker ensemble is scanned over in a solved trial: ``(w, 1 - w)`` for every value ``w``
+    of the ``ensemble_weight`` grid strictly between 0 and 1 (a weight of 0 is a single reranker, its own subset)."""
+    return [(w, round(1.0 - w, 10)) for w in scan_values(space, "ensemble_weight") if 0.0 < w < 1.0]
+
+
 def solves_decision(space: Space) -> bool:
     """Whether trials solve their decision and interpolation weight (the default ``threshold_mode: [max-fe]``)
     rather than sample them."""
@@ -211,9 +217,23 @@ class ScoreSource:
             return self._need
         need: list[set[int]] = [set() for _ in self.queries]
         deepest = max(self.k_values)
-        for key in generator_keys(self.setup, self.space):
-            for row, (ids, _) in enumerate(self.candidates(key, deepest).pools):
-                need[row].update(int(i) for i in ids[:self.n_max])
+        for context in self.setup.context:
+            keys = [key for key in generator_keys(self.setup, self.space) if key.context == context]
+            fused = [key for key in keys if key.fusion != "none"]
+            if fused:
+                # A fusion returns each candidate of its retrievers' pools once: where that union fits both the
+                # deepest pool and the head, every generator of this context reranks exactly the union, and one
+                # fusion (for the retrievers' pools) says so without fusing every generator.
+                sources = self.candidates(fused[0], deepest).sources
+                unions = [set().union(*(map(int, source.pools[row][0]) for source in sources))
+                          for row in range(len(self.queries))]
+                if all(len(union) <= min(deepest, self.n_max) for union in unions):
+                    for row, union in enumerate(unions):
+                        need[row] |= union
+                    continue
+            for key in keys:
+                for row, (ids, _) in enumerate(self.candidates(key, deepest).pools):
+                    need[row].update(int(i) for i in ids[:self.n_max])
         self._need = need
         return need
 
@@ -349,7 +369,8 @@ def suggest(trial: Any, setup: SweepSetup, space: Space) -> dict[str, Any]:
         params["rerankers"] = members
         params["top_k_rerank"] = int(cat("top_k_rerank"))
         if len(members) > 1:
-            params["ensemble_weights"] = [num("ensemble_weight", f"weight:{m}") for m in members]
+            if not (solved and len(members) == 2 and weight_pairs(space)):  # else scanned in the trial
+                params["ensemble_weights"] = [num("ensemble_weight", f"weight:{m}") for m in members]
             params["ensemble_norm"] = cat("ensemble_norm")
         if solved:  # the weight is scanned in the trial (solve_config); only its normalisation is sampled
             if any(beta > 0 for beta in scan_values(space, "interpolate")):
@@ -425,7 +446,9 @@ def solve_config(params: dict[str, Any], setup: SweepSetup, space: Space, source
     """The run configuration of a trial whose ranking structure is ``params``, with its interpolation weight and
     its decision solved rather than sampled (see the module docstring).
 
-    The weight is the first of its scanned values with the best nDCG@10. The decision is chosen among every
+    The interpolation weight (and, for two rerankers, the ensemble weights ``(w, 1 - w)``) is the first of its
+    scanned values with the best nDCG@10 (:func:`rrbench.pipeline.combine.ranking_ndcg`). The decision is chosen
+    among every
     abstention policy and calibrator of the space, each with a ``max-fe`` threshold cross-fitted at every budget of
     ``BUDGET_LADDER``: the feasible one that answers the most has-evidence queries (ties: the earlier policy,
     calibrator and the larger budget), or, when none is feasible, the one with the lowest FE rate.
@@ -434,9 +457,13 @@ def solve_config(params: dict[str, Any], setup: SweepSetup, space: Space, source
     data = source.arrays(base)
     combination = base.combination()
     betas = scan_values(space, "interpolate") if combination.reranked else [0.0]
-    ndcg = np.round(interpolation_ndcg(data, combination, betas), 12)
-    beta = betas[int(np.argmax(ndcg))]
+    pairs = weight_pairs(space) if len(combination.rerankers) == 2 and not base.ensemble_weights else None
+    ndcg = np.round(ranking_ndcg(data, combination, betas, pairs), 12)
+    row, column = np.unravel_index(int(np.argmax(ndcg)), ndcg.shape)  # the first best: row-major
+    beta = betas[int(column)]
     config = replace(base, interpolate=beta, interpolate_norm=base.interpolate_norm if beta > 0 else "minmax")
+    if pairs:
+        config = replace(config, ensemble_weights=pairs[int(row)])
     combined = combine(data, config.combination())
     folds = cross_fit_folds(data.group_count())
     fold_rows = data.folds(folds, setup.seed)

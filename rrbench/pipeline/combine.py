@@ -245,34 +245,68 @@ def final_order(data: SplitArrays, combined: Combined) -> np.ndarray:
     return np.lexsort((positions, score_key, group), axis=-1)
 
 
-def interpolation_ndcg(data: SplitArrays, combination: Combination, betas: Sequence[float],
-                       k: int = RANK_METRIC_DEPTH) -> np.ndarray:
-    """nDCG@k of ``combination`` with each interpolation weight of ``betas``, in one vectorised pass.
+#: how many scores one chunk of :func:`ranking_ndcg` sorts at once (bounds its memory)
+SCAN_CHUNK = 4_000_000
 
-    A sweep scans the weight instead of sampling it: the member scores and both per-query normalisations are
-    computed once, every weight's final order comes from one stable sort (the order of :func:`final_order`: head by
-    score, ties by pool position, then the rest of the pool), and nDCG@k is read from it as
-    :func:`evaluate_split` does. Returns one value per weight (the has-evidence mean; NaN when there is none).
+
+def ranking_ndcg(data: SplitArrays, combination: Combination, betas: Sequence[float],
+                 weights: Sequence[Sequence[float]] | None = None, k: int = RANK_METRIC_DEPTH) -> np.ndarray:
+    """nDCG@k of ``combination`` under every pair of ensemble weights (rows: ``weights``, one vector per setting;
+    None: the combination's own) and interpolation weight (columns: ``betas``), in one vectorised pass.
+
+    A sweep scans these settings instead of sampling them. Only the ranking is computed, and only for has-evidence
+    queries: the member normalisations once, every setting's scores by broadcasting (with the operations and
+    operation order of :func:`combine`, so the values are the same floats), every final order by one stable sort of
+    the head (the order of :func:`final_order`: head by score, ties by pool position, then the rest of the pool in
+    pool order), and nDCG@k from it as :func:`evaluate_split` computes it. NaN where there is no has-evidence query.
     """
-    weights = np.asarray(betas, dtype=np.float64)
+    betas_ = np.asarray(betas, dtype=np.float64)
+    rows = [tuple(combination.weights)] if weights is None else [tuple(w) for w in weights]
     has = data.has_evidence
     if not has.any():
-        return np.full(len(weights), np.nan)
-    plain = combine(data, replace(combination, beta=0.0))
-    if not plain.reranked:
-        scores = np.broadcast_to(plain.rank_scores, (len(weights), *plain.rank_scores.shape))
-    else:
-        rank = per_query_norm(plain.rank_scores, plain.head, combination.interpolate_norm)
-        retr = per_query_norm(np.where(plain.head, data.retriever, 0.0), plain.head, combination.interpolate_norm)
-        b = weights[:, None, None]
-        scores = np.where(b > 0, (1 - b) * rank + b * retr, plain.rank_scores[None])
-    key = np.where(plain.head[None], -scores, np.inf)  # outside the head: pool order (a stable sort keeps it)
-    order = np.argsort(key[:, has], axis=-1, kind="stable")[..., :k]
-    grades = np.where(data.valid, data.grades, 0.0)[has]
-    ranked = np.take_along_axis(np.broadcast_to(grades, order.shape[:1] + grades.shape), order, axis=-1)
+        return np.full((len(rows), len(betas_)), np.nan)
+    plain = combine(data, replace(combination, beta=0.0, weights=rows[0] if len(combination.rerankers) > 1 else ()))
+    head, valid = plain.head[has], data.valid[has]
+    grades = np.where(valid, data.grades[has], 0.0)
     ideal = data.ideal[has]
-    values = ndcg_at_k(ranked.reshape(-1, ranked.shape[-1]), np.tile(ideal, (len(weights), 1)), k)
-    return values.reshape(len(weights), -1).mean(axis=1)
+    if not plain.reranked:  # the retriever's order: no setting changes it
+        value = ndcg_at_k(np.take_along_axis(grades, final_order(data, plain)[has], axis=1), ideal, k).mean()
+        return np.full((len(rows), len(betas_)), value)
+    members = [np.where(head, data.rerankers[name][has], 0.0) for name in combination.rerankers]
+    if len(members) == 1:  # one reranker: its raw scores; weights do not apply
+        one = _scan(members[0][None], head, grades, ideal, data.retriever[has], combination, betas_, k)
+        return np.repeat(one, len(rows), axis=0)
+    normed = [per_query_norm(m, head, combination.ensemble_norm) for m in members]
+    vectors = np.asarray(rows, dtype=np.float64)
+    vectors = vectors / vectors.sum(axis=1, keepdims=True)  # Combination.member_weights, row by row
+    parts = np.zeros((len(rows), *head.shape))
+    for j, member in enumerate(normed):  # the order of combine's sum()
+        parts = parts + vectors[:, j, None, None] * member
+    return _scan(parts, head, grades, ideal, data.retriever[has], combination, betas_, k)
+
+
+def _scan(parts: np.ndarray, head: np.ndarray, grades: np.ndarray, ideal: np.ndarray, retriever: np.ndarray,
+          combination: Combination, betas_: np.ndarray, k: int) -> np.ndarray:
+    """:func:`ranking_ndcg` for rank scores ``parts`` (one ``(queries, pool)`` matrix per setting)."""
+    retr = per_query_norm(np.where(head, retriever, 0.0), head, combination.interpolate_norm)
+    width = min(head.shape[1], max(combination.top_k_rerank, 0))  # only the head needs sorting
+    out = np.empty((len(parts), len(betas_)))
+    step = max(1, SCAN_CHUNK // max(1, len(betas_) * head.size))
+    for start in range(0, len(parts), step):
+        part = parts[start:start + step]
+        b = betas_[None, :, None, None]
+        mixed = (1 - b) * per_query_norm(part.reshape(-1, head.shape[1]), np.tile(head, (len(part), 1)),
+                                         combination.interpolate_norm).reshape(part.shape)[:, None] + b * retr
+        scores = np.where(b > 0, mixed, part[:, None])
+        key = np.where(head, -scores, np.inf)[..., :width]
+        order = np.argsort(key, axis=-1, kind="stable")[..., :k]
+        if order.shape[-1] < k:  # a head shorter than k: the rest of the pool follows in pool order
+            rest = np.arange(width, min(head.shape[1], width + k))
+            order = np.concatenate([order, np.broadcast_to(rest, (*order.shape[:-1], len(rest)))], axis=-1)[..., :k]
+        ranked = np.take_along_axis(np.broadcast_to(grades, (*order.shape[:-1], grades.shape[1])), order, axis=-1)
+        values = ndcg_at_k(ranked.reshape(-1, ranked.shape[-1]), np.tile(ideal, (len(part) * len(betas_), 1)), k)
+        out[start:start + len(part)] = values.reshape(len(part), len(betas_), -1).mean(axis=-1)
+    return out
 
 
 # -- evaluation ------------------------------------------------------------------------------------------------------

@@ -145,25 +145,38 @@ def test_a_trial_solves_its_decision_and_interpolation_weight_rather_than_sampli
     from optuna.trial import TrialState
 
     from rrbench.hpo.space import load_space
-    from rrbench.hpo.sweep import BUDGET_LADDER, ScoreSource, SweepSetup, evaluate_config, feasible, scan_values
+    from rrbench.hpo.sweep import (
+        BUDGET_LADDER,
+        ScoreSource,
+        SweepSetup,
+        evaluate_config,
+        feasible,
+        scan_values,
+        weight_pairs,
+    )
     from rrbench.pipeline.runner import RunConfig
 
     trials = [t for t in _study(swept["out"]).trials if t.state == TrialState.COMPLETE]
     sampled = set().union(*(t.params for t in trials))
     assert not sampled & {"abstain", "calibrator", "threshold_mode", "threshold_quantile", "prob_threshold",
-                          "interpolate"}
+                          "interpolate"} and not any(name.startswith("weight:") for name in sampled)
     rerankers = tuple(swept["args"][swept["args"].index("--reranker") + 1::2][:2])
     setup = SweepSetup(task=str(swept["task"]), rerankers=rerankers, max_fe=0.5)
     space = load_space(None, list(rerankers))
     source = ScoreSource(setup, space)
     budgets = {round(0.5 * f, 10) for f in BUDGET_LADDER}
-    for trial in trials[:3]:
+    ensembles = [t for t in trials if isinstance(t.user_attrs["config"]["reranker"], list)]
+    assert ensembles, "the random sampler drew no two-reranker ensemble"
+    for trial in [*trials[:2], ensembles[0]]:
         config = RunConfig.from_mapping(trial.user_attrs["config"], "trial")
         assert config.threshold == "max-fe" and config.threshold_max_fe in budgets and config.cross_fit
         chosen = evaluate_config(config, source).metrics
-        for beta in scan_values(space, "interpolate"):  # no weight of the grid ranks better
-            other = evaluate_config(replace(config, interpolate=beta), source).metrics
-            assert other["nDCG@10"] <= chosen["nDCG@10"] + 1e-12
+        pairs = weight_pairs(space) if len(config.reranker_ids()) == 2 else [config.ensemble_weights]
+        assert tuple(config.ensemble_weights) in {tuple(p) for p in pairs}
+        for weights in pairs:  # no weight of the grids ranks better
+            for beta in scan_values(space, "interpolate"):
+                other = evaluate_config(replace(config, interpolate=beta, ensemble_weights=weights), source).metrics
+                assert other["nDCG@10"] <= chosen["nDCG@10"] + 1e-12
         for abstain in space.choices("abstain"):  # no other decision answers more within the budget
             for calibrator in space.choices("calibrator"):
                 for budget in budgets:
@@ -478,3 +491,20 @@ def test_both_fronts_mark_the_trials_within_budget_and_the_chosen_one(monkeypatc
         assert any("over the FE budget (2)" in label for label in labels)
         assert "chosen (best.yaml)" in labels
         assert max(ticks) <= 1.0 and min(ticks) >= 0.0  # a rate axis has no tick past 1
+
+
+@pytest.mark.parametrize("space", [{}, {"top_k_rerank": [2, 3]}])
+def test_the_pairs_a_space_needs_are_found_without_fusing_every_generator(filled, space):
+    """Where the retrievers' union fits the pool and the head, one fusion stands for all; else each is fused."""
+    from rrbench.hpo.space import parse_space
+    from rrbench.hpo.sweep import ScoreSource, SweepSetup, generator_keys
+
+    setup = SweepSetup(task=str(filled["task"]), retrievers=("bm25", "minilm-l6"), rerankers=("minilm-l6",))
+    parsed = parse_space(space, ["minilm-l6"])
+    fast = ScoreSource(setup, parsed).needed_pairs()
+    every = ScoreSource(setup, parsed)
+    expected: list[set[int]] = [set() for _ in every.queries]
+    for key in generator_keys(setup, parsed):
+        for row, (ids, _) in enumerate(every.candidates(key, max(every.k_values)).pools):
+            expected[row].update(int(i) for i in ids[:every.n_max])
+    assert fast == expected and sum(map(len, fast)) > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split, interpolation_ndcg
+from rrbench.pipeline.combine import Combination, SplitArrays, evaluate_split, ranking_ndcg
 from rrbench.pipeline.decide import DecisionConfig
 
 
@@ -34,14 +34,22 @@ def _arrays(seed: int) -> SplitArrays:
     Combination(("a",), top_k_rerank=4, interpolate_norm="zscore"),
     Combination(("a", "b"), (0.3, 0.7), top_k_rerank=6, ensemble_norm="zscore"),
     Combination(("a", "b"), (0.5, 0.5), top_k_rerank=12, ensemble_norm="minmax", interpolate_norm="zscore"),
+    Combination(("a", "b"), (0.5, 0.5), top_k_rerank=3, ensemble_norm="minmax"),
     Combination((), top_k_rerank=0),
 ])
-def test_the_interpolation_scan_equals_evaluating_each_weight(combination):
+def test_the_ranking_scan_equals_evaluating_each_setting(combination, monkeypatch):
     from dataclasses import replace
 
+    from rrbench.pipeline import combine
+
+    monkeypatch.setattr(combine, "SCAN_CHUNK", 2000)  # several chunks
     data = _arrays(11)
     betas = [0.0, 0.05, 0.35, 0.5, 0.95, 1.0]
-    scanned = interpolation_ndcg(data, combination, betas)
-    for beta, value in zip(betas, scanned, strict=True):
-        outcome = evaluate_split(data, replace(combination, beta=beta), DecisionConfig(), per_query=False)
-        assert value == pytest.approx(outcome.metrics["nDCG@10"], abs=1e-12), beta
+    weights = [(0.05, 0.95), (0.35, 0.65), (0.5, 0.5), (0.9, 0.1)] if len(combination.rerankers) == 2 else None
+    scanned = ranking_ndcg(data, combination, betas, weights)
+    assert scanned.shape == (len(weights or [None]), len(betas))
+    for row, weight in enumerate(weights or [combination.weights]):
+        for column, beta in enumerate(betas):
+            setting = replace(combination, weights=tuple(weight), beta=beta)
+            outcome = evaluate_split(data, setting, DecisionConfig(), per_query=False)
+            assert scanned[row, column] == pytest.approx(outcome.metrics["nDCG@10"], abs=1e-12), (weight, beta)
