@@ -71,6 +71,8 @@ def test_every_kind_of_record_publishes_and_verifies(tmp_path, capsys):
         "fusion-with-a-plugin-retriever": ["--retriever", "bm25", "--retriever", "tfidf", "--fusion", "rrf"],
         "fixed-threshold": [*ce, "--threshold", "0.0"],
         "fitted-threshold": [*ce, "--threshold", "fit", "--calibrate-on", "dev_final"],
+        "max-fe-threshold": [*ce, "--threshold", "max-fe", "--threshold-max-fe", "0.5", "--calibrate-on",
+                             "dev_final"],
         "platt": [*ce, "--calibrator", "platt", "--calibrate-on", "dev_final"],
         "temperature": [*ce, "--calibrator", "temperature", "--calibrate-on", "dev_final"],
         "isotonic": [*ce, "--calibrator", "isotonic", "--calibrate-on", "dev_final"],
