@@ -16,7 +16,7 @@ from rrbench.leaderboard.reproduce import reproduce as reproduce_record
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.candidates import Candidates, GeneratorConfig, generate
 from rrbench.pipeline.runner import RunConfig, execute
-from rrbench.pipeline.score_cache import ScoreCache, wrap
+from rrbench.pipeline.score_cache import open_store, wrap
 from rrbench.retrievers.factory import load_retriever
 from rrbench.tasks.resolve import Task
 from rrbench.tasks.resolve import get_task as _load_task
@@ -38,7 +38,7 @@ def get_reranker(name: str, model_path: str | None = None, cache: bool | str = F
     """
     reranker = load_reranker(name, model_path=model_path, **options)
     if cache:
-        reranker = wrap(reranker, ScoreCache(None if cache is True else cache))
+        reranker = wrap(reranker, open_store(None if cache is True else cache))
     return reranker
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 #: command name -> ("module:attribute", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("rrbench.cli.cache:cache",
-              "Inspect or clear the score cache ($RRBENCH_CACHE or ~/.cache/rrbench)."),
+              "Inspect, clear, export and import the score store ($RRBENCH_CACHE or ~/.cache/rrbench)."),
     "candidates": ("rrbench.cli.candidates:candidates",
                    "Recall@K of each retriever and each fusion of them on a task split; caches the candidate sets."),
     "check": ("rrbench.cli.check:check",

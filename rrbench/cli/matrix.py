@@ -76,7 +76,8 @@ def plan_command(file: str, output: str | None, as_json: bool) -> None:
 @click.option("--storage", default=None, help="Optuna storage URL shared by all workers "
                                               "[default: sqlite in OUTPUT/hpo/]; see docs/matrix.md.")
 @click.option("--output", default=None, help="Artifacts folder shared by all workers.")
-@click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="This worker's local score cache.")
+@click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
+              help="Score store: this worker's cache folder, or a postgresql:// URL all workers share.")
 @click.option("--no-eval", is_flag=True, help="Train and select only; skip the selection-split run records "
                                               "and everything after Tier B.")
 @click.option("--stop-after", type=click.Choice(["tier-b", "report"]), default="report", show_default=True,
@@ -96,14 +97,16 @@ def run_command(file: str, storage: str | None, output: str | None, cache_dir: s
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--output", default=None, help="Artifacts folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report's data as JSON.")
-def report_command(file: str, output: str | None, as_json: bool) -> None:
+@click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
+              help="The score store the workers shared (a postgresql:// URL adds their scoring counts).")
+def report_command(file: str, output: str | None, as_json: bool, cache_dir: str | None) -> None:
     """Write OUTPUT/report.md and report.json from the artifacts (no model is called) and print the report."""
 
     plan = build_plan(file)
     out = plan.output_dir(output)
     if not (out / "matrix.json").is_file():
         raise UsageError(f"{out} holds no matrix run (no matrix.json); run `rrbench matrix run {file}` first")
-    data = write_report(plan, out)
+    data = write_report(plan, out, cache_dir)
     echo_json(data) if as_json else click.echo(render(data))
 
 

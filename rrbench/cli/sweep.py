@@ -9,12 +9,15 @@ from typing import Any
 
 import click
 
+from rrbench.hpo.fill_workers import cpu_cores, plan_workers, resolve_devices, run_workers
 from rrbench.hpo.plots import reliability_png
 from rrbench.hpo.space import load_space
 from rrbench.hpo.sweep import ScoreSource, SweepSetup, objective_factory, open_study, run_trials, shortfall_note
 from rrbench.hpo.sweep_report import write_reports
+from rrbench.pipeline.fill_queue import DEFAULT_UNIT_PAIRS
+from rrbench.pipeline.score_cache import set_worker_label
 from rrbench.records.record import load_record
-from rrbench.util.errors import UsageError
+from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.util.progress import set_quiet
 
 
@@ -40,7 +43,8 @@ def sweep_options(command: Any, search: bool = True) -> Any:
         click.option("--dtype", default="float32", show_default=True,
                      type=click.Choice(["float32", "bfloat16", "float16", "int8"])),
         click.option("--trust-remote-code", is_flag=True),
-        click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="Score cache directory."),
+        click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
+                     help="Score store: a cache folder, or a postgresql:// URL shared by many machines."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -121,14 +125,67 @@ def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, ou
 
 @sweep.command("fill")
 @fill_options
-def fill(**args: Any) -> None:
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Worker processes on this machine sharing the store's fill queue (CPU: cores split between them).")
+@click.option("--devices", default=None,
+              help="One worker process per device: cuda:0,cuda:1,... or auto (every visible GPU).")
+@click.option("--threads", default=None, type=int, help="Torch threads of each worker (default: cores / workers).")
+@click.option("--unit-pairs", default=None, type=int,
+              help=f"Pairs per fill unit: the grain workers share, and what a killed worker can lose "
+                   f"[default: {DEFAULT_UNIT_PAIRS}, or $RRBENCH_FILL_UNIT_PAIRS].")
+@click.option("--queue/--no-queue", default=None, hidden=True,
+              help="Fill through the store's queue (default: when the store is shared; workers always do).")
+def fill(workers: int, devices: str | None, threads: int | None, unit_pairs: int | None, queue: bool | None,
+         **args: Any) -> None:
     """Score, once, exactly the (query, candidate) pairs a sweep's space needs (progress bar; resumable)."""
 
+    set_worker_label("sweep fill")
+
+    names = resolve_devices(devices)
+    if workers > 1 or names:
+        plans = plan_workers(workers, names, threads, cpu_cores())
+        _setup(**args)  # a bad option fails here, once, not in every worker
+        argv = _fill_argv(args, unit_pairs)
+        click.echo(f"starting {len(plans)} fill workers ({plans[0].threads} thread(s) each)"
+                   + (f" on {', '.join(names)}" if names else f" on {cpu_cores()} cores"))
+        code = run_workers(plans, argv)
+        if code:
+            error = UsageError if code == 2 else RRBenchError
+            raise error(f"a fill worker failed (exit {code}); its message is above; start `rrbench sweep fill` "
+                        f"again to finish: done units are kept")
+        return
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch  # lazy: setting the thread count needs torch, which the CLI imports only when a command needs it
+
+        torch.set_num_threads(threads)
     setup, space = _setup(**args)
     source = ScoreSource(setup, space)
-    done = source.fill(progress=False if args["quiet"] else None)
+    done = source.fill(progress=False if args["quiet"] else None, queue=queue, unit_pairs=unit_pairs)
     for name, count in done.items():
         click.echo(f"{name}: {count} pairs scored" + (" (all were cached)" if count == 0 else ""))
+
+
+def _fill_argv(args: dict[str, Any], unit_pairs: int | None) -> list[str]:
+    """The command line of one fill worker (``--threads`` and ``--device`` are added per worker)."""
+    argv = ["sweep", "fill", "--task", args["task"], "--split", args["split"], "--batch-size",
+            str(args["batch_size"]), "--dtype", args["dtype"], "--queue", "--quiet"]
+    if unit_pairs is not None:
+        argv += ["--unit-pairs", str(unit_pairs)]
+    for flag, values in (("--retriever", args["retrievers"]), ("--reranker", args["rerankers"]),
+                         ("--context", [str(c) for c in args.get("contexts") or ()])):
+        for value in values:
+            argv += [flag, value]
+    if args.get("space_file"):
+        argv += ["--space", args["space_file"]]
+    if args.get("device"):
+        argv += ["--device", args["device"]]
+    if args.get("trust_remote_code"):
+        argv.append("--trust-remote-code")
+    if args.get("cache_dir"):
+        argv += ["--cache-dir", args["cache_dir"]]
+    return argv
 
 
 @click.group("plot")

@@ -2,11 +2,13 @@
 
 The report never calls a model: everything in it comes from the records the workers wrote (cell files, run records
 with per-query values, sweep summaries), so it can be rebuilt anywhere the artifacts folder is visible, and every
-number in it can be traced to a record a user can verify. Paired tests use :mod:`rrbench.measures.significance` on the
+number in it can be traced to a record a user can verify. With a shared score store (PostgreSQL), it also reads the
+store's counters of the matrix's workers: how many pairs each sent to a model, and whether any pair was scored twice. Paired tests use :mod:`rrbench.measures.significance` on the
 records' per-query values (two-sided sign-flip randomisation over queries).
 
 Sections: Tier B (every cell on the selection split), the levers (what changing one factor did), the finalists
-(Tier A settings, seeds and folds as mean +- std), the confirmation split against the baselines, and transfer.
+(Tier A settings, seeds and folds as mean +- std), the confirmation split against the baselines, transfer, and the
+scoring done through a shared score store.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
 from rrbench.hpo.sweep_report import settings_label
 from rrbench.measures.significance import compare_pair, mean_std, per_query_values
+from rrbench.pipeline.score_cache import open_store
+from rrbench.util.cache_paths import database_from_env, is_database_url
 from rrbench.util.io import atomic_write_text, read_json_object, strict_json_dumps
 from rrbench.util.text import fmt_number, fmt_p, md_escape
 
@@ -42,7 +46,27 @@ def _paired(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "wins": result.wins, "losses": result.losses}
 
 
-def collect(plan: Plan, output: Path) -> dict[str, Any]:
+def worker_label(plan: Plan) -> str:
+    """How a matrix's workers name themselves in a shared score store's worker table."""
+    return f"matrix:{plan.spec.name}"
+
+
+def scoring(plan: Plan, cache_dir: str | None) -> dict[str, Any] | None:
+    """The matrix's workers' counters in a shared score store (None for a store of one machine): pairs each one
+    sent to a model, how many were new to the store and how many were stored already (scored twice)."""
+    location = cache_dir or database_from_env()
+    if location is None or not is_database_url(location):
+        return None
+    with open_store(location) as store:
+        workers = store.worker_rows(worker_label(plan))
+        shown = store.location
+    if not workers:
+        return None
+    total = {k: sum(w[k] for w in workers) for k in ("units", "pairs_scored", "pairs_new", "pairs_duplicate")}
+    return {"store": shown, "workers": workers, **total, "seconds": round(sum(w["seconds"] for w in workers), 3)}
+
+
+def collect(plan: Plan, output: Path, cache_dir: str | None = None) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data."""
 
     spec = plan.spec
@@ -89,7 +113,7 @@ def collect(plan: Plan, output: Path) -> dict[str, Any]:
             "cells": rows, "unfinished": unfinished,
             "skipped": [{"combination": s.combination, "reason": s.reason} for s in plan.skipped],
             "baselines": {name: headline(r) for name, r in baselines.items()}, "finalists": finals,
-            "levers": levers}
+            "levers": levers, "scoring": scoring(plan, cache_dir)}
 
 
 def _levers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -200,13 +224,31 @@ def render(data: dict[str, Any]) -> str:
                   "| --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {md_escape(name)} | {fmt_number(m[METRIC])} | {fmt_number(m['RR@10'])} | {fmt_number(m['R@10'])} | "
                   f"{fmt_number(m['false_evidence_rate'])} |" for name, m in data["baselines"].items()]
+    if data.get("scoring"):
+        lines += _render_scoring(data["scoring"])
     return "\n".join(lines) + "\n"
 
 
-def write_report(plan: Plan, output: Path) -> dict[str, Any]:
-    """``report.json`` and ``report.md`` in the output folder (atomically); returns the data."""
+def _render_scoring(info: dict[str, Any]) -> list[str]:
+    twice = info["pairs_duplicate"]
+    lines = ["", f"## Scoring through the shared score store ({info['store']})", "",
+             f"{len(info['workers'])} workers sent {info['pairs_scored']} pairs to the models in {info['units']} fill "
+             f"units; {info['pairs_new']} were new to the store, "
+             + ("so each pair was scored once." if not twice and info["pairs_scored"] == info["pairs_new"]
+                else f"{twice} were stored already (scored twice)."), "",
+             "| worker | units | pairs scored | new | stored already | model seconds | pairs/s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for w in info["workers"]:
+        lines.append(f"| {w['worker']} | {w['units']} | {w['pairs_scored']} | {w['pairs_new']} | "
+                     f"{w['pairs_duplicate']} | {w['seconds']:.1f} | {fmt_number(w['pairs_per_s'], 1)} |")
+    return lines
 
-    data = collect(plan, output)
+
+def write_report(plan: Plan, output: Path, cache_dir: str | None = None) -> dict[str, Any]:
+    """``report.json`` and ``report.md`` in the output folder (atomically); returns the data. ``cache_dir``: the
+    score store the workers used (a shared one adds the scoring section)."""
+
+    data = collect(plan, output, cache_dir)
     for final in data["finalists"]:  # the finalists' Tier A trade-off curves beside the report
         key = final["cell"]["key"]
         png = output / "hpo" / "tier-a" / key / "pareto.png"

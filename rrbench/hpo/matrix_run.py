@@ -3,7 +3,9 @@
 Nothing but the study storage and the artifacts folder is shared between workers, so any number of them, on any
 machines, can run the same command: each cell's Tier B study hands out trials (Optuna's storage is the queue), a
 finished cell is marked by its ``train_runs/<cell>/cell.json`` and never recomputed, and a cell whose dependency
-(an R5 teacher cell) is not finished yet is left for a later pass. The score cache stays local to each worker.
+(an R5 teacher cell) is not finished yet is left for a later pass. The score cache is each worker's own unless
+``--cache-dir`` names a shared store (PostgreSQL): then every worker reads and writes it, and scores it needs inline
+go through the store's fill queue, so no two workers score the same pairs (the report counts them).
 
 Artifact layout under the output folder (the research plan's section 13):
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rrbench.hpo.matrix import LAYOUT, Cell, Plan
-from rrbench.hpo.matrix_report import write_report
+from rrbench.hpo.matrix_report import worker_label, write_report
 from rrbench.hpo.matrix_tier_b import (
     Trainer,
     best_trial,
@@ -42,6 +44,7 @@ from rrbench.hpo.matrix_tier_b import (
 )
 from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, export_scores, finalists, later_tiers
 from rrbench.pipeline.runner import RunConfig, execute
+from rrbench.pipeline.score_cache import set_worker_label
 from rrbench.records.record import load_record
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, atomic_write_text, read_json_object, strict_json_dumps
@@ -85,7 +88,12 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
                        else generators, fusion="rrf" if len(generators) > 1 else None, reranker=model,
                        top_k_retriever=100, top_k_rerank=100, output=str(target), show_progress=False,
                        cache_dir=cache_dir, seed=plan.spec.seeds[0])
-    return execute(config)
+    try:
+        return execute(config)
+    except UsageError:
+        if (target / "results.json").is_file():  # another worker evaluated the same cell at the same time
+            return load_record(target)
+        raise
 
 
 def teacher_scores(plan: Plan, cell: Cell, teacher_key: str, output: Path, cache_dir: str | None) -> str:
@@ -139,6 +147,7 @@ def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | 
     for name in LAYOUT:
         (out / name).mkdir(parents=True, exist_ok=True)
     _write_plan(plan, out)
+    set_worker_label(worker_label(plan))
     storage, label = storage_for(plan, out, storage_url)
     tier_b = plan.spec.budgets.tier_b
     trainer = trainer or real_trainer(tier_b.evaluations, cache_dir=cache_dir)
@@ -175,7 +184,7 @@ def run_matrix(plan: Plan, output: str | Path | None = None, storage_url: str | 
                 cell.teacher = teacher_scores(plan, cell, cell.teacher[5:], out, cache_dir)
 
         later_tiers(plan, out, storage, storage_url, label, trainer, cache_dir, log, resolve_teacher)
-        write_report(plan, out)
+        write_report(plan, out, cache_dir)
     return matrix_status(plan, out, storage_url)
 
 

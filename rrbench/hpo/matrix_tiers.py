@@ -158,7 +158,7 @@ def tier_a(plan: Plan, cell: Cell, output: Path, storage_url: str | None, cache_
         setup.validate()
         space = parse_space(budget.space, [model], where=f"{plan.path}: budgets.tier_a.space")
         source = ScoreSource(setup, space)
-        log(f"tier A {cell.key}: scoring what the sweep needs (this worker's cache)")
+        log(f"tier A {cell.key}: scoring what the sweep needs (through the score store)")
         source.fill(progress=None)
         sweep_dir = output / "hpo" / "tier-a" / cell.key
         # the matrix's own storage (never a per-folder default, which assumes a single process)

@@ -40,14 +40,16 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.components.score_checks import check_scores
 from rrbench.hpo.space import Range, Space
 from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.candidates import generate
 from rrbench.pipeline.combine import SplitArrays, combine, evaluate_split, ranking_ndcg
 from rrbench.pipeline.decide import DecisionConfig, cross_fitted_fe_budgets, query_statistic
+from rrbench.pipeline.fill_queue import plan_units, work_queue
 from rrbench.pipeline.runner import RunConfig
-from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.pipeline.score_cache import open_cache, worker_label, wrap
 from rrbench.records.ledger import test_split_use
 from rrbench.tasks.resolve import candidate_text, get_task
 from rrbench.util.errors import UsageError
@@ -193,6 +195,8 @@ class ScoreSource:
         self._scores: dict[tuple[str, Any], list[dict[int, float]]] = {}
         self._kinds: dict[str, str] = {}
         self._need: list[set[int]] | None = None
+        #: content hashes of imported score bundles among the scores read (provenance of the sweep's reports)
+        self.bundles: set[str] = set()
 
     # pools ---------------------------------------------------------------------------------------------------------
     def candidates(self, key: GeneratorKey, top_k: int) -> Any:
@@ -288,23 +292,62 @@ class ScoreSource:
                 report.append((name, variant, lacking, len(queries)))
         return report
 
-    def fill(self, progress: bool | None = None) -> dict[str, int]:
-        """Score every missing pair through the engine (each model loaded once); returns pairs scored per model."""
+    def fill_groups(self, context: int) -> list[list[tuple[str, str]]]:
+        """Per query, in post order: the ``(query, candidate)`` texts the space needs (a fill unit is a block of
+        these, so the same sweep started on many machines cuts the same units)."""
+        need = self.needed_pairs()
+        rows = sorted(range(len(self.queries)), key=lambda r: (self.queries[r].post_id, self.queries[r].query_id))
+        return [[(self.queries[r].text, candidate_text(self.task, i, context)) for i in sorted(need[r])]
+                for r in rows]
+
+    def fill(self, progress: bool | None = None, queue: bool | None = None,
+             unit_pairs: int | None = None) -> dict[str, int]:
+        """Score every missing pair through the engine (each model loaded once); returns pairs scored per model.
+
+        With ``queue`` (default: when the store is shared, e.g. PostgreSQL) the pairs are cut into units of about
+        ``unit_pairs`` (default :func:`rrbench.pipeline.fill_queue.default_unit_pairs`) and filled through the
+        store's fill queue, together with every other worker running the same fill; otherwise this process scores
+        them alone, committing each batch.
+        """
         done: dict[str, int] = {}
-        for name, variant, _, member, queries, texts, _, stored in self._stored():
-            todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored, strict=True) if s is None))
+        for name, variant, context, member, queries, texts, _, stored in self._stored():
             chunk = max(256, self.setup.batch_size * 8)
             label = f"filling {variant_label(name, variant)}"
-            with _bar(len(todo), label, progress, unit="pair") as bar:
-                for start in range(0, len(todo), chunk):
-                    part = todo[start:start + chunk]
-                    member.score_pairs([p[0] for p in part], [p[1] for p in part])
-                    bar.update(len(part))
-            done[variant_label(name, variant)] = len(todo)
+            if member.store.shared if queue is None else queue:
+                lacking = len({(q, d) for q, d, s in zip(queries, texts, stored, strict=True) if s is None})
+                scored = self._fill_queued(member, context, label, chunk, lacking, progress, unit_pairs)
+            else:
+                todo = list(dict.fromkeys((q, d) for q, d, s in zip(queries, texts, stored, strict=True)
+                                          if s is None))
+                with _bar(len(todo), label, progress, unit="pair") as bar:
+                    for start in range(0, len(todo), chunk):
+                        part = todo[start:start + chunk]
+                        member.score_pairs([p[0] for p in part], [p[1] for p in part])
+                        bar.update(len(part))
+                scored = len(todo)
+            done[variant_label(name, variant)] = scored
         return done
 
+    def _fill_queued(self, member: Any, context: int, label: str, chunk: int, lacking: int,
+                     progress: bool | None, unit_pairs: int | None) -> int:
+        """Fill ``member``'s missing pairs through its store's fill queue; returns the pairs this process scored."""
+        store = member.store
+        store.start_worker(worker_label())
+        split = self.setup.split + (f"+context{context}" if context else "")
+        planned = plan_units(member.fingerprint, member.store_mid, self.task.id, split, self.fill_groups(context),
+                             unit_pairs)
+
+        def model(queries: list[str], documents: list[str]) -> np.ndarray:
+            return check_scores(member.inner.score_pairs(queries, documents), len(queries),
+                                f"reranker {member.spec.id!r}")
+
+        with _bar(lacking, label, progress, unit="pair") as bar:
+            return work_queue(store, member.store_mid, planned, model, member.tolerance, batch_pairs=chunk,
+                              on_scored=bar.update).scored
+
     def head_scores(self, name: str, variant: Any, context: int) -> list[dict[int, float]]:
-        """Per query: candidate id -> cached score, for every needed candidate (fails if any is missing)."""
+        """Per query: candidate id -> cached score, for every needed candidate (fails if any is missing). One batched
+        read for the whole split, so a database store costs a few round trips, not one per query."""
         memo = (name, (variant, context))
         if memo not in self._scores:
             member = self.member(name, variant)
@@ -312,6 +355,8 @@ class ScoreSource:
                 queries, texts, where = self._needed_pairs(context)
                 stored = member.cached_scores(queries, texts)
                 self._kinds[name] = member.score_kind
+                self.bundles.update(member.store.bundles_for([member.store_mid], self.task.data_sha256,
+                                                             [self.setup.split], context))
             finally:
                 member.close()
             if any(s is None for s in stored):

@@ -107,6 +107,9 @@ def write_reports(study: Any, setup: SweepSetup, space: Space, source: Any, outp
                 "reason": f"no completed trial has a false-evidence rate <= {setup.max_fe:g} "
                           f"(lowest seen: {lowest if lowest is not None else 'none: no trial made a decision'})"}
         (output / "best.yaml").unlink(missing_ok=True)
+    bundles = sorted(getattr(source, "bundles", ()))
+    if bundles:  # imported score bundles the trials read (``rrbench cache import``): provenance, not configuration
+        body["provenance"] = {"score_bundles": bundles}
     atomic_write_text(output / "best.json", strict_json_dumps(body))
     atomic_write_text(output / "pareto.json", strict_json_dumps({
         "fe": [{"trial": r.number, "nDCG@10": r.ndcg, "false_evidence_rate": r.fe, "config": r.config}

@@ -382,7 +382,7 @@ def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any
         for name, member in zip(config.reranker_ids(), members, strict=True):
             try:
                 heads = rerank(task, queries, pools, member, config.top_k_rerank, config.show_progress,
-                               context=config.context)
+                               context=config.context, split=split)
             except RerankerOOMError as exc:
                 if config.on_oom != "fallback":
                     raise
@@ -525,6 +525,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
         "models_loaded": [bool(getattr(getattr(m, "inner", m), "loaded", True)) for m in members],
         "selected_on": config.selected_on,
         "selected_max_fe": config.selected_max_fe,
+        "score_bundles": _score_bundles(cache, members, task, config),
     }
     provenance.update(_throughput(evaluated, cache_at_eval))
     if cache is not None:
@@ -593,3 +594,14 @@ def _throughput(scored: ScoredSplit, cache: Mapping[str, Any]) -> dict[str, Any]
         out["pairs_per_s_note"] = (f"{computed} of {computed + hits} scores were computed, the rest came from the "
                                    f"cache")
     return out
+
+
+def _score_bundles(cache: Any, members: Sequence[Any], task: Task, config: RunConfig) -> list[str]:
+    """Content hashes of the imported score bundles this run read from: bundles of its models on this task data,
+    split(s) and context, when it answered anything from the store (``rrbench cache import``)."""
+    stats = [getattr(m, "cache_stats", None) for m in members]
+    if cache is None or not any(s is not None and s.hits for s in stats):
+        return []
+    splits = [config.split] + ([config.calibrate_on] if config.calibrate_on else [])
+    mids = [m.store_mid for m in members if getattr(m, "cache_stats", None) is not None]
+    return cache.bundles_for(mids, task.data_sha256, splits, int(config.context or 0))

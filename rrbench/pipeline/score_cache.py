@@ -14,21 +14,18 @@ The candidate generator is deliberately *not* part of the key (it is part of the
 scores are shared across retrievers, pool sizes and fusion settings. Batch size and device are not part of the key
 either: they change speed, not the scores (beyond float noise).
 
-Concurrency: one SQLite file in WAL mode, every write a short ``BEGIN IMMEDIATE`` transaction with ``INSERT OR
-IGNORE``; several processes may score into the same cache at once (tested). Keep the cache on a local disk: SQLite's
-WAL mode does not work over network file systems.
-
-Location: ``--cache-dir`` > ``$RRBENCH_CACHE`` > ``$XDG_CACHE_HOME/rrbench`` (``~/.cache/rrbench``).
+Where scores live: a SQLite file in a cache folder on this machine, or a PostgreSQL database that many machines share
+(:mod:`rrbench.pipeline.score_store` is the one interface; ``score_store_sqlite`` and ``score_store_pg`` implement
+it). Location: ``--cache-dir`` (a folder or a ``postgresql://`` URL) > ``$RRBENCH_CACHE`` > ``$XDG_CACHE_HOME/rrbench``
+(``~/.cache/rrbench``). On a shared store, a run's missing scores are filled through the store's fill queue
+(:mod:`rrbench.pipeline.fill_queue`) before they are read, so two processes needing the same pairs never score them
+both.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,57 +35,32 @@ import numpy as np
 from rrbench.components.bases import ListwiseReranker, PointwiseReranker
 from rrbench.components.identity import model_fingerprint
 from rrbench.components.score_checks import check_scores
-from rrbench.util.cache_paths import cache_disabled_by_env, cache_root, check_cache_dir, means_off
-from rrbench.util.errors import RRBenchError, UsageError, close_matches
-from rrbench.util.file_digests import memo_sha256, write_transaction
+from rrbench.pipeline.fill_queue import plan_units, work_queue
+from rrbench.pipeline.score_store import KEY_BYTES, ScoreStore, list_key, pair_key, score_tolerance
+from rrbench.pipeline.score_store_pg import PostgresScoreStore
+from rrbench.pipeline.score_store_sqlite import DB_NAME, SQLiteScoreStore
+from rrbench.util.cache_paths import cache_disabled_by_env, database_from_env, is_database_url, means_off
+from rrbench.util.progress import progress as _bar
 
-DB_NAME = "scores.sqlite"
-KEY_BYTES = 16  # truncated sha256: a collision needs ~2^64 distinct pairs under one model
-_SQL_CHUNK = 500  # host parameters per IN (...) query, below SQLite's historical limit of 999
+#: The SQLite store under its historical name (``ScoreCache(directory)``).
+ScoreCache = SQLiteScoreStore
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    mid INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL UNIQUE,
-    model_id TEXT NOT NULL,
-    info TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pair_scores (
-    mid INTEGER NOT NULL,
-    key BLOB NOT NULL,
-    score REAL NOT NULL,
-    PRIMARY KEY (mid, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS list_scores (
-    mid INTEGER NOT NULL,
-    key BLOB NOT NULL,
-    scores BLOB NOT NULL,
-    PRIMARY KEY (mid, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS file_hashes (
-    path TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
-);
-"""
+__all__ = ["DB_NAME", "KEY_BYTES", "CacheStats", "CachedListwiseReranker", "CachedPointwiseReranker", "ScoreCache",
+           "ScoreStore", "list_key", "open_cache", "open_store", "pair_key", "set_worker_label", "worker_label",
+           "wrap"]
+
+#: How this process names itself in a shared store's worker table (``rrbench matrix run`` sets ``matrix:NAME``).
+_WORKER_LABEL = ["run"]
 
 
-def pair_key(query: str, document: str) -> bytes:
-    """Key of one (query, candidate) pair: length-prefixed so no two different pairs share a byte string."""
-    digest = hashlib.sha256()
-    for text in (query, document):
-        raw = text.encode("utf-8")
-        digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw)
-    return digest.digest()[:KEY_BYTES]
+def set_worker_label(label: str) -> None:
+    """Name this process's writes in shared stores' worker tables (a report then sums a matrix's workers)."""
+    _WORKER_LABEL[0] = label
 
 
-def list_key(query: str, documents: Sequence[str]) -> bytes:
-    """Key of a listwise group: the query and every candidate *in order* (neighbours change listwise scores)."""
-    text = json.dumps([query, list(documents)], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).digest()[:KEY_BYTES]
+def worker_label() -> str:
+    """This process's label in worker tables (:func:`set_worker_label`; ``run`` unless a command set one)."""
+    return _WORKER_LABEL[0]
 
 
 @dataclass
@@ -104,140 +76,33 @@ class CacheStats:
         return {"hits": self.hits, "misses": self.misses, "computed": self.computed, "model_calls": self.model_calls}
 
 
-class ScoreCache:
-    """A SQLite score store. Cheap to open; one connection per instance (do not share across processes)."""
-
-    def __init__(self, directory: str | Path | None = None, timeout_s: float = 120.0) -> None:
-        self.directory = Path(directory).expanduser() if directory else cache_root()
-        check_cache_dir(self.directory, "cache directory")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cache directory {self.directory}: cannot create it ({exc.strerror})") from None
-        self.path = self.directory / DB_NAME
-        try:
-            self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._write():
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._db.execute(statement)
-        except sqlite3.DatabaseError as exc:
-            raise RRBenchError(f"score cache {self.path}: {exc} (delete the file or use another --cache-dir)") from None
-
-    # -- plumbing ------------------------------------------------------------------------------------------------
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One short write transaction (:func:`rrbench.util.file_digests.write_transaction`)."""
-        return write_transaction(self._db)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> ScoreCache:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    # -- models --------------------------------------------------------------------------------------------------
-    def model_id(self, fingerprint: str, model_id: str, info: dict[str, Any]) -> int:
-        """The integer handle of a model fingerprint, registering it on first use."""
-        row = self._db.execute("SELECT mid FROM models WHERE fingerprint=?", (fingerprint,)).fetchone()
-        if row:
-            return int(row[0])
-        with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO models(fingerprint, model_id, info, created) VALUES (?,?,?,?)",
-                       (fingerprint, model_id, json.dumps(info, sort_keys=True, default=str), time.time()))
-        return int(self._db.execute("SELECT mid FROM models WHERE fingerprint=?", (fingerprint,)).fetchone()[0])
-
-    # -- weights -------------------------------------------------------------------------------------------------
-    def file_sha256(self, path: Path) -> str:
-        """sha256 of a file through this cache's ``file_hashes`` memo (see :mod:`rrbench.util.file_digests`)."""
-        return memo_sha256(self._db, path)
-
-    # -- pair scores ---------------------------------------------------------------------------------------------
-    def get_pairs(self, mid: int, keys: Sequence[bytes]) -> dict[bytes, float]:
-        found: dict[bytes, float] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _SQL_CHUNK):
-            chunk = unique[start:start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, score in self._db.execute(
-                    f"SELECT key, score FROM pair_scores WHERE mid=? AND key IN ({marks})", (mid, *chunk)):
-                found[bytes(key)] = float(score)
-        return found
-
-    def put_pairs(self, mid: int, items: Iterable[tuple[bytes, float]]) -> None:
-        rows = [(mid, key, float(score)) for key, score in items]
-        if not rows:
-            return
-        with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO pair_scores(mid, key, score) VALUES (?,?,?)", rows)
-
-    # -- listwise scores -----------------------------------------------------------------------------------------
-    def get_list(self, mid: int, key: bytes) -> np.ndarray | None:
-        row = self._db.execute("SELECT scores FROM list_scores WHERE mid=? AND key=?", (mid, key)).fetchone()
-        return None if row is None else np.frombuffer(row[0], dtype="<f8").astype(np.float64)
-
-    def put_list(self, mid: int, key: bytes, scores: np.ndarray) -> None:
-        blob = np.asarray(scores, dtype="<f8").tobytes()
-        with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO list_scores(mid, key, scores) VALUES (?,?,?)", (mid, key, blob))
-
-    # -- maintenance ---------------------------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
-        """Per model: id, fingerprint, stored pair scores and listwise groups; plus the file size."""
-        models = []
-        for mid, fingerprint, model_id, info, created in self._db.execute(
-                "SELECT mid, fingerprint, model_id, info, created FROM models ORDER BY model_id, created"):
-            pairs = self._db.execute("SELECT COUNT(*) FROM pair_scores WHERE mid=?", (mid,)).fetchone()[0]
-            lists = self._db.execute("SELECT COUNT(*) FROM list_scores WHERE mid=?", (mid,)).fetchone()[0]
-            models.append({"model_id": model_id, "fingerprint": fingerprint, "pair_scores": int(pairs),
-                           "list_groups": int(lists), "created": created, "info": json.loads(info)})
-        size = sum(p.stat().st_size for p in self.directory.glob(DB_NAME + "*") if p.is_file())
-        return {"path": str(self.path), "size_bytes": size, "models": models,
-                "pair_scores": sum(m["pair_scores"] for m in models),
-                "list_groups": sum(m["list_groups"] for m in models)}
-
-    def clear(self, model: str | None = None) -> int:
-        """Delete every score (``model=None``) or those of one model id / fingerprint prefix; returns rows deleted."""
-        with self._write() as db:
-            if model is None:
-                mids = [r[0] for r in db.execute("SELECT mid FROM models")]
-            else:
-                mids = [r[0] for r in db.execute(
-                    "SELECT mid FROM models WHERE model_id=? OR fingerprint LIKE ?", (model, f"{model}%"))]
-            deleted = 0
-            for mid in mids:
-                deleted += db.execute("DELETE FROM pair_scores WHERE mid=?", (mid,)).rowcount
-                deleted += db.execute("DELETE FROM list_scores WHERE mid=?", (mid,)).rowcount
-                db.execute("DELETE FROM models WHERE mid=?", (mid,))
-            if model is None:
-                db.execute("DELETE FROM file_hashes")
-        if model is not None and not mids:
-            known = [r[0] for r in self._db.execute("SELECT DISTINCT model_id FROM models")]
-
-            raise UsageError(f"the cache holds no scores for model {model!r}.{close_matches(model, known)}")
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        if model is None:
-            self._db.execute("VACUUM")
-        return deleted
-
-    def integrity_ok(self) -> bool:
-        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+def open_store(location: str | Path | None = None) -> ScoreStore:
+    """The store at ``location``: a ``postgresql://`` URL, a cache folder, or (None) ``$RRBENCH_CACHE`` / the
+    cache root. Never None: callers that honour ``off`` use :func:`open_cache`."""
+    if location is None:
+        location = database_from_env()
+    if location is not None and is_database_url(location):
+        return PostgresScoreStore(str(location))
+    return SQLiteScoreStore(location)
 
 
 # -- the caching wrapper ---------------------------------------------------------------------------------------------
 @dataclass
 class _Binding:
-    cache: ScoreCache
+    cache: ScoreStore
     mid: int
     fingerprint: str
     info: dict[str, Any]
     stats: CacheStats = field(default_factory=CacheStats)
+    #: keys a queue fill of this run scored (their first read counts as a miss, not a hit)
+    fresh: set[bytes] = field(default_factory=set)
+
+    @property
+    def tolerance(self) -> float:
+        return score_tolerance(self.info.get("dtype"))
 
 
-def wrap(reranker: Any, cache: ScoreCache) -> Any:
+def wrap(reranker: Any, cache: ScoreStore) -> Any:
     """Return a reranker that answers from ``cache`` and sends only missing pairs/groups to ``reranker``.
 
     The wrapper keeps the original interface (pairwise or listwise), so the scoring engine needs no changes; new
@@ -250,6 +115,8 @@ def wrap(reranker: Any, cache: ScoreCache) -> Any:
     if info.get("unpinned"):
         return reranker
     binding = _Binding(cache, cache.model_id(fingerprint, reranker.spec.id, info), fingerprint, info)
+    if cache.shared:  # every write to a shared store is counted per worker (reports show each pair scored once)
+        cache.start_worker(_WORKER_LABEL[0])
     if isinstance(reranker, ListwiseReranker):
         return CachedListwiseReranker(reranker, binding)
     if isinstance(reranker, PointwiseReranker):
@@ -292,6 +159,21 @@ class _CachedMixin:
     def fingerprint(self) -> str:
         return self._binding.fingerprint
 
+    @property
+    def store(self) -> ScoreStore:
+        """The score store this reranker reads and writes."""
+        return self._binding.cache
+
+    @property
+    def store_mid(self) -> int:
+        """The model's handle in :attr:`store`."""
+        return self._binding.mid
+
+    @property
+    def tolerance(self) -> float:
+        """Within how much two scores of one pair must agree (the dtype's tolerance)."""
+        return self._binding.tolerance
+
     def describe(self) -> dict[str, Any]:
         return self._inner.describe()
 
@@ -301,8 +183,9 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
         self._setup(inner, binding)
 
     def cached_scores(self, queries: Sequence[str], documents: Sequence[str]) -> list[float | None]:
-        """The stored score of each pair, None where the cache has none. Never calls the model and counts no hits
-        (sweeps read whole splits of scores this way, then decide whether anything needs filling)."""
+        """The stored score of each pair, None where the cache has none, in one batched read. Never calls the model
+        and counts no hits (sweeps read whole splits of scores this way, then decide whether anything needs
+        filling)."""
         b = self._binding
         keys = [pair_key(q, d) for q, d in zip(queries, documents, strict=True)]
         found = b.cache.get_pairs(b.mid, keys)
@@ -320,18 +203,48 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
         for i, key in enumerate(keys):
             if key not in found and key not in missing:
                 missing[key] = i
-        b.stats.hits += sum(1 for k in keys if k in found)
-        b.stats.misses += sum(1 for k in keys if k not in found)
+        fresh = [k for k in keys if k in found and k in b.fresh]
+        b.stats.hits += sum(1 for k in keys if k in found) - len(fresh)
+        b.stats.misses += sum(1 for k in keys if k not in found) + len(fresh)
+        b.fresh.difference_update(fresh)
         if missing:
             idx = list(missing.values())
-            fresh = check_scores(self._inner.score_pairs([queries[i] for i in idx], [documents[i] for i in idx]),
-                                 len(idx), f"reranker {self.spec.id!r}")
+            started = time.perf_counter()
+            scores = check_scores(self._inner.score_pairs([queries[i] for i in idx], [documents[i] for i in idx]),
+                                  len(idx), f"reranker {self.spec.id!r}")
             b.stats.computed += len(idx)
             b.stats.model_calls += 1
-            new = dict(zip(missing, fresh.tolist(), strict=True))
-            b.cache.put_pairs(b.mid, new.items())
+            new = dict(zip(missing, scores.tolist(), strict=True))
+            b.cache.put_pairs(b.mid, new.items(), b.tolerance, seconds=time.perf_counter() - started)
             found.update(new)
         return np.asarray([found[k] for k in keys], dtype=np.float64)
+
+    def prefill(self, groups: Sequence[Sequence[tuple[str, str]]], task: str, split: str,
+                progress: bool | None = None) -> None:
+        """On a shared store, score ``groups``' missing pairs through the store's fill queue (together with any other
+        process that needs them) before they are read; on a store of this machine alone, do nothing (the reads
+        score what is missing, as always)."""
+        b = self._binding
+        if not b.cache.shared:
+            return
+        planned = plan_units(b.fingerprint, b.mid, task, split, groups)
+        keys = [key for unit in planned for key in unit.keys]
+        before = set(b.cache.get_pairs(b.mid, keys))
+        missing = len(keys) - len(before)
+        if not missing:
+            return
+
+        def model(queries: list[str], documents: list[str]) -> np.ndarray:
+            b.stats.model_calls += 1
+            return check_scores(self._inner.score_pairs(queries, documents), len(queries),
+                                f"reranker {self.spec.id!r}")
+
+        with _bar(missing, f"filling ({self.spec.id})", progress, unit="pair") as bar:
+            batch = max(256, self.options.batch_size * 8)
+            report = work_queue(b.cache, b.mid, planned, model, b.tolerance, batch_pairs=batch,
+                                on_scored=bar.update)
+        b.stats.computed += report.scored
+        b.fresh.update(k for k in keys if k not in before)
 
 
 class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
@@ -353,10 +266,10 @@ class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
         return fresh
 
 
-def open_cache(cache_dir: str | Path | None = None, enabled: bool = True) -> ScoreCache | None:
-    """The cache a run should use, or None when disabled (``--no-cache`` or ``RRBENCH_CACHE=off``)."""
+def open_cache(cache_dir: str | Path | None = None, enabled: bool = True) -> ScoreStore | None:
+    """The store a run should use, or None when disabled (``--no-cache`` or ``RRBENCH_CACHE=off``)."""
     if not enabled or (cache_dir is None and cache_disabled_by_env()):
         return None
     if cache_dir is not None and means_off(cache_dir):
         return None
-    return ScoreCache(cache_dir)
+    return open_store(cache_dir)

@@ -22,7 +22,7 @@ import numpy as np
 
 from rrbench.components.identity import model_fingerprint
 from rrbench.models.factory import load_reranker
-from rrbench.pipeline.score_cache import ScoreCache, pair_key
+from rrbench.pipeline.score_cache import open_store, pair_key
 from rrbench.records.evidence import read_evidence
 from rrbench.records.record import load_record
 from rrbench.records.schema import RESULTS_FILE, SCORES_FILE
@@ -33,7 +33,7 @@ from rrbench.util.errors import UsageError
 def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = None) -> Any:
     """A ``(query ids, global sentence ids) -> scores`` function reading ``name``'s cached pair scores."""
 
-    cache = ScoreCache(cache_dir)
+    cache = open_store(cache_dir)
     try:
         reranker = load_reranker(name)
     except UsageError as exc:
@@ -41,10 +41,10 @@ def cached_teacher(name: str, task: Task, split: str, cache_dir: str | None = No
     fingerprint, _ = model_fingerprint(reranker, cache)
     hint = (f"score the {split} split with it first: rrbench run --task {task.id} --split {split} "
             f"--reranker {name} --top-k-rerank 1000")
-    row = cache._db.execute("SELECT mid FROM models WHERE fingerprint=?", (fingerprint,)).fetchone()
-    if row is None:
-        raise UsageError(f"teacher {name!r} has no cached scores in {cache.directory}; {hint}")
-    mid = int(row[0])
+    found_model = cache.find_model(fingerprint)
+    if found_model is None:
+        raise UsageError(f"teacher {name!r} has no cached scores in {cache.location}; {hint}")
+    mid = found_model[0]
     texts = {q.query_id: q.text for q in task.queries.values()}
 
     def scores(query_ids: Sequence[str], indices: Sequence[int]) -> np.ndarray:

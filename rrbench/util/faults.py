@@ -9,7 +9,12 @@ command completes with the same results. Stages:
 - ``dir``: an atomic output folder, after every file is written, before the folder's rename;
 - ``commit``: right after a score-cache transaction committed (``rrbench run``, ``rrbench sweep fill`` ...);
 - ``study-commit`` / ``study-committed``: just before / after a transaction of an Optuna study storage commits
-  (``rrbench.util.storage``: every trial a sweep creates, samples and tells is written this way).
+  (``rrbench.util.storage``: every trial a sweep creates, samples and tells is written this way);
+- ``fill-unit``: a fill worker has scored a unit of the fill queue and not yet written it
+  (``rrbench.pipeline.fill_queue``).
+
+``RRBENCH_TEST_STOP_AT=stage:n`` stops the process (SIGSTOP) there instead, so that a test can change the world
+around it (cut its database connections) and let it continue (SIGCONT).
 
 Unset (always, outside tests), a kill point costs one dictionary look-up.
 """
@@ -25,12 +30,11 @@ _COUNTS: dict[str, int] = {}
 def kill_point(stage: str) -> None:
     if os.environ.get("RRBENCH_TEST_TRACE_KILL_POINTS"):  # lists the points a command passes (to plan kills)
         os.write(2, f"rrbench-kill-point {stage}\n".encode())
-    spec = os.environ.get("RRBENCH_TEST_KILL_AT")
-    if not spec:
-        return
-    name, _, number = spec.partition(":")
-    if name != stage:
+    kill, stop = os.environ.get("RRBENCH_TEST_KILL_AT"), os.environ.get("RRBENCH_TEST_STOP_AT")
+    if not (kill or stop):
         return
     _COUNTS[stage] = _COUNTS.get(stage, 0) + 1
-    if _COUNTS[stage] == int(number or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for spec, sent in ((kill, signal.SIGKILL), (stop, signal.SIGSTOP)):
+        name, _, number = (spec or "").partition(":")
+        if name == stage and _COUNTS[stage] == int(number or 1):
+            os.kill(os.getpid(), sent)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rrbench.util.errors import UsageError
@@ -61,7 +62,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def _scrub(message: object, url: str) -> str:
+def scrub_message(message: object, url: str) -> str:
     """One line of a driver's error message with any trace of the password removed."""
     line = " ".join(str(message).split())
     try:
@@ -71,6 +72,18 @@ def _scrub(message: object, url: str) -> str:
     if password:
         line = line.replace(password, "***")
     return line[:300]
+
+
+_scrub = scrub_message
+
+
+def psycopg_url(url: str) -> str:
+    """``url`` as psycopg itself reads it: ``postgresql+psycopg://`` and ``postgres://`` become ``postgresql://``
+    (the driver suffix is SQLAlchemy's notation, which the score store accepts too so one URL serves both)."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+        raise UsageError(f"{redact_url(url)!r} is not a PostgreSQL URL; use postgresql://USER:PASSWORD@HOST:PORT/DB")
+    return "postgresql://" + rest
 
 
 def _heartbeat_settings() -> tuple[int, int]:
@@ -168,13 +181,26 @@ def open_storage(url: str | None, default_path: Path | None, heartbeat: bool = F
                 interval, grace = _heartbeat_settings()
                 hb = {"heartbeat_interval": interval, "grace_period": grace,
                       "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=HEARTBEAT_MAX_RETRY)}
-            return _with_kill_points(RDBStorage(full, engine_kwargs=engine_kwargs, **hb))
+            return _with_kill_points(_rdb_storage(RDBStorage, full, engine_kwargs, hb))
     except ModuleNotFoundError as exc:
         raise UsageError(f"storage {shown} needs the Python package {exc.name!r} "
                          f"(pip install 'psycopg[binary]' for PostgreSQL)") from None
     except Exception as exc:  # sqlalchemy's OperationalError, ArgumentError, psycopg errors ...
         reason = _scrub(getattr(exc, "orig", None) or exc, full)
         raise UsageError(f"cannot open study storage {shown}: {reason}") from None
+
+
+def _rdb_storage(cls: type, url: str, engine_kwargs: dict, heartbeat: dict, attempts: int = 4) -> Any:
+    """``cls(url, ...)``, retried when workers started together on a fresh database race to create Optuna's tables
+    (PostgreSQL then refuses the loser's ``CREATE`` with "already exists"; the winner's tables serve both)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return cls(url, engine_kwargs=engine_kwargs, **heartbeat)
+        except Exception as exc:  # sqlalchemy's IntegrityError / ProgrammingError wrapping psycopg's
+            if attempt == attempts or "already exists" not in str(getattr(exc, "orig", None) or exc):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _with_kill_points(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:

@@ -1,0 +1,76 @@
+"""Two `rrbench matrix run` workers sharing one PostgreSQL database for the study and the score store: every pair any
+cell needs (evaluations, exports, Tier A fills, confirmation runs) is sent to a model once across both workers, and
+the matrix report shows the count."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from rrbench.cli.main import main
+from tests.support.score_stores import pg_rows
+from tests.support.tiny_matrix import tier_b, tiny_assets
+
+pytest.importorskip("torch")
+
+MATRIX = """
+    name: shared
+    task: {task}
+    factors: {{G: [bm25, tfidf], M: ["{bert}"], R: [r0], N: [n0-random]}}
+    seeds: [5]
+    exports: [dev_select]
+    budgets:
+""" + tier_b(steps=2, evaluations=1, enqueue="{lr: 0.001}") + """
+      tier_a: {{trials: 3, max_fe: 1.0, sampler: random, space: {{interpolate: [0.0, 0.5]}}}}
+      tier_c: {{finalists: 2}}
+"""
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from tests.hpo.test_matrix_tiers import _three_split_task
+
+    root = tmp_path_factory.mktemp("shared-scores")
+    return tiny_assets(root, _three_split_task(root / "task"))
+
+
+def test_two_matrix_workers_on_one_store_score_each_pair_once(tmp_path, assets, postgres_url, capsys):
+    from tests.support.pg_server import create_database
+
+    url = create_database(postgres_url, f"matrix_{uuid.uuid4().hex[:8]}")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(textwrap.dedent(MATRIX.format(**assets)), encoding="utf-8")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "RRBENCH_FILL_UNIT_PAIRS": "8",
+           "RRBENCH_FILL_LEASE": "30"}
+    command = [sys.executable, "-m", "rrbench.cli", "matrix", "run", str(matrix), "--output", str(out),
+               "--storage", url, "--cache-dir", url]
+    logs = [tmp_path / f"w{i}.log" for i in range(2)]
+    workers = [subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env) for log in logs]
+    for worker, log in zip(workers, logs):
+        assert worker.wait(timeout=900) == 0, log.read_text()[-3000:]
+
+    stored = pg_rows(url, "SELECT count(*) FROM rrbench_pair_scores")[0][0]
+    assert stored > 0
+    capsys.readouterr()
+    assert main(["matrix", "report", str(matrix), "--output", str(out), "--cache-dir", url, "--json"]) == 0
+    scoring = json.loads(capsys.readouterr().out)["scoring"]
+    assert len(scoring["workers"]) == 2 and {w["label"] for w in scoring["workers"]} == {"matrix:shared"}
+    # the pairs sent to a model, summed over both workers, are exactly the pairs stored: none was scored twice
+    assert scoring["pairs_scored"] == scoring["pairs_new"] == stored
+    assert scoring["pairs_duplicate"] == 0
+    report = (out / "report.md").read_text()
+    assert "## Scoring through the shared score store" in report
+    assert f"2 workers sent {stored} pairs to the models" in report and "each pair was scored once" in report
+    assert "postgresql+psycopg://postgres@" in report
+    # both cells' records read the shared store
+    for cell in ("leaderboards",):
+        records = list((out / cell).rglob("results.json"))
+        assert records and all(json.loads(r.read_text())["manifest"]["cache"]["path"].startswith("postgresql")
+                               for r in records if json.loads(r.read_text())["manifest"]["cache"].get("enabled"))
