@@ -88,7 +88,7 @@ def test_four_workers_one_killed_mid_unit_end_equal_to_a_single_process_fill(fil
     states = {bytes(u): (s, w, a) for u, s, w, a in pg_rows(url, "SELECT unit, state, worker, attempts "
                                                                  "FROM rrbench_fill_units")}
     assert {s for s, _, _ in states.values()} == {"done"}
-    state, worker, attempts = states[bytes(lost[0])]
+    _, worker, attempts = states[bytes(lost[0])]
     assert worker != lost[2] and attempts == 2  # re-leased once its lease expired, and done by another worker
     # each pair scored once: the workers' counters add up to the stored pairs, with no duplicate write
     rows = pg_rows(url, "SELECT label, units, pairs_scored, pairs_new, pairs_duplicate FROM rrbench_fill_workers")
@@ -155,7 +155,7 @@ def test_importing_disagreeing_scores_exits_1_with_one_line(fill_env, reference,
     other = tmp_path / "other"
     store = SQLiteScoreStore(other)
     mid = store.model_id(fingerprint, read.meta["model_id"], read.meta["fingerprint_info"])
-    store.put_pairs(mid, [(k, s + 0.25) for k, s in zip(read.keys, read.scores)])
+    store.put_pairs(mid, [(k, s + 0.25) for k, s in zip(read.keys, read.scores, strict=True)])
     store.close()
     capsys.readouterr()
     assert main(["cache", "export", "--cache-dir", str(other), "--task", str(fill_env["task"]), "--split",
