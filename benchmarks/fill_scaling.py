@@ -9,8 +9,9 @@ What it runs, each configuration on an empty store (a fresh database, or a fresh
 
 Rows are measured ``--repeats`` times, interleaved, and the best of each row is kept (the machine may be shared).
 
-Each configuration is timed as the wall clock of its command minus the wall clock of the same command on the then
-full store (imports, task and pools, the fingerprint, reading every score back, no model call), so the figure is the
+Units are ``--unit-pairs`` (default 96) so that a split's pairs make enough units for every worker (the default
+2048 would make one unit of a dev split, which one worker takes while the others wait). Each configuration is timed
+as the wall clock of its command minus the wall clock of the same command on the then full store (imports, task and pools, the fingerprint, reading every score back, no model call), so the figure is the
 fill itself: loading the model, claiming, scoring and writing units. pairs/s = pairs / that time. On a machine with
 C cores, more workers cannot add compute; what the ratios show is what coordination costs: N workers with one
 thread each against one worker with N threads on the same cores, target >= 0.9x.
@@ -57,7 +58,7 @@ def build_model(folder: Path) -> Path:
 def fill_command(args: argparse.Namespace, model: Path, store: str, workers: int, threads: int) -> list[str]:
     command = [sys.executable, "-m", "rrbench.cli", "sweep", "fill", "--task", args.task, "--split", args.split,
                "--reranker", str(model), "--space", str(args.space_file), "--cache-dir", store, "--quiet",
-               "--batch-size", str(args.batch_size), "--threads", str(threads)]
+               "--batch-size", str(args.batch_size), "--threads", str(threads), "--unit-pairs", str(args.unit_pairs)]
     for context in args.contexts:
         command += ["--context", str(context)]
     if workers > 1:
@@ -95,7 +96,7 @@ def table_size(admin: str, pairs: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     for start in range(0, pairs, 100_000):
         count = min(100_000, pairs - start)
-        store.put_pairs(mid, zip((os.urandom(16) for _ in range(count)), rng.standard_normal(count).tolist()))
+        store.put_pairs(mid, zip((os.urandom(16) for _ in range(count)), rng.standard_normal(count).tolist(), strict=True))
     store.close()
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE rrbench_pair_scores")
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="dev_select")
     parser.add_argument("--contexts", type=int, nargs="+", default=[0, 1], help="context windows (more pairs)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--unit-pairs", type=int, default=96,
+                        help="pairs per fill unit (small enough that every worker gets units of this split)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--repeats", type=int, default=2, help="measurements per row (interleaved; best kept)")
     parser.add_argument("--sweep-trials", type=int, default=300)
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # (name, backend, workers, threads each): one worker with every core's thread, N single-thread workers, and
         # one worker with N threads (the same threads as N workers, on the same cores)
-        configs = [("sqlite 1x%d" % cores, "sqlite", 1, cores), ("pg 1x%d" % cores, "pg", 1, cores)]
+        configs = [(f"sqlite 1x{cores}", "sqlite", 1, cores), (f"pg 1x{cores}", "pg", 1, cores)]
         for workers in args.workers:
             if workers > 1:
                 configs.append((f"pg {workers}x1", "pg", workers, 1))
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     store = create_database(admin, f"fill_{uuid.uuid4().hex[:10]}")
                 stores[name] = store
                 runs[name].append(run(name, store, workers, threads))
-        for name, done in runs.items():  # best of the repeats: the least disturbed measurement of each row
+        for done in runs.values():  # best of the repeats: the least disturbed measurement of each row
             best = max(done, key=lambda r: r["pairs_per_s"])
             rows.append({**best, "repeats_pairs_per_s": [r["pairs_per_s"] for r in done]})
         by_name = {r["config"]: r for r in rows}
