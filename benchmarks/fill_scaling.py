@@ -11,8 +11,8 @@ Rows are measured ``--repeats`` times, interleaved, and the best of each row is 
 
 Units are ``--unit-pairs`` (default 96) so that a split's pairs make enough units for every worker (the default
 2048 would make one unit of a dev split, which one worker takes while the others wait). Each configuration is timed
-as the wall clock of its command minus the wall clock of the same command on the then full store (imports, task and pools, the fingerprint, reading every score back, no model call), so the figure is the
-fill itself: loading the model, claiming, scoring and writing units. pairs/s = pairs / that time. On a machine with
+as the wall clock of its command minus the wall clock of the same command on the then full store (imports, task and
+pools, the fingerprint, reading every score back, no model call), so the figure is the fill itself: loading the model, claiming, scoring and writing units. pairs/s = pairs / that time. On a machine with
 C cores, more workers cannot add compute; what the ratios show is what coordination costs: N workers with one
 thread each against one worker with N threads on the same cores, target >= 0.9x.
 
@@ -96,7 +96,8 @@ def table_size(admin: str, pairs: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     for start in range(0, pairs, 100_000):
         count = min(100_000, pairs - start)
-        store.put_pairs(mid, zip((os.urandom(16) for _ in range(count)), rng.standard_normal(count).tolist(), strict=True))
+        keys = [os.urandom(16) for _ in range(count)]
+        store.put_pairs(mid, zip(keys, rng.standard_normal(count).tolist(), strict=True))
     store.close()
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE rrbench_pair_scores")
