@@ -12,9 +12,10 @@ Rows are measured ``--repeats`` times, interleaved, and the best of each row is 
 Units are ``--unit-pairs`` (default 96) so that a split's pairs make enough units for every worker (the default
 2048 would make one unit of a dev split, which one worker takes while the others wait). Each configuration is timed
 as the wall clock of its command minus the wall clock of the same command on the then full store (imports, task and
-pools, the fingerprint, reading every score back, no model call), so the figure is the fill itself: loading the model, claiming, scoring and writing units. pairs/s = pairs / that time. On a machine with
-C cores, more workers cannot add compute; what the ratios show is what coordination costs: N workers with one
-thread each against one worker with N threads on the same cores, target >= 0.9x.
+pools, the fingerprint, reading every score back, no model call), so the figure is the fill itself: loading the
+model, claiming, scoring and writing units. pairs/s = pairs / that time. On a machine with C cores, more workers
+cannot add compute; what the ratios show is what coordination costs: N workers with one thread each against one
+worker with N threads on the same cores, target >= 0.9x.
 
 Then the Tier A sweep over the warm stores (``rrbench sweep --trials`` on the filled SQLite folder and PostgreSQL
 database, wall clock; goal: PostgreSQL within 2x of SQLite), and the size of the score table per million pairs
