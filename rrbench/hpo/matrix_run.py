@@ -92,7 +92,7 @@ def _evaluate(plan: Plan, cell: Cell, model: str, output: Path, cache_dir: str |
         return execute(config)
     except UsageError:
         if (target / "results.json").is_file():  # another worker evaluated the same cell at the same time
-            return load_record(target)
+            return load_record(target).as_json()
         raise
 
 

@@ -15,7 +15,7 @@ Parquet version or compression gives the same address. Import checks everything 
   of the split with one of its candidates, read with the bundle's context);
 - stored scores of the same pairs must agree within the dtype's tolerance (else nothing is written).
 
-Records that read imported scores name the bundle's hash in ``manifest.provenance.score_bundles``.
+Records that read imported scores name the bundle's hash in ``provenance.score_bundles``.
 """
 
 from __future__ import annotations

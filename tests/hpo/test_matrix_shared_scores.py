@@ -4,6 +4,7 @@ the matrix report shows the count."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -53,7 +54,9 @@ def test_two_matrix_workers_on_one_store_score_each_pair_once(tmp_path, assets, 
     command = [sys.executable, "-m", "rrbench.cli", "matrix", "run", str(matrix), "--output", str(out),
                "--storage", url, "--cache-dir", url]
     logs = [tmp_path / f"w{i}.log" for i in range(2)]
-    workers = [subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env) for log in logs]
+    with contextlib.ExitStack() as files:
+        sinks = [files.enter_context(log.open("w")) for log in logs]
+        workers = [subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env) for sink in sinks]
     # what docs/scale.md says a matrix worker holds for scores: at most 2 connections (work and lease heartbeat)
     name, most, deadline = url.rsplit("/", 1)[1], [0, 0], time.monotonic() + 900
     while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
@@ -80,8 +83,9 @@ def test_two_matrix_workers_on_one_store_score_each_pair_once(tmp_path, assets, 
     assert "## Scoring through the shared score store" in report
     assert f"2 workers sent {stored} pairs to the models" in report and "each pair was scored once" in report
     assert "postgresql+psycopg://postgres@" in report
-    # both cells' records read the shared store
-    for cell in ("leaderboards",):
-        records = list((out / cell).rglob("results.json"))
-        assert records and all(json.loads(r.read_text())["manifest"]["cache"]["path"].startswith("postgresql")
-                               for r in records if json.loads(r.read_text())["manifest"]["cache"].get("enabled"))
+    # the cells' records read the shared store: every model they name is one the store holds scores of
+    held = {row[0] for row in pg_rows(url, "SELECT fingerprint FROM rrbench_score_models")}
+    records = [json.loads(r.read_text()) for r in (out / "leaderboards").rglob("results.json")]
+    used = {f for r in records if r["provenance"]["cache"].get("enabled")
+            for f in r["provenance"]["cache"]["fingerprints"]}
+    assert used and used <= held, (used, held)

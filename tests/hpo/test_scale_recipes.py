@@ -7,6 +7,7 @@ becomes ``--device cpu``. The scripts are bash, with ``rrbench`` on the PATH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -96,11 +97,12 @@ def test_the_slurm_recipes_fill_then_run_the_matrix_on_one_database(tmp_path, fi
         script = _script(tmp_path, name, recipes()[name], srun)
         (tmp_path / "logs").mkdir(exist_ok=True)
         # the job array, as a plain loop: the same script once per array task, all at once
-        tasks = [subprocess.Popen(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(i)},
-                                  stdout=open(tmp_path / "logs" / f"{name}-{i}.log", "w"), stderr=subprocess.STDOUT)
-                 for i in range(2)]
-        for i, task in enumerate(tasks):
-            assert task.wait(timeout=900) == 0, (tmp_path / "logs" / f"{name}-{i}.log").read_text()[-3000:]
+        with contextlib.ExitStack() as files:
+            sinks = [files.enter_context((tmp_path / "logs" / f"{name}-{i}.log").open("w")) for i in range(2)]
+            tasks = [subprocess.Popen(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(i)},
+                                      stdout=sink, stderr=subprocess.STDOUT) for i, sink in enumerate(sinks)]
+            for i, task in enumerate(tasks):
+                assert task.wait(timeout=900) == 0, (tmp_path / "logs" / f"{name}-{i}.log").read_text()[-3000:]
         if name == "slurm-fill":
             assert pg_rows(url, "SELECT count(*) FROM rrbench_fill_units WHERE state <> 'done'") == [(0,)]
             filled = pg_rows(url, "SELECT count(*) FROM rrbench_pair_scores")[0][0]
