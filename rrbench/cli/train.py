@@ -60,7 +60,8 @@ from rrbench.util.errors import UsageError
 @click.option("--no-bf16", "no_bf16", is_flag=True, hidden=True, help="Same as --bf16 off.")
 @click.option("--threads", type=int, default=None,
               help="torch CPU threads (fewer than cores helps on a shared machine).")
-@click.option("--cache-dir", default=None, help="Score cache holding the teacher's scores.")
+@click.option("--cache-dir", default=None,
+              help="Score store holding the teacher's scores: a cache folder or a postgresql:// URL.")
 @click.option("--keep-checkpoints", is_flag=True, default=None, help="Keep intermediate Trainer checkpoints.")
 @click.option("--overwrite", is_flag=True, help="Delete DIR first instead of resuming the run in it.")
 @click.option("--output", required=True, help="Output folder; rerunning the same command resumes there.")
