@@ -70,7 +70,10 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
                    "rope_theta": 10000.0, "rms_norm_eps": 1e-06, "hidden_activation": "gelu_pytorch_tanh",
                    "query_pre_attn_scalar": 256, "sliding_window": 4096, "attn_logit_softcapping": 50.0,
                    "final_logit_softcapping": 30.0, "layer_wise": True, "start_layer": 8, "layer_sep": 1,
-                   "tie_word_embeddings": False, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1},
+                   "tie_word_embeddings": False, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+                   # Gemma-2's attention-logit soft-capping runs in eager attention only (transformers' advice for
+                   # Gemma-2; FlagEmbedding's patched class gives NaN scores on padded batches under SDPA)
+                   "attn_implementation": "eager"},
         "params": 9_241_831_424,
         "params_source": "gemma-2-9b's 9,241,705,984 (its config) plus 35 one-logit layer heads of 3,584; the model "
                          "card gives 9.24B",

@@ -307,8 +307,55 @@ def load_replica(name: str, *, chars_per_token: int = DEFAULT_CHARS_PER_TOKEN, t
         from transformers import PreTrainedTokenizerFast  # lazy: heavy: pulls in torch
 
         bind(PreTrainedTokenizerFast.from_pretrained(str(folder)))
+    fixed = complete_random_init(reranker)
+    if fixed:
+        reranker.replica_reinitialised = fixed
     reranker.weights_source = SPEED_ONLY
     return reranker
+
+
+def _modules(obj: Any) -> list[Any]:
+    """The torch modules a backend holds (its own attributes, and a wrapped library object's ``.model``)."""
+    import torch  # lazy: torch costs seconds at start-up
+
+    found: list[Any] = []
+    for value in vars(obj).values():
+        if isinstance(value, torch.nn.Module):
+            found.append(value)
+        elif isinstance(getattr(value, "model", None), torch.nn.Module):
+            found.append(value.model)
+    return found
+
+
+def complete_random_init(reranker: Any) -> list[str]:
+    """Initialise parameters that the model class's own ``_init_weights`` left as raw memory.
+
+    transformers initialises missing weights with the class's ``_init_weights``; FlagEmbedding's CostWiseGemma does
+    not cover its RMSNorm weights, which then hold whatever the allocator returned (NaN, 1e37, denormals). Speed
+    must not depend on such values (denormals alone slow a CPU down), so every floating parameter with a non-finite
+    absurd or denormal value is reset (and every norm weight of a Gemma class): 1-D ones to Gemma's neutral norm weight (0, the norm computes x * (1 + w)) or to 1,
+    matrices to N(0, 0.02). Returns the names reset."""
+    import torch  # lazy: torch costs seconds at start-up
+
+    fixed = []
+    with torch.no_grad():
+        for module in _modules(reranker):
+            gemma = "Gemma" in type(module).__name__
+            for name, param in module.named_parameters():
+                if not param.is_floating_point() or param.device.type == "meta":
+                    continue
+                data = param.data.float()
+                denormal = bool(((data != 0) & (data.abs() < 1e-30)).any())
+                gemma_norm = gemma and param.ndim == 1 and "norm" in name  # never initialised by that class
+                if not gemma_norm and not denormal and bool(torch.isfinite(data).all()) \
+                        and float(data.abs().max()) < 1e4:
+                    continue
+                if param.ndim == 1:
+                    param.data.fill_(0.0 if gemma else 1.0)
+                else:
+                    param.data.normal_(0.0, 0.02)
+                fixed.append(name)
+    return fixed
 
 
 def replica_info(folder: str | Path) -> dict[str, Any]:
