@@ -143,7 +143,9 @@ def worker(args) -> dict:
         out["notes"].append(f"refused by the memory plan: {exc}")
         return out
     load_rss = rss_mb()
-    warm = (lambda: score_sample(reranker, PairSample([(qs[0], ds[:4])])))
+    def warm():
+        return score_sample(reranker, PairSample([(qs[0], ds[:4])]))
+
     add("rrbench engine, torch" if spec.backend != "listwise" else "rrbench listwise backend (card's rerank(), "
         "group 32)", "rrbench", lambda: score_sample(reranker, sample), warm)
     out["peak_rss_mb"] = round(peak_mb(), 0)

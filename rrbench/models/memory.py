@@ -12,7 +12,8 @@ The estimate is deliberately simple and is checked against measurements (``tests
 - **activations** of one forward under ``inference_mode``: tensors die after each layer, so the peak is one layer's
   live set. Per token: the residual stream and attention in and out (about 4 x hidden), query/key/value, the MLP's
   intermediate tensors (2 x intermediate, 3 for gated MLPs: SwiGLU/GeGLU) and, per row, one attention-score matrix
-  (heads x T x T, twice for the softmax) in the activation dtype;
+  (heads x T x T, twice for the softmax) in the activation dtype; DeBERTa's disentangled attention adds its
+  content-to-position and position-to-content scores over the relative span;
 - **headroom** on top of what is available: 10% and 256 MiB (allocator, tokenizer, Python objects).
 
 Available memory is ``MemAvailable`` (``/proc/meminfo``, else psutil) on a CPU and ``torch.cuda.mem_get_info`` on a
@@ -56,6 +57,10 @@ class MemoryModel:
     qkv_width: int
     gated: bool
     dtype: str
+    #: DeBERTa's disentangled attention: the relative span (position buckets) whose position-to-content and
+    #: content-to-position scores it materialises per row and head; 0 elsewhere
+    relative_span: int = 0
+    head_dim: int = 64
 
     @property
     def weight_bytes(self) -> int:
@@ -67,6 +72,9 @@ class MemoryModel:
         """Peak bytes of activations for a batch of ``rows`` sequences padded to ``width`` tokens."""
         per_token = 4 * self.hidden + self.qkv_width + (3 if self.gated else 2) * self.intermediate
         scores = 2 * self.heads * width * width
+        if self.relative_span:  # c2p and p2c scores (T x 2 span) and the projected position keys/queries, twice
+            span = 2 * self.relative_span
+            scores += 4 * self.heads * (width * span + span * self.head_dim)
         return _ACT_BYTES.get(self.dtype, 4) * rows * (width * per_token + scores)
 
     def peak_bytes(self, rows: int, width: int) -> int:
@@ -99,7 +107,15 @@ def memory_model(config: Any, params: int, linear_params: int, dtype: str, name:
                        layers=_get(config, "num_hidden_layers", default=1), hidden=hidden,
                        intermediate=_get(config, "intermediate_size", default=4 * hidden), heads=heads,
                        qkv_width=heads * head_dim + 2 * kv * head_dim,
-                       gated=str(getattr(config, "model_type", "")) in _GATED_TYPES, dtype=dtype)
+                       gated=str(getattr(config, "model_type", "")) in _GATED_TYPES, dtype=dtype,
+                       relative_span=_relative_span(config), head_dim=head_dim)
+
+
+def _relative_span(config: Any) -> int:
+    if not getattr(config, "relative_attention", False):
+        return 0
+    buckets = _get(config, "position_buckets")
+    return buckets or _get(config, "max_relative_positions", "max_position_embeddings", default=512)
 
 
 def count_on_meta(config: Any, cls: type) -> tuple[int, int]:

@@ -327,6 +327,21 @@ def _modules(obj: Any) -> list[Any]:
     return found
 
 
+def _suspicious(tensor: Any, chunk: int = 1 << 20) -> bool:
+    """Non-finite, absurd (|x| >= 1e4) or denormal values, checked a chunk at a time: a whole-tensor check would
+    allocate temporaries as large as the embedding matrix and inflate the very peak memory a replica measures."""
+    import torch  # lazy: torch costs seconds at start-up
+
+    flat = tensor.reshape(-1)
+    for part in flat.split(chunk):
+        part = part.float()
+        magnitude = part.abs()
+        if not bool(torch.isfinite(part).all()) or float(magnitude.max()) >= 1e4 \
+                or bool(((magnitude < 1e-30) & (magnitude > 0)).any()):
+            return True
+    return False
+
+
 def complete_random_init(reranker: Any) -> list[str]:
     """Initialise parameters that the model class's own ``_init_weights`` left as raw memory.
 
@@ -344,11 +359,8 @@ def complete_random_init(reranker: Any) -> list[str]:
             for name, param in module.named_parameters():
                 if not param.is_floating_point() or param.device.type == "meta":
                     continue
-                data = param.data.float()
-                denormal = bool(((data != 0) & (data.abs() < 1e-30)).any())
                 gemma_norm = gemma and param.ndim == 1 and "norm" in name  # never initialised by that class
-                if not gemma_norm and not denormal and bool(torch.isfinite(data).all()) \
-                        and float(data.abs().max()) < 1e4:
+                if not gemma_norm and not _suspicious(param.data):
                     continue
                 if param.ndim == 1:
                     param.data.fill_(0.0 if gemma else 1.0)
