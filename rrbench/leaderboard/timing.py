@@ -23,7 +23,7 @@ from rrbench.models.architectures import ARCHITECTURES
 from rrbench.models.factory import load_reranker
 from rrbench.models.replica import load_replica
 from rrbench.models.speed import describe_machine, machine, measure, task_pairs
-from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.util.errors import RRBenchError, UnknownComponentError, UsageError
 from rrbench.util.io import atomic_write_text
 
 TIMINGS_FILE = "verifier-timings.json"
@@ -50,9 +50,14 @@ def load_for_timing(reranker: Mapping[str, Any], device: str | None = None) -> t
     rid = str(reranker["id"])
     options = {**_loader_options(reranker), "device": device}
     weights = reranker.get("weights_path")
+    path = str(weights) if weights and Path(str(weights)).exists() else None
     try:
-        path = weights if weights and Path(str(weights)).exists() else None
-        return load_reranker(rid, model_path=path, **options), "weights"
+        try:
+            return load_reranker(rid, model_path=path, **options), "weights"
+        except UnknownComponentError:
+            if path is None:
+                raise
+            return load_reranker(path, **options), "weights"  # a local checkpoint (id local@<hash>)
     except RRBenchError as exc:
         if rid not in ARCHITECTURES:
             raise UsageError(f"cannot time reranker {rid}: its weights do not load here ({exc}) and it has no "

