@@ -99,7 +99,7 @@ def worker(args) -> dict:
     name = args.worker
     arch = ARCHITECTURES[name]
     spec = get_registry().get("rerankers", name).spec
-    n = args.pairs if args.pairs else PLAN[name]
+    n = 0 if PLAN[name] == 0 else (args.pairs or PLAN[name])  # estimate-only models are never loaded
     sample = task_pairs(args.task, args.split, max(n, 1))
     texts = sample.texts()
     folder = replica_folder(name, texts=texts)
