@@ -83,7 +83,8 @@ def score_sample(reranker: Reranker, sample: PairSample) -> np.ndarray:
     if getattr(reranker, "interaction", "pointwise") == "listwise":
         return np.concatenate([np.asarray(reranker.score_list(q, docs), dtype=np.float64)  # type: ignore[attr-defined]
                                for q, docs in sample.groups])
-    return np.asarray(reranker.score_pairs(sample.queries, sample.documents), dtype=np.float64)
+    return np.asarray(reranker.score_pairs(sample.queries, sample.documents),  # type: ignore[attr-defined]
+                      dtype=np.float64)
 
 
 def tokens_per_pair(reranker: Reranker, sample: PairSample) -> float | None:
