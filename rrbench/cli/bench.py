@@ -14,8 +14,14 @@ import click
 from rrbench.components.registry import get_registry
 from rrbench.models.factory import load_reranker
 from rrbench.models.knobs import parse_knobs
-from rrbench.models.replica import (DEFAULT_CHARS_PER_TOKEN, SPEED_ONLY, architecture_for, count_parameters, load_replica,
-                                    replica_info)
+from rrbench.models.replica import (
+    DEFAULT_CHARS_PER_TOKEN,
+    SPEED_ONLY,
+    architecture_for,
+    count_parameters,
+    load_replica,
+    replica_info,
+)
 from rrbench.models.speed import current_rss_bytes, describe_machine, machine, measure, task_pairs
 from rrbench.util.errors import UsageError
 

@@ -95,6 +95,7 @@ class LightweightLLMReranker(PointwiseReranker):
         with quiet_transformers():
             # lazy: heavy: pulls in torch
             from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
+
             # lazy: heavy: pulls in torch
             from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
 

@@ -24,8 +24,8 @@ from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.components.specs import RerankerSpec
 from rrbench.models.cross_encoder import check_remote_code, truthy
 from rrbench.models.engine import InferenceEngine, autocast_dtype_for
-from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.loading import pick_device, torch_dtype
+from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.prompts import FORMATS, PromptFormat, check_template, resolve_instruction
 from rrbench.models.resolve import resolve_weights
 from rrbench.util.errors import UsageError

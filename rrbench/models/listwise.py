@@ -19,6 +19,7 @@ The score is the model's query/candidate cosine similarity (``score_kind="cosine
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,7 +139,7 @@ def _stand_in_class() -> type:
             self.body = body
             self.tokenizer = tokenizer
             layers: list[torch.nn.Module] = []
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for i, (a, b) in enumerate(itertools.pairwise(sizes)):
                 layers += ([torch.nn.ReLU()] if i else []) + [torch.nn.Linear(a, b, bias=False)]
             self.projector = torch.nn.Sequential(*layers).to(body.dtype)
             self.embed_id = tokenizer.convert_tokens_to_ids("<|embed_token|>")
@@ -152,7 +153,7 @@ def _stand_in_class() -> type:
             q = self.projector(hidden[ids[0] == self.rerank_id][-1:])
             scores = torch.nn.functional.cosine_similarity(docs.float(), q.float(), dim=-1).tolist()
             out = [{"document": d, "relevance_score": s, "index": i}
-                   for i, (d, s) in enumerate(zip(documents, scores))]
+                   for i, (d, s) in enumerate(zip(documents, scores, strict=True))]
             out.sort(key=lambda r: r["relevance_score"], reverse=True)
             return out[:top_n] if top_n else out
 

@@ -24,6 +24,7 @@ Parameters are counted on the meta device (:func:`count_parameters`), before any
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -40,9 +41,9 @@ from rrbench.models.architectures import ARCHITECTURES
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
 from rrbench.models.minilm import MINILM_PACKAGE
 from rrbench.models.resolve import _from_package
+from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, canonical_hash
-from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
 
 #: bump when the folder layout changes, so cached replica folders are rebuilt
 REPLICA_FORMAT = 1
@@ -88,6 +89,7 @@ def model_config(arch: dict[str, Any], overrides: dict[str, Any] | None = None) 
         patch_costwise_gemma()
         # lazy: heavy: pulls in torch
         from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
+
         # lazy: heavy: pulls in torch
         from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
 
@@ -118,7 +120,7 @@ def count_parameters(arch: dict[str, Any], overrides: dict[str, Any] | None = No
     total = sum(p.numel() for p in model.parameters())
     sizes = projector_sizes(arch, overrides)
     if sizes:
-        total += sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        total += sum(a * b for a, b in itertools.pairwise(sizes))
     return int(total)
 
 
