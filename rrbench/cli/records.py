@@ -226,7 +226,8 @@ def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None, timings: 
 @click.option("--rescore", "rescore_n", default=0, show_default=True, type=click.IntRange(min=0),
               help="Re-score N pairs per reranker and N queries' pools per record with the claimed models "
                    "(seeded by each record's hash); with --base, only the records changed since that revision.")
-@click.option("--weights", "weights", multiple=True, help="Folder to search for records' local weights (by hash).")
+@click.option("--weights", "weights", multiple=True,
+              help="Folder to search for records' local weights (by hash), for --rescore and --time.")
 @click.option("--time", "measure_time", is_flag=True,
               help="Also re-measure each record's reranker pairs/s on this machine (a replica where the weights do not "
                    "load); written to the timings file the HTML board reads, never to README.md.")
@@ -258,9 +259,12 @@ def check_cmd(leaderboard_dir: str, base: str | None, task_dir: str | None, resc
                           else "; ".join(outcome.reasons))
                 click.echo(f"{outcome.status}: {entry.identity} ({detail})")
     if measure_time:
-        path, entries = time_leaderboard(leaderboard_dir, pairs=time_pairs, device=device, path=timings)
+        path, entries, skipped = time_leaderboard(leaderboard_dir, pairs=time_pairs, device=device, path=timings,
+                                                  weights=weights, task_dir=task_dir)
         for e in entries:
-            claimed = "-" if e["claimed_pairs_per_s"] is None else f"{e['claimed_pairs_per_s']:.1f}"
+            claimed = "-" if e["claimed_pairs_per_s"] is None else f"{float(e['claimed_pairs_per_s']):.1f}"
             click.echo(f"  {e['record']}: claimed {claimed} pairs/s, measured {e['measured_pairs_per_s']:.1f} "
                        f"({e['kind']}{', speed only' if e['speed_only'] else ''}) on {e['machine']}")
-        click.echo(f"timings of {len(entries)} records written to {path}")
+        for line in skipped:
+            click.echo(f"  {line}")
+        click.echo(f"timings of {len(entries)} records written to {path} (the HTML board reads it; README.md never)")

@@ -50,6 +50,8 @@ REPLICA_FORMAT = 1
 #: the length tokenizer's chunk (word characters per token): on scifact-evidence dev_select texts bert-base-uncased
 #: gives 1.59 tokens per whitespace word and 7-character chunks 1.59 (see calibrate_chars_per_token)
 DEFAULT_CHARS_PER_TOKEN = 7
+#: the file that makes a folder a replica (and a record made with it speed only)
+REPLICA_MARKER = "replica.json"
 SPEED_ONLY = "replica (random weights): speed and memory only, never quality"
 #: tokens every length tokenizer knows: the answer tokens of the generative formats and the chat/prompt markers
 _ANSWERS = ["yes", "no", "Yes", "No", "1", "0", "true", "false"]
@@ -259,7 +261,7 @@ def write_replica(spec_id: str, directory: str | Path, chars_per_token: int = DE
             "revision": arch.get("revision"), "stand_in": arch.get("stand_in"), "tokens": tokens,
             "chars_per_token": None if tokens.startswith("real") else chars_per_token,
             "overrides": overrides or {}, "projector_sizes": projector_sizes(arch, overrides), "note": SPEED_ONLY}
-    (directory / "replica.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    (directory / REPLICA_MARKER).write_text(json.dumps(info, indent=1), encoding="utf-8")
     return directory
 
 
@@ -275,7 +277,7 @@ def replica_folder(spec_id: str, chars_per_token: int = DEFAULT_CHARS_PER_TOKEN,
         return write_replica(spec_id, tempfile.mkdtemp(prefix=f"rrbench-replica-{spec_id}-"), chars_per_token,
                              texts, overrides)
     final = cache_root() / "replicas" / f"{spec_id}-{key[:16]}"
-    if not (final / "replica.json").is_file():
+    if not (final / REPLICA_MARKER).is_file():
         with atomic_dir(final) as tmp:
             write_replica(spec_id, tmp, chars_per_token, texts, overrides)
     return final
@@ -375,6 +377,18 @@ def complete_random_init(reranker: Any) -> list[str]:
     return fixed
 
 
+def is_replica(reranker: Any) -> bool:
+    """Whether a loaded reranker is an architecture replica: built by :func:`load_replica`, or loaded from a replica
+    folder by path (``rrbench run --reranker DIR``). Its scores are random-weight noise: speed only."""
+    if getattr(reranker, "weights_source", None) == SPEED_ONLY:
+        return True
+    path = getattr(reranker, "weights_path", None)
+    if not path:
+        return False
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    return (folder / REPLICA_MARKER).is_file()
+
+
 def replica_info(folder: str | Path) -> dict[str, Any]:
     """What ``replica.json`` of a replica folder says."""
-    return json.loads((Path(folder) / "replica.json").read_text(encoding="utf-8"))
+    return json.loads((Path(folder) / REPLICA_MARKER).read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ import numpy as np
 
 from rrbench.components.bases import Reranker
 from rrbench.models.loading import cpu_flags
-from rrbench.tasks.loader import candidate_text
+from rrbench.tasks.loader import Task, candidate_text
 from rrbench.tasks.resolve import get_task
 
 WARMUP_PAIRS = 4
@@ -48,9 +48,13 @@ class PairSample:
 
 
 def task_pairs(task_id: str = "scifact-evidence", split: str = "dev_select", limit: int | None = None) -> PairSample:
+    """The first ``limit`` (query, sentence) pairs of ``split`` of a registered task (see :func:`pairs_of`)."""
+    return pairs_of(get_task(task_id), split, limit)
+
+
+def pairs_of(task: Task, split: str, limit: int | None = None) -> PairSample:
     """The first ``limit`` (query, sentence) pairs of ``split``, queries in id order (a query is cut short at the
     limit), from the task's own files."""
-    task = get_task(task_id)
     groups: list[tuple[str, list[str]]] = []
     total = 0
     for query in sorted(task.split_queries(split), key=lambda q: q.query_id):

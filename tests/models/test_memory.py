@@ -69,7 +69,7 @@ def test_a_replica_that_cannot_fit_is_refused_before_loading(monkeypatch):
         raise AssertionError("weights were loaded despite the memory plan")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_load)
-    with pytest.raises(MemoryPlanError, match="reranker qwen3-0.6b needs about .* but 0.5 GiB is available on cpu"):
+    with pytest.raises(MemoryPlanError, match=r"reranker qwen3-0\.6b needs about .* but 0\.5 GiB is available on cpu"):
         load_replica("qwen3-0.6b", texts=["a query", "a document"], device="cpu")
 
 

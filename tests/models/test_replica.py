@@ -10,8 +10,16 @@ import pytest
 
 from rrbench.components.registry import get_registry
 from rrbench.models.architectures import ARCHITECTURES
-from rrbench.models.replica import (SPEED_ONLY, architecture_for, calibrate_chars_per_token, count_chunks,
-                                    count_parameters, length_tokenizer, load_replica, replica_spec)
+from rrbench.models.replica import (
+    SPEED_ONLY,
+    architecture_for,
+    calibrate_chars_per_token,
+    count_chunks,
+    count_parameters,
+    length_tokenizer,
+    load_replica,
+    replica_spec,
+)
 from rrbench.models.zoo import zoo_specs
 from rrbench.util.errors import UsageError
 
