@@ -9,6 +9,8 @@ from __future__ import annotations
 
 #: command name -> ("module:attribute", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("rrbench.cli.bench:bench",
+              "Measure rerankers: speed and memory on a task's real pairs (real weights or architecture replicas)."),
     "cache": ("rrbench.cli.cache:cache",
               "Inspect, clear, export and import the score store ($RRBENCH_CACHE or ~/.cache/rrbench)."),
     "candidates": ("rrbench.cli.candidates:candidates",

@@ -20,6 +20,7 @@ from rrbench.leaderboard.html import write_site
 from rrbench.leaderboard.outside_runs import evaluate_run
 from rrbench.leaderboard.reproduce import reproduce
 from rrbench.leaderboard.rescore import ModelPool, rescore
+from rrbench.leaderboard.timing import time_leaderboard
 from rrbench.leaderboard.verify import verify_record
 from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
 from rrbench.measures.significance import compare_pair, per_query_values
@@ -203,7 +204,9 @@ def leaderboard_group() -> None:
 @click.option("--method", default="holm", show_default=True, type=click.Choice(["holm", "tukey"]),
               help="Multiple-comparison correction of the tests against the leader.")
 @click.option("--html", "html_dir", default=None, help="Also write a static HTML board (works from file://).")
-def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
+@click.option("--timings", default=None,
+              help="Verifier timings for the HTML board (default: LEADERBOARD_DIR/verifier-timings.json if present).")
+def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None, timings: str | None) -> None:
     """Regenerate leaderboard/README.md from the records alone (and optionally an HTML board)."""
 
     groups = collect(leaderboard_dir)
@@ -211,7 +214,7 @@ def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
     total = sum(len(g.verified) + len(g.claimed) + len(g.archived) for g in groups.values())
     click.echo(f"wrote {path}: {total} records in {len(groups)} boards")
     if html_dir:
-        index = write_site(leaderboard_dir, html_dir, method=method)
+        index = write_site(leaderboard_dir, html_dir, method=method, timings=timings)
         click.echo(f"wrote HTML board {index}")
 
 
@@ -223,9 +226,18 @@ def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None) -> None:
 @click.option("--rescore", "rescore_n", default=0, show_default=True, type=click.IntRange(min=0),
               help="Re-score N pairs per reranker and N queries' pools per record with the claimed models "
                    "(seeded by each record's hash); with --base, only the records changed since that revision.")
-@click.option("--weights", "weights", multiple=True, help="Folder to search for records' local weights (by hash).")
+@click.option("--weights", "weights", multiple=True,
+              help="Folder to search for records' local weights (by hash), for --rescore and --time.")
+@click.option("--time", "measure_time", is_flag=True,
+              help="Also re-measure each record's reranker pairs/s on this machine (a replica where the weights do not "
+                   "load); written to the timings file the HTML board reads, never to README.md.")
+@click.option("--time-pairs", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Pairs of the record's split timed per reranker.")
+@click.option("--timings", default=None, help="Timings file (default: LEADERBOARD_DIR/verifier-timings.json).")
+@click.option("--device", default=None, help="Device for --time (default: cuda if available, else cpu).")
 def check_cmd(leaderboard_dir: str, base: str | None, task_dir: str | None, rescore_n: int,
-              weights: tuple[str, ...]) -> None:
+              weights: tuple[str, ...], measure_time: bool, time_pairs: int, timings: str | None,
+              device: str | None) -> None:
     """Verify every published record and that README.md is what `leaderboard build` makes (leaderboard CI)."""
 
     groups = check(leaderboard_dir, base=base, task_dir=task_dir)
@@ -246,3 +258,13 @@ def check_cmd(leaderboard_dir: str, base: str | None, task_dir: str | None, resc
                 detail = (f"{outcome.pairs} pairs, {outcome.queries} pools" if outcome.status == "re-scored"
                           else "; ".join(outcome.reasons))
                 click.echo(f"{outcome.status}: {entry.identity} ({detail})")
+    if measure_time:
+        path, entries, skipped = time_leaderboard(leaderboard_dir, pairs=time_pairs, device=device, path=timings,
+                                                  weights=weights, task_dir=task_dir)
+        for e in entries:
+            claimed = "-" if e["claimed_pairs_per_s"] is None else f"{float(e['claimed_pairs_per_s']):.1f}"
+            click.echo(f"  {e['record']}: claimed {claimed} pairs/s, measured {e['measured_pairs_per_s']:.1f} "
+                       f"({e['kind']}{', speed only' if e['speed_only'] else ''}) on {e['machine']}")
+        for line in skipped:
+            click.echo(f"  {line}")
+        click.echo(f"timings of {len(entries)} records written to {path} (the HTML board reads it; README.md never)")

@@ -7,7 +7,8 @@ views cannot disagree. Pages:
 * ``index.html``: one link per task version and split (superseded boards marked);
 * ``<task>@<version>--<split>.html``: a sortable (click a header), filterable table, a Pareto plot of nDCG@10 against
   the false-evidence rate, and one of nDCG@10 against pairs/s drawn separately for each device and CPU, because
-  throughput is self-reported and only comparable on the same hardware;
+  throughput is self-reported and only comparable on the same hardware; where ``leaderboard check --time`` has run,
+  the verifier's own pairs/s (and the machine it was measured on) stands beside the claimed figure;
 * ``records/<folder>.html``: a record's claims and provenance, the histogram of its per-query main score, and its
   reproducing command.
 """
@@ -28,6 +29,7 @@ from rrbench.leaderboard.board import (
     notes,
     vs_leader,
 )
+from rrbench.leaderboard.timing import default_timings_path, measured_label, read_timings
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
 
@@ -212,7 +214,8 @@ def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
     return _page(f"{entry.identity} · {board} · {split}", "\n".join(body))
 
 
-def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, method: str) -> str:
+def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, method: str,
+                timings: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     main = rows[0].main_score
     head = ["#", "System", main, "95% CI", "vs leader", "RR@10", "R@10", "FalseEvid", "pairs/s", "Notes"]
     types = ["num", "text", "num", "num", "num", "num", "num", "num", "num", "text"]
@@ -242,7 +245,8 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
         cells = [(str(i + 1), i + 1), (links, row.name), (shown, value), (ci, None if row.ci is None else row.ci[0]),
                  (mark_html, 0 if i == 0 else row.p_adjusted), (_num(row.metric("RR@10")), row.metric("RR@10")),
                  (_num(row.metric("R@10")), row.metric("R@10")), (_num(fe, 2), fe),
-                 ("—" if rate is None else f"{float(rate):.1f}", rate), (_e(notes(row.first)), notes(row.first))]
+                 (_rate_cell(rate, (timings or {}).get(row.first.config_hash) if len(row.entries) == 1 else None),
+                  rate), (_e(notes(row.first)), notes(row.first))]
         tds = []
         for (content, sort), kind in zip(cells, types, strict=True):
             attr = "" if sort is None else _e(sort)
@@ -275,9 +279,19 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
     return _page(f"{board} · {split} · rrbench leaderboard", "\n".join(out), script=True)
 
 
-def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = "holm") -> Path:
-    """Write the whole site into ``html_dir`` (replaced atomically); returns the index page."""
+def _rate_cell(rate: float | None, timing: Mapping[str, Any] | None) -> str:
+    """The claimed pairs/s, and the verifier's own measurement (``leaderboard check --time``) beside it."""
+    claimed = "—" if rate is None else f"{float(rate):.1f}"
+    label = measured_label(timing)
+    return claimed if not label else f"{claimed}<br><span class=\"note\">pairs/s {_e(label)}</span>"
+
+
+def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = "holm",
+               timings: str | Path | None = None) -> Path:
+    """Write the whole site into ``html_dir`` (replaced atomically); returns the index page. ``timings`` is the
+    verifier's timings file (default: ``verifier-timings.json`` beside the records, when it exists)."""
     groups = collect(leaderboard_dir)
+    measured = read_timings(timings or default_timings_path(leaderboard_dir))
     target = Path(html_dir)
     if target.exists():
         if not (target / "index.html").is_file() and any(target.iterdir()):
@@ -293,7 +307,7 @@ def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = 
                 continue
             rows = build_rows(entries, method=method)
             newer = None
-            atomic_write_text(tmp / page_name(board, split), _board_page(board, split, rows, newer, method))
+            atomic_write_text(tmp / page_name(board, split), _board_page(board, split, rows, newer, method, measured))
             for row in rows:
                 for entry in row.entries:
                     atomic_write_text(tmp / "records" / f"{entry.path.parent.name}.html",

@@ -17,6 +17,7 @@ re-scored here.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,10 @@ class ModelPool:
         self.search = list(search)
         self.loaded: dict[str, Any] = {}
 
-    def reranker(self, claim: ComponentClaim) -> tuple[Any | None, str]:
-        key = claim.model_dump_json()
+    def reranker(self, claim: ComponentClaim, **overrides: Any) -> tuple[Any | None, str]:
+        """The claimed model, or None and why not. ``overrides`` are loader options the claims do not hold because
+        they never change a score (batch size, device: ``leaderboard check --time``)."""
+        key = claim.model_dump_json() + json.dumps(overrides, sort_keys=True, default=str)
         if key in self.loaded:
             return self.loaded[key], ""
         if claim.settings.get("trust_remote_code"):
@@ -81,7 +84,7 @@ class ModelPool:
         if local and model_path is None:
             return None, f"the weights of {claim.qualified} ({str(claim.weights_sha256)[:12]}...) are not on this " \
                          f"machine (pass --weights DIR)"
-        options = dict(claim.options)
+        options = {**dict(claim.options), **overrides}
         try:
             spec = str(claim.settings.get("spec") or (model_path if claim.checkpoint is not None else
                                                      "rrbench:cross-encoder")) if local else claim.qualified

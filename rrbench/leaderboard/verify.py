@@ -328,6 +328,9 @@ def verify_record(path: str | Path, published: bool = False, ledger: str | Path 
         raise _fail(file, "provenance.run_options.reranker_fallback", "the reranker ran out of memory and the "
                                                                       "retriever's ranking replaced it; such records "
                                                                       "are not published")
+    if record.provenance.speed_only:
+        raise _fail(file, "provenance.speed_only", "a reranker is an architecture replica with random weights: the "
+                                                   "record measures speed only and is never ranked on quality")
     _check_throughput(record, file)
     return Verified(folder, record, "verified", derived, task)
 

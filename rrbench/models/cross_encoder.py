@@ -32,6 +32,7 @@ from rrbench.components.specs import RerankerSpec
 from rrbench.models import runtimes
 from rrbench.models.engine import InferenceEngine, autocast_dtype_for, quantize_int8
 from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
+from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.pair_scorer import apply_head, pair_scorer
 from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
 from rrbench.models.resolve import resolve_weights
@@ -78,6 +79,8 @@ class CrossEncoderReranker(PointwiseReranker):
             self._init_flag(str(path))
             return
         self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
+        memory = plan_before_load(path, options.dtype, self.device, self.max_length, f"reranker {spec.id}",
+                                  enabled=truthy(options.extra.get("memory_plan", True)))
         self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
                                   activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
         self.runtime = check_runtime(options.extra.get("runtime", "torch"))
@@ -108,7 +111,8 @@ class CrossEncoderReranker(PointwiseReranker):
         self.engine = InferenceEngine(forward, pad_token_id=self.pad_token_id,
                                       batch_size=options.batch_size, device=self.device,
                                       token_budget=options.extra.get("token_budget"), name=f"reranker {spec.id}",
-                                      framework="torch" if self.runtime == "torch" else "numpy")
+                                      framework="torch" if self.runtime == "torch" else "numpy",
+                                      memory_plan=batch_plan(memory, self.device))
 
     def _runtime_forward(self) -> Any:
         """Export the scorer for ONNX Runtime / OpenVINO (or reuse the cached export) and open a CPU session."""

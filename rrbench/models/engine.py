@@ -13,6 +13,9 @@ because that is where the time goes on a sentence-level task (posts have few sen
 - ``torch.inference_mode`` and an optional autocast dtype (bf16 is about 2x fp32 on CPUs with AVX512_BF16, fp16 on
   GPUs), set by the backend; or, with ``framework="numpy"``, a forward that takes int64 numpy arrays (an ONNX Runtime
   or OpenVINO session, see :mod:`rrbench.models.runtimes`), so every runtime gets the same batching;
+- **memory planning**: with a :class:`rrbench.models.memory.BatchPlan`, a batch never has more rows than the memory
+  estimate of its padded width allows (the largest batch that fits), and a single sequence too long for the memory
+  available is refused with one line before it runs;
 - **out of memory**: a batch that does not fit is split in half and retried, and later batches stay at the smaller
   size; a single sequence that does not fit raises :class:`RerankerOOMError` (the runner stops, or falls back to the
   retriever ranking when the user opted in with ``--on-oom fallback``).
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.models.memory import BatchPlan
 from rrbench.util.errors import PluginError, UsageError
 
 log = logging.getLogger(__name__)
@@ -71,12 +75,16 @@ class EngineStats:
     real_tokens: int = 0
     oom_retries: int = 0
     batch_size_now: int = 0
+    memory_limited_batches: int = 0
     events: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pairs": self.pairs, "unique_pairs": self.unique_pairs, "batches": self.batches,
-                "padding_overhead": round(self.padded_tokens / self.real_tokens - 1, 4) if self.real_tokens else 0.0,
-                "oom_retries": self.oom_retries, "batch_size_now": self.batch_size_now}
+        out = {"pairs": self.pairs, "unique_pairs": self.unique_pairs, "batches": self.batches,
+               "padding_overhead": round(self.padded_tokens / self.real_tokens - 1, 4) if self.real_tokens else 0.0,
+               "oom_retries": self.oom_retries, "batch_size_now": self.batch_size_now}
+        if self.memory_limited_batches:  # only when the memory plan cut a batch (older records have no such key)
+            out["memory_limited_batches"] = self.memory_limited_batches
+        return out
 
 
 class InferenceEngine:
@@ -85,7 +93,7 @@ class InferenceEngine:
     def __init__(self, forward: ForwardFn, *, pad_token_id: int, batch_size: int = 32,
                  token_budget: int | None = None, device: str = "cpu", autocast_dtype: Any = None,
                  sort_by_length: bool = True, dedupe: bool = True, name: str = "reranker",
-                 framework: str = "torch") -> None:
+                 framework: str = "torch", memory_plan: BatchPlan | None = None) -> None:
         if batch_size < 1:
             raise UsageError(f"{name}: batch size must be >= 1, got {batch_size}")
         if token_budget is not None and token_budget < 1:
@@ -102,6 +110,7 @@ class InferenceEngine:
         if framework not in ("torch", "numpy"):
             raise UsageError(f"{name}: engine framework must be torch or numpy, got {framework!r}")
         self.framework = framework
+        self.memory_plan = memory_plan
         self.stats = EngineStats(batch_size_now=batch_size)
 
     # -- public ---------------------------------------------------------------------------------------------------
@@ -178,6 +187,14 @@ class InferenceEngine:
                         break
                     rows += 1
                 stop = start + max(rows, 1)
+            if self.memory_plan is not None:
+                longest = int(lengths[order[start:stop]].max())
+                fits = self.memory_plan.max_rows(longest)
+                if fits == 0:
+                    raise self.memory_plan.refuse(longest)
+                if fits is not None and fits < stop - start:
+                    stop = start + fits
+                    self.stats.memory_limited_batches += 1
             yield order[start:stop]
             start = stop
 

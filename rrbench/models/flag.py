@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.components.specs import RerankerSpec
-from rrbench.models.cross_encoder import check_remote_code
+from rrbench.models.cross_encoder import check_remote_code, truthy
 from rrbench.models.flag_gemma_compat import patch_costwise_gemma
 from rrbench.models.loading import pick_device, warn_if_bf16_emulated
+from rrbench.models.memory import plan_before_load
 from rrbench.models.resolve import resolve_weights
 from rrbench.util.errors import PluginError, UsageError
 
@@ -90,6 +92,18 @@ class LightweightLLMReranker(PointwiseReranker):
         if use_bf16:
             warn_if_bf16_emulated(device)
         self.effective_dtype = "bfloat16" if use_bf16 else ("float32" if device == "cpu" else "float16")
+        with quiet_transformers():
+            # lazy: heavy: pulls in torch
+            from FlagEmbedding.inference.reranker.decoder_only.models.gemma_config import CostWiseGemmaConfig
+
+            # lazy: heavy: pulls in torch
+            from FlagEmbedding.inference.reranker.decoder_only.models.gemma_model import CostWiseGemmaForCausalLM
+
+            if (Path(self.weights_path) / "config.json").is_file():
+                plan_before_load(self.weights_path, self.effective_dtype, device, self.max_length,
+                                 f"reranker {spec.id}", enabled=truthy(extra.get("memory_plan", True)),
+                                 cls=CostWiseGemmaForCausalLM,
+                                 config=CostWiseGemmaConfig.from_pretrained(self.weights_path))
         # FlagEmbedding's class predates transformers 5, which warns about it at length on every load (model type,
         # GenerationMixin, use_return_dict); the patch above is what makes it run, so those warnings say nothing new.
         with quiet_transformers():

@@ -22,9 +22,10 @@ import numpy as np
 
 from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.components.specs import RerankerSpec
-from rrbench.models.cross_encoder import check_remote_code
+from rrbench.models.cross_encoder import check_remote_code, truthy
 from rrbench.models.engine import InferenceEngine, autocast_dtype_for
 from rrbench.models.loading import pick_device, torch_dtype
+from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.prompts import FORMATS, PromptFormat, check_template, resolve_instruction
 from rrbench.models.resolve import resolve_weights
 from rrbench.util.errors import UsageError
@@ -62,32 +63,40 @@ class GenerativeReranker(PointwiseReranker):
         if options.dtype == "int8":
             raise UsageError(f"reranker {spec.id}: --dtype int8 is supported for cross-encoders only")
         autocast_dtype_for(options.dtype, self.device)
+        self.max_length = options.max_length or spec.max_length or 8192
+        memory = plan_before_load(path, options.dtype, self.device, self.max_length, f"reranker {spec.id}",
+                                  enabled=truthy(options.extra.get("memory_plan", True)))
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
         # cast to Any: transformers declares PreTrainedModel.to through functools.wraps(torch.nn.Module.to), which
         # type checkers read as an unbound function (every .to(device) call would be flagged)
         self.model: Any = cast(Any, AutoModelForCausalLM.from_pretrained(
             str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code))
         self.model.to(self.device).eval()
-        self.max_length = options.max_length or spec.max_length or 8192
-        self.yes_id = single_token_id(self.tokenizer, self.format.yes_token, spec.id)
-        self.no_id = single_token_id(self.tokenizer, self.format.no_token, spec.id)
+        self.engine = InferenceEngine(self._forward, pad_token_id=0, batch_size=options.batch_size,
+                                      device=self.device, token_budget=options.extra.get("token_budget"),
+                                      name=f"reranker {spec.id}", memory_plan=batch_plan(memory, self.device))
+        self.bind_tokenizer(self.tokenizer)
+        self._torch = torch
+
+    def bind_tokenizer(self, tokenizer: Any) -> None:
+        """Use ``tokenizer``: the answer-token ids, the fixed prompt parts and the pad id all come from it (a replica
+        swaps in its length tokenizer where transformers would rebuild a real-vocabulary class around it)."""
+        self.tokenizer = tokenizer
+        model_id = self.spec.id
+        self.yes_id = single_token_id(tokenizer, self.format.yes_token, model_id)
+        self.no_id = single_token_id(tokenizer, self.format.no_token, model_id)
         self.prefix_ids = self._ids(self.format.prefix)
         self.suffix_ids = self._ids(self.format.suffix)
         self.body_budget = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
         if self.body_budget < 8:
-            raise UsageError(f"reranker {spec.id}: --max-length {self.max_length} leaves no room for the query and "
+            raise UsageError(f"reranker {model_id}: --max-length {self.max_length} leaves no room for the query and "
                              f"document after the {len(self.prefix_ids) + len(self.suffix_ids)}-token prompt")
         head = self.model.get_output_embeddings().weight
         self.answer_rows = head[[self.yes_id, self.no_id]].detach()
         bias = getattr(self.model.get_output_embeddings(), "bias", None)
         self.answer_bias = bias[[self.yes_id, self.no_id]].detach() if bias is not None else None
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id or 0
-        self.engine = InferenceEngine(self._forward, pad_token_id=pad, batch_size=options.batch_size,
-                                      device=self.device, token_budget=options.extra.get("token_budget"),
-                                      name=f"reranker {spec.id}")
-        self._torch = torch
+        pad = tokenizer.pad_token_id
+        self.engine.pad_token_id = int(pad if pad is not None else (tokenizer.eos_token_id or 0))
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -87,6 +87,12 @@ class DeferredListwiseReranker(_Deferred, ListwiseReranker):
         return self.model().score_list(query, documents)  # type: ignore[attr-defined]
 
 
+def unwrap(reranker: Reranker) -> Reranker:
+    """The model behind a deferred reranker, built now (what a timing or a backend's own attributes need); any other
+    reranker as it is."""
+    return reranker.model() if isinstance(reranker, _Deferred) else reranker
+
+
 def _with_custom(cls: type, extra: dict[str, Any] | None) -> type:
     """The deferred class, with ``cache_fingerprint`` only when the backend has one (the fingerprint differs)."""
     if extra is None:

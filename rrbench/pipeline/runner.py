@@ -31,6 +31,7 @@ from rrbench.measures.trec import qrels_lines
 from rrbench.models import weights_index
 from rrbench.models.engine import RerankerOOMError
 from rrbench.models.factory import load_reranker
+from rrbench.models.replica import is_replica
 from rrbench.models.runtimes import check_runtime
 from rrbench.pipeline.candidates import (
     GeneratorConfig,
@@ -526,6 +527,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
         "selected_on": config.selected_on,
         "selected_max_fe": config.selected_max_fe,
         "score_bundles": _score_bundles(cache, members, task, config),
+        "speed_only": any(is_replica(getattr(m, "inner", m)) for m in members),
     }
     provenance.update(_throughput(evaluated, cache_at_eval))
     if cache is not None:

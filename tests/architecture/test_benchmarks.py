@@ -65,3 +65,23 @@ def test_the_sweep_benchmark_times_the_cli_rows_and_the_storage(tmp_path, tiny_m
     assert report["cli"][-1]["to_reference_s"] == report["cli"][-1]["to_best_s"]
     assert set(report["storage_trials_per_min"]) == {"per_call_commits", "one_transaction_per_trial"}
     assert "| `rrbench sweep` row |" in result.stdout
+
+
+def test_zoo_speed_runs_a_replica_row_set_and_an_estimate_only_row(tmp_path):
+    """The zoo table on two models: MiniLM-L12 (every row, 2 pairs) and Qwen3-Reranker-8B (parameters and memory
+    estimate only: it is never loaded here)."""
+    out = tmp_path / "zoo.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo_speed.py"), "--models",
+                             "minilm-l12,qwen3-8b", "--pairs", "2", "--threads", "1", "--peak-seconds", "0.1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    minilm, qwen = report["models"]
+    assert minilm["params"] == 33_360_385 and minilm["tokens"] == "real (bert-base-uncased)"
+    rows = {r["row"] for r in minilm["rows"]}
+    assert {"rrbench engine, torch", "sequential loop (CrossEncoder.predict per query)",
+            "CrossEncoder.predict, one flat call"} <= rows
+    assert all(r["finite"] and r["pairs_per_s"] > 0 for r in minilm["rows"])
+    assert minilm["engine_vs_best_peer"] > 0 and minilm["rss_increase_mb"] > 0
+    assert qwen["params"] == 8_188_548_096 and not qwen["rows"] and "not run" in qwen["notes"][0]
+    assert "| qwen3-8b |" in result.stdout

@@ -310,6 +310,7 @@ CASES: list[Case] = [
     Case("throughput-without-time", "ce", setter("provenance.rerank_time_s", 0.0), "pairs_per_s"),
     Case("fallback-record", "ce", setter("provenance.run_options.reranker_fallback", {"reason": "OOM"}),
          "reranker_fallback"),
+    Case("speed-only-record", "ce", setter("provenance.speed_only", True), "speed_only"),
     Case("filed-under-another-split", "bm25", _misfile, "folder"),
     # -- the file itself --
     Case("deep-json", "bm25", raw_text("[" * 200_000 + "]" * 200_000), "nested deeper", rehash=False, rename=False),
