@@ -3,14 +3,17 @@
 What rrbench relies on, per kind, checked on real calls rather than on declarations:
 
 - **retrievers**: one finite score per candidate (count, dtype, finiteness -- outside the top-k too), the same scores
-  when asked twice, and the same score per candidate whatever order the candidates are given in;
+  when asked twice, the same score per candidate whatever order the candidates are given in, and, on a corpus-scope
+  copy of the mini task, a ``search()`` that returns at most k distinct positions inside the corpus;
 - **fusers**: one finite score per fused candidate, only ids from the input runs and each once, deterministic, and
   invariant to the order each run lists its candidates in;
 - **miners**: only non-evidence sentences of the query's own post, at most ``k`` per query, and the same negatives
   for the same seed;
 - **losses**: a finite scalar with a finite gradient on a tiny model and batch;
 - **regimes**: options that are training settings, naming registered losses and miners;
-- **calibrators**: fitted on a synthetic statistic, one finite value per input, monotone, deterministic.
+- **calibrators**: fitted on a synthetic statistic, one finite value per input, monotone, deterministic;
+- **tasks**: the registered task loads with its declared hashes, under its own id, with queries in every split and
+  has-evidence queries in every split that is scored.
 
 Each check returns a JSON-ready report like the reranker one (``ok``, ``checks``), so ``rrbench check`` prints and
 exits the same way for every kind.
@@ -35,7 +38,7 @@ from rrbench.pipeline.candidates import fuse_pools, retrieve
 from rrbench.pipeline.decide import load_calibrator
 from rrbench.retrievers.factory import load_retriever
 from rrbench.retrievers.fusion import load_fuser
-from rrbench.tasks.mini import make_train_task
+from rrbench.tasks.mini import make_corpus_task, make_train_task
 from rrbench.tasks.resolve import load_task_dir
 from rrbench.training.miners import load_miner, non_evidence
 from rrbench.training.model import load_base
@@ -73,6 +76,11 @@ def _mini_task() -> Any:
         return load_task_dir(make_train_task(Path(tmp) / "mini-task"))
 
 
+def _corpus_task() -> Any:
+    with tempfile.TemporaryDirectory(prefix="rrbench-check-") as tmp:
+        return load_task_dir(make_corpus_task(Path(tmp) / "mini-corpus-task"))
+
+
 def check_retriever(name: str, tolerance: float = 1e-6, **options: Any) -> Report:
     task = _mini_task()
     queries = sorted(task.queries.values(), key=lambda q: q.query_id)
@@ -102,6 +110,18 @@ def check_retriever(name: str, tolerance: float = 1e-6, **options: Any) -> Repor
         worst = max(worst, float(np.abs(ahead - back[::-1]).max()) if len(local) else 0.0)
     checks.record("candidate-order invariant", worst <= tolerance, "each post's candidates scored in reverse order",
                   worst)
+    corpus = _corpus_task()
+    corpus_queries = sorted(corpus.queries.values(), key=lambda q: q.query_id)
+    searcher = load_retriever(name, **options)
+
+    def searched() -> str:
+        sizes = []
+        for k in (3, len(corpus.sentences)):
+            sizes += [len(ids) for ids, _ in retrieve(corpus, corpus_queries, searcher, top_k=k)]
+        return (f"search() over the {len(corpus.sentences)} sentences of a corpus-scope task returned "
+                f"{min(sizes)}-{max(sizes)} distinct in-corpus positions per query, at most k")
+
+    checks.attempt("search(): at most k distinct in-corpus positions, finite scores", searched)
     return checks.report(score_kind=retriever.score_kind)
 
 
@@ -265,6 +285,39 @@ def check_calibrator(name: str, **options: Any) -> Report:
     return checks.report()
 
 
+def check_task(name: str, **_: Any) -> Report:
+    """A registered task (rrbench's or a plugin's, by id or alias): its spec and data files load with the declared
+    hashes, the registered id is the spec's id, every split has queries, and every split a metric is computed on has
+    has-evidence queries. ``rrbench validate-task DIR`` does the first of these for a folder."""
+
+    entry = resolve("tasks", name)
+    checks = _Checks("tasks", name)
+    loaded: list[Any] = []
+
+    def load() -> str:
+        task = load_task_dir(entry.spec.path)
+        loaded.append(task)
+        return (f"{task.id}@{task.version} ({task.spec.scope} scope): {len(task.post_ids)} posts, "
+                f"{len(task.sentences)} sentences, {len(task.queries)} queries, data sha256 {task.data_sha256[:12]}")
+
+    if not checks.attempt("spec and data files load (hashes, ids, labels, splits)", load):
+        return checks.report(plugin=owner_label("tasks", entry.spec))
+    task = loaded[0]
+    checks.record("registered id is the spec's id", task.id == entry.id,
+                  f"registered as {entry.id!r}, task.yaml says {task.id!r}")
+    stats = task.split_stats()
+    empty = [split for split, row in stats.items() if not row["queries"]]
+    checks.record("every split has queries", bool(stats) and not empty,
+                  ", ".join(f"{split} {row['queries']}" for split, row in stats.items()) or "no splits")
+    scored = {split: row for split, row in stats.items() if split != "train"}
+    lacking = [split for split, row in scored.items() if not row["has_evidence"]]
+    checks.record("evaluation splits have has-evidence queries", not lacking,
+                  "; ".join(f"{split}: {row['has_evidence']} with evidence, {row['no_evidence']} without"
+                            + ("" if row["no_evidence"] else " (no false-evidence rate)")
+                            for split, row in scored.items()) or "no evaluation split")
+    return checks.report(plugin=owner_label("tasks", entry.spec), scope=task.spec.scope)
+
+
 def _loss_batches() -> dict[str, Callable[[], tuple[Any, Any]]]:
     """Small fixed batches per input format (the shapes :mod:`rrbench.training.data` builds)."""
     q1, q2 = "aspirin prevents heart attacks", "caffeine affects sleep"
@@ -291,7 +344,7 @@ LOSS_BATCHES = _loss_batches()
 
 CHECKS: dict[str, Callable[..., Report]] = {
     "rerankers": check_reranker, "retrievers": check_retriever, "fusers": check_fuser, "miners": check_miner, "losses": check_loss,
-    "regimes": check_regime, "calibrators": check_calibrator,
+    "regimes": check_regime, "calibrators": check_calibrator, "tasks": check_task,
 }
 
 

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from rrbench.components.bases import ListwiseReranker
+from rrbench.components.calls import component_label, running
+from rrbench.components.score_checks import check_scores
 from rrbench.models.factory import load_reranker
-from rrbench.pipeline.rerank import check_scores
 from rrbench.tasks.mini import make_mini_task
 from rrbench.tasks.resolve import load_task_dir
 from rrbench.util.errors import RRBenchError
@@ -37,14 +38,22 @@ def _pairs(task: Any) -> list[tuple[str, list[str]]]:
 
 
 def _score(reranker: Any, groups: list[tuple[str, list[str]]], reverse: bool = False) -> list[Any]:
-    name = f"reranker {reranker.spec.id!r}"
+    """Every group's scores, through the guarded call: an exception or a bad score is one line naming the plugin."""
+    name = component_label(reranker)
     if isinstance(reranker, ListwiseReranker):
-        return [check_scores(reranker.score_list(q, docs), len(docs), name) for q, docs in groups]
+        out = []
+        for q, docs in groups:
+            with running(name, "score_list()"):
+                raw = reranker.score_list(q, docs)
+            out.append(check_scores(raw, len(docs), name))
+        return out
     qs = [q for q, docs in groups for _ in docs]
     ds = [d for _, docs in groups for d in docs]
     order = np.arange(len(qs))[::-1] if reverse else np.arange(len(qs))
     scores = np.empty(len(qs), dtype=np.float64)
-    scores[order] = check_scores(reranker.score_pairs([qs[i] for i in order], [ds[i] for i in order]), len(qs), name)
+    with running(name, "score_pairs()"):
+        raw = reranker.score_pairs([qs[i] for i in order], [ds[i] for i in order])
+    scores[order] = check_scores(raw, len(qs), name)
     bounds = np.cumsum([0] + [len(docs) for _, docs in groups])
     return [scores[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
 

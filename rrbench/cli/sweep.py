@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ import click
 from rrbench.hpo.fill_workers import cpu_cores, plan_workers, resolve_devices, run_workers
 from rrbench.hpo.plots import reliability_png
 from rrbench.hpo.space import load_space
-from rrbench.hpo.sweep import ScoreSource, SweepSetup, objective_factory, open_study, run_trials, shortfall_note
+from rrbench.hpo.sweep import (
+    ScoreSource,
+    SweepSetup,
+    completed_rows,
+    objective_factory,
+    open_study,
+    run_trials,
+    shortfall_note,
+)
 from rrbench.hpo.sweep_report import write_reports
 from rrbench.pipeline.fill_queue import DEFAULT_UNIT_PAIRS
 from rrbench.pipeline.score_cache import set_worker_label
@@ -113,9 +122,18 @@ def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, ou
         raise UsageError(f"reranker {name!r} ({setting}) lacks {lacking} of the {needed} cached scores this "
                          f"space needs; fill them first: {_fill_command(args)}")
     started = time.perf_counter()
-    study = open_study(setup, space, Path(output), storage, sampler)
-    short = run_trials(study, objective_factory(setup, space, source), trials,
-                       None if not args["quiet"] else False, shared=storage is not None)
+    folder = Path(output)
+    fresh = not folder.exists()
+    study = None
+    try:
+        study = open_study(setup, space, folder, storage, sampler)
+        short = run_trials(study, objective_factory(setup, space, source), trials,
+                           None if not args["quiet"] else False, shared=storage is not None)
+    except BaseException:
+        # before its first completed trial a sweep has nothing a resume needs: leave no folder behind
+        if fresh and (study is None or not completed_rows(study)):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     report = write_reports(study, setup, space, source, Path(output), time.perf_counter() - started)
     click.echo(report["summary"])
     note = shortfall_note(study, short)

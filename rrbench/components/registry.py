@@ -23,6 +23,7 @@ time so a failure names its plugin.
 from __future__ import annotations
 
 import builtins
+import difflib
 import importlib
 import json
 import os
@@ -167,11 +168,17 @@ class Registry:
         """Build the name index: ids first, then aliases that neither shadow an id nor a built-in name."""
         for kind in KINDS:
             by_name: dict[str, list[Entry]] = {}
-            for entry in self.entries[kind]:
-                by_name.setdefault(entry.id, []).append(entry)
-            ids = set(by_name)
             builtin_names = {n for e in self.entries[kind] if e.plugin == BUILTIN_PLUGIN for n in e.spec.names}
             what = singular(kind)
+            for entry in self.entries[kind]:
+                if entry.plugin != BUILTIN_PLUGIN and entry.id in builtin_names:
+                    # a plain command must keep meaning the built-in: the plugin's component answers to PLUGIN:ID
+                    self.notice(entry.plugin, f"plugin {entry.plugin!r}: {what} id {entry.id!r} is a built-in "
+                                              f"{what} name, which keeps meaning rrbench's own; use "
+                                              f"{entry.qualified_name} for the plugin's")
+                    continue
+                by_name.setdefault(entry.id, []).append(entry)
+            ids = set(by_name)
             for entry in self.entries[kind]:
                 for alias in dict.fromkeys(entry.spec.aliases):
                     if alias == entry.id:
@@ -234,11 +241,8 @@ class Registry:
             by_hub = [e for e in self.entries[kind] if getattr(e.spec, "hub_id", None) == name]
             entries = by_hub or None
         if not entries:
-            qualified = [e.qualified_name for e in self.entries[kind]]
-            raise UnknownComponentError(
-                f"unknown {what} {name!r}.{close_matches(name, list(self._by_name[kind]) + qualified)} "
-                f"(see `rrbench list {kind}`)"
-            )
+            raise UnknownComponentError(f"unknown {what} {name!r}.{self.suggest(kind, name)} "
+                                        f"(see `rrbench list {kind}`)")
         if len(entries) > 1:
             who = " and ".join(f"plugin {e.plugin!r} ({e.distribution or 'no distribution'}, id {e.id!r})"
                                for e in entries)
@@ -247,6 +251,24 @@ class Registry:
                 f"({' or '.join(e.qualified_name for e in entries)}) or disable one (RRBENCH_DISABLE_PLUGINS)"
             )
         return entries[0]
+
+    def suggest(self, kind: str, name: str) -> str:
+        """A "did you mean" suffix naming each close component once: its id when that resolves to it, else its
+        qualified name (an alias and ``PLUGIN:ID`` spellings of the same component are not listed again)."""
+        spellings: dict[str, Entry] = {}
+        for entry in self.entries[kind]:
+            for spelling in (*entry.spec.names, entry.qualified_name):
+                spellings.setdefault(spelling, entry)
+        shown: dict[int, str] = {}
+        for match in difflib.get_close_matches(name, sorted(spellings), n=len(spellings), cutoff=0.5):
+            entry = spellings[match]
+            if id(entry) in shown:
+                continue
+            plain = self._by_name[kind].get(entry.id) == [entry]
+            shown[id(entry)] = entry.id if plain else entry.qualified_name
+            if len(shown) == 3:
+                break
+        return f" Did you mean: {', '.join(shown.values())}?" if shown else ""
 
     def has(self, kind: str, name: str) -> bool:
         try:

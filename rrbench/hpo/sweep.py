@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.components.score_checks import check_scores
+from rrbench.components.calls import component_label, running
 from rrbench.hpo.space import Range, Space
 from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.models.factory import load_reranker
@@ -52,7 +53,7 @@ from rrbench.pipeline.runner import RunConfig
 from rrbench.pipeline.score_cache import open_cache, worker_label, wrap
 from rrbench.records.ledger import test_split_use
 from rrbench.tasks.resolve import candidate_text, get_task
-from rrbench.util.errors import UsageError
+from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.util.io import canonical_hash
 from rrbench.util.progress import progress as _bar
 from rrbench.util.storage import open_storage, redact_url
@@ -322,7 +323,8 @@ class ScoreSource:
                 with _bar(len(todo), label, progress, unit="pair") as bar:
                     for start in range(0, len(todo), chunk):
                         part = todo[start:start + chunk]
-                        member.score_pairs([p[0] for p in part], [p[1] for p in part])
+                        with running(component_label(member), "score_pairs()"):
+                            member.score_pairs([p[0] for p in part], [p[1] for p in part])
                         bar.update(len(part))
                 scored = len(todo)
             done[variant_label(name, variant)] = scored
@@ -338,8 +340,10 @@ class ScoreSource:
                              unit_pairs)
 
         def model(queries: list[str], documents: list[str]) -> np.ndarray:
-            return check_scores(member.inner.score_pairs(queries, documents), len(queries),
-                                f"reranker {member.spec.id!r}")
+            label = component_label(member)
+            with running(label, "score_pairs()"):
+                raw = member.inner.score_pairs(queries, documents)
+            return check_scores(raw, len(queries), label)
 
         with _bar(lacking, label, progress, unit="pair") as bar:
             return work_queue(store, member.store_mid, planned, model, member.tolerance, batch_pairs=chunk,
@@ -554,6 +558,7 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
     import optuna  # lazy: optional: only sweeps and the matrix use it
 
     solved = solves_decision(space)
+    faults: list[RRBenchError] = []
 
     def objective(trial: Any) -> float:
         params = suggest(trial, setup, space)
@@ -562,6 +567,11 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
             outcome = evaluate_config(config, source)
         except UsageError as exc:  # e.g. a calibrator that cannot read this score kind: not a configuration
             trial.set_user_attr("invalid", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        except RRBenchError as exc:  # a plugin broke a rule: stop the study; run_trials raises it as one line
+            faults.append(exc)
+            trial.set_user_attr("fault", str(exc))
+            trial.study.stop()
             raise optuna.TrialPruned(str(exc)) from None
         metrics = outcome.metrics
         violation = constraint_violation(metrics.get("false_evidence_rate"), setup.max_fe)
@@ -576,6 +586,7 @@ def objective_factory(setup: SweepSetup, space: Space, source: ScoreSource, coun
         value = metrics.get("nDCG@10")
         return float(value) if value is not None else 0.0
 
+    objective.faults = faults  # type: ignore[attr-defined]
     return objective
 
 
@@ -658,6 +669,9 @@ def run_trials(study: Any, objective: Callable[[Any], float], trials: int, progr
             while remaining > 0:
                 mirror.optimize(objective, n_trials=remaining, callbacks=[persist, lambda s, t: bar.update(
                     1 if t.state == TrialState.COMPLETE else 0)])
+                faults = getattr(objective, "faults", None)
+                if faults:  # a plugin fault ends the sweep as one line; the trials before it stay committed
+                    raise faults[0]
                 before, done = done, completed()
                 remaining = max(0, trials - done)
                 if done == before:  # a whole round of invalid (pruned) trials: the space cannot do better

@@ -23,7 +23,7 @@ import numpy as np
 from rrbench.components.calls import component_label, running
 from rrbench.components.identity import stored_weights_fingerprint
 from rrbench.components.registry import resolve
-from rrbench.components.score_checks import check_scores
+from rrbench.components.score_checks import check_scores, check_search_result
 from rrbench.components.specs import validate_options
 from rrbench.models.resolve import resolve_weights
 from rrbench.retrievers import store
@@ -81,14 +81,12 @@ def retrieve(task: Task, queries: Sequence[Query], retriever: Any, top_k: int, c
                 else:
                     k = min(top_k, len(ids))
                     with running(label, "search()"):
-                        top, raw = retriever.search(query.text, k)
-                    top = np.asarray(top)
-                    scores = check_scores(raw, len(top), f"{label}: search()")
-                    if len(top) > k or (len(top) and (top.dtype.kind not in "iu" or len(np.unique(top)) != len(top)
-                                                      or top.min() < 0 or top.max() >= len(ids))):
-                        raise PluginError(f"{label}: search() must return at most {k} distinct integer positions "
-                                          f"in [0, {len(ids)}), got {len(top)} of dtype {top.dtype}")
-                    pools.append((ids[top.astype(np.int64)], scores))
+                        found = retriever.search(query.text, k)
+                    if not isinstance(found, tuple) or len(found) != 2:
+                        raise PluginError(f"{label}: search() returned {type(found).__name__}, not a pair "
+                                          f"(positions, scores)")
+                    top, scores = check_search_result(found[0], found[1], k, len(ids), label)
+                    pools.append((ids[top], scores))
                 bar.update(1)
     finally:
         del retriever.score_all

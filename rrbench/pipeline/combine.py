@@ -325,12 +325,15 @@ def _pair_probabilities(decision: Decision, combined: Combined, config: Decision
     """Per (query, candidate) probabilities over the head, when the decision has a probability scale."""
     if decision.probabilities is None or config.policy != "max":
         return None
-    values = combined.decision
-    if callable(decision.probabilities):
-        return np.where(combined.head, decision.probabilities(values), np.nan)
+    values, head = combined.decision, combined.head
     out = np.full(values.shape, np.nan)
+    if callable(decision.probabilities):  # only the head: padding and unranked entries are no statistics
+        out[head] = decision.probabilities(values[head])
+        return out
     for rows, fn in decision.probabilities:  # cross-fitted: each fold's own map
-        out[rows] = np.where(combined.head[rows], fn(values[rows]), np.nan)
+        block, mask = out[rows], head[rows]
+        block[mask] = fn(values[rows][mask])
+        out[rows] = block
     return out
 
 

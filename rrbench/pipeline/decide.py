@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from rrbench.components.bases import Calibrator
-from rrbench.components.calls import build
+from rrbench.components.calls import build, component_label, running
 from rrbench.components.registry import resolve
+from rrbench.components.score_checks import check_non_decreasing, check_probabilities
 from rrbench.components.specs import NATURAL_THRESHOLDS
 from rrbench.util.errors import UsageError
 
@@ -168,6 +169,39 @@ def load_calibrator(name: str, options: Mapping[str, Any] | None = None) -> Cali
 
     entry = resolve("calibrators", name)
     return build("calibrators", entry.spec, entry.spec, dict(options or {}))
+
+
+class GuardedCalibrator:
+    """A calibrator as the decision stage calls it: every ``fit`` and ``transform`` goes through the guarded call
+    (an exception becomes one line naming the plugin), and what ``transform`` returns is checked like scores are:
+    one finite probability in [0, 1] per statistic, non-decreasing on the statistics it was fitted on. A bad
+    calibrator is refused (:class:`~rrbench.util.errors.PluginError`), never turned into a number."""
+
+    def __init__(self, calibrator: Calibrator) -> None:
+        self.inner = calibrator
+        self.label = component_label(calibrator)
+
+    def check_kind(self, score_kind: str) -> None:
+        with running(self.label, "check_kind()"):
+            self.inner.check_kind(score_kind)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> GuardedCalibrator:
+        with running(self.label, "fit()"):
+            self.inner.fit(x, y)
+        #: the fitted statistics' probabilities, checked for order once here (the stage reuses them)
+        self.fitted = self.transform(x)
+        check_non_decreasing(x, self.fitted, self.label)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        with running(self.label, "transform()"):
+            raw = self.inner.transform(x.reshape(-1))
+        return check_probabilities(raw, x.size, self.label).reshape(x.shape)
+
+    def describe(self) -> dict[str, Any]:
+        with running(self.label, "describe()"):
+            return self.inner.describe()
 
 
 # -- thresholds ------------------------------------------------------------------------------------------------------
@@ -337,10 +371,10 @@ def _calibrate(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y_fit
     fitted calibrator (None without one)."""
     if config.calibrator == "none":
         return x_fit, x_eval, None
-    calibrator = load_calibrator(config.calibrator)
+    calibrator = GuardedCalibrator(load_calibrator(config.calibrator))
     calibrator.check_kind(score_kind)
     calibrator.fit(x_fit, y_fit)
-    return calibrator.transform(x_fit), calibrator.transform(x_eval), calibrator
+    return calibrator.fitted, calibrator.transform(x_eval), calibrator
 
 
 def _fit_and_apply(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y_fit: np.ndarray,

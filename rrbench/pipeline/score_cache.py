@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from rrbench.components.bases import ListwiseReranker, PointwiseReranker
+from rrbench.components.calls import component_label, running
 from rrbench.components.identity import model_fingerprint
 from rrbench.components.score_checks import check_scores
 from rrbench.pipeline.fill_queue import plan_units, work_queue
@@ -152,6 +153,12 @@ class _CachedMixin:
         return self._inner
 
     @property
+    def label(self) -> str:
+        """The wrapped component's error prefix (plugin, distribution, id): a cached run names it like an uncached
+        one."""
+        return component_label(self._inner)
+
+    @property
     def cache_stats(self) -> CacheStats:
         return self._binding.stats
 
@@ -210,8 +217,9 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
         if missing:
             idx = list(missing.values())
             started = time.perf_counter()
-            scores = check_scores(self._inner.score_pairs([queries[i] for i in idx], [documents[i] for i in idx]),
-                                  len(idx), f"reranker {self.spec.id!r}")
+            with running(self.label, "score_pairs()"):
+                raw = self._inner.score_pairs([queries[i] for i in idx], [documents[i] for i in idx])
+            scores = check_scores(raw, len(idx), self.label)
             b.stats.computed += len(idx)
             b.stats.model_calls += 1
             new = dict(zip(missing, scores.tolist(), strict=True))
@@ -236,8 +244,9 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
 
         def model(queries: list[str], documents: list[str]) -> np.ndarray:
             b.stats.model_calls += 1
-            return check_scores(self._inner.score_pairs(queries, documents), len(queries),
-                                f"reranker {self.spec.id!r}")
+            with running(self.label, "score_pairs()"):
+                raw = self._inner.score_pairs(queries, documents)
+            return check_scores(raw, len(queries), self.label)
 
         with _bar(missing, f"filling ({self.spec.id})", progress, unit="pair") as bar:
             batch = max(256, self.options.batch_size * 8)
@@ -259,7 +268,9 @@ class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
             b.stats.hits += len(documents)
             return cached
         b.stats.misses += len(documents)
-        fresh = check_scores(self._inner.score_list(query, documents), len(documents), f"reranker {self.spec.id!r}")
+        with running(self.label, "score_list()"):
+            raw = self._inner.score_list(query, documents)
+        fresh = check_scores(raw, len(documents), self.label)
         b.stats.computed += len(documents)
         b.stats.model_calls += 1
         b.cache.put_list(b.mid, key, fresh)

@@ -99,6 +99,14 @@ def make_train_task(directory: str | Path) -> Path:
     return write_task(directory, MINI_POSTS, MINI_QUERIES, MINI_QRELS, splits=MINI_TRAIN_SPLITS)
 
 
+def make_corpus_task(directory: str | Path) -> Path:
+    """The mini task in corpus scope: every query's candidates are all 14 sentences of the four posts, so a
+    retriever's ``search()`` is what finds them (``rrbench check --kind retrievers`` calls it here)."""
+    post_of = {q["query_id"]: q["post_id"] for q in MINI_QUERIES}
+    qrels = [{**row, "post_id": post_of[str(row["query_id"])]} for row in MINI_QRELS]
+    return write_task(directory, MINI_POSTS, MINI_QUERIES, qrels, splits=MINI_TRAIN_SPLITS, scope="corpus")
+
+
 def mini_vocab() -> list[str]:
     """Every word of the mini task (lowercased) after BERT's special tokens: the tiny models' vocabulary."""
     words = sorted({w.strip(".,").lower() for p in MINI_POSTS for s in p["sentences"] for w in s.split()}

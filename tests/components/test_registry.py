@@ -176,3 +176,48 @@ def test_help_and_list_do_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "clean" in result.stdout
+
+
+SAME_ID_SOURCE = """
+from rrbench import RerankerSpec, RetrieverSpec, hookimpl
+
+@hookimpl
+def register_retrievers(register):
+    register(RetrieverSpec(id="bm25", loader="rrbench.retrievers.bm25:BM25Retriever", description="their bm25",
+                           score_kind="bm25", options={"k1": 0.5, "b": 0.2, "method": "lucene", "stemmer": "english",
+                                                       "stopwords": "en"}))
+
+@hookimpl
+def register_rerankers(register):
+    register(RerankerSpec(id="minilm-l6", loader="rrbench.models.cross_encoder:CrossEncoderReranker"))
+"""
+
+
+def test_a_plugin_reusing_a_builtin_id_never_breaks_a_plain_command(cli, tmp_path, mini_task):
+    """Issue 26: a plugin registering ``bm25`` and ``minilm-l6`` leaves the plain names to the built-ins (a warning
+    says how to reach the plugin's), so the default ``rrbench run`` keeps working and keeps using rrbench's bm25."""
+    root = tmp_path / "site"
+    _fake_distribution(root, "rrbench-same-id", "rrbench_same_id", SAME_ID_SOURCE, ep_name="same", version="0.1")
+    env = _env(root, RRBENCH_LOAD_PLUGINS="same")
+    result = cli("run", "--task", str(mini_task), "--quiet", "--output", str(tmp_path / "out"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "retriever id 'bm25' is a built-in retriever name" in result.stderr and "same:bm25" in result.stderr
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert record["manifest"]["components"]["retriever"]["options"]["k1"] == 1.5  # rrbench's own bm25
+    theirs = cli("run", "--task", str(mini_task), "--retriever", "same:bm25", "--quiet",
+                 "--output", str(tmp_path / "theirs"), env=env)
+    assert theirs.returncode == 0, theirs.stderr
+    record = json.loads((tmp_path / "theirs" / "results.json").read_text())
+    assert record["manifest"]["components"]["retriever"]["options"]["k1"] == 0.5  # what the record then says
+    # about the plugin belongs to the record redesign (issue 23)
+
+
+def test_suggestions_name_each_component_once():
+    message = ""
+    try:
+        get_registry().get("rerankers", "MiniLM-L6")
+    except UnknownComponentError as exc:
+        message = str(exc)
+    suggested = message.split("Did you mean: ")[1].split("?")[0].split(", ")
+    assert suggested.count("minilm-l6") == 1 and "rrbench:minilm-l6" not in suggested
+    assert "all-MiniLM-L6-v2" not in suggested  # an alias of the same model is not listed again
