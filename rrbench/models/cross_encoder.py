@@ -38,6 +38,7 @@ from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instructio
 from rrbench.models.resolve import resolve_weights
 from rrbench.models.runtimes import ExportedModel, check_runtime, runtime_dtype
 from rrbench.util.errors import UsageError
+from rrbench.util.extras import check_extra, require_extra
 
 IMPLEMENTATIONS = ("sentence-transformers", "flag")
 
@@ -144,6 +145,7 @@ class CrossEncoderReranker(PointwiseReranker):
                                         precision="bf16" if dtype == "bfloat16" else "f32")
 
     def _init_flag(self, path: str) -> None:
+        require_extra("flag", "FlagEmbedding", f"reranker {self.spec.id} with implementation=flag")
         from FlagEmbedding import FlagReranker  # lazy: heavy: pulls in torch
 
         dtype = self.options.dtype
@@ -191,6 +193,8 @@ class CrossEncoderReranker(PointwiseReranker):
         builds the cache key from it): the resolved instruction text, implementation, activation and runtime."""
 
         implementation = str(options.extra.get("implementation", "sentence-transformers"))
+        if implementation == "flag":  # before any work: a missing extra is one line, not a crash at model load
+            check_extra("flag", "FlagEmbedding", f"reranker {spec.id} with implementation=flag")
         sigmoid = implementation != "flag" and (spec.options.get("activation") == "sigmoid"
                                                 or options.extra.get("activation") == "sigmoid")
         out: dict[str, Any] = {

@@ -27,6 +27,7 @@ from rrbench.models.loading import pick_device, warn_if_bf16_emulated
 from rrbench.models.memory import plan_before_load
 from rrbench.models.resolve import resolve_weights
 from rrbench.util.errors import PluginError, UsageError
+from rrbench.util.extras import require_extra
 
 COMPRESS_RATIOS = (1, 2, 4, 8)
 
@@ -62,6 +63,7 @@ def quiet_transformers() -> Iterator[None]:
 class LightweightLLMReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
+        require_extra("flag", "FlagEmbedding", f"reranker {spec.id}")
         from FlagEmbedding import LightWeightFlagLLMReranker  # lazy: heavy: pulls in torch
 
         extra = options.extra

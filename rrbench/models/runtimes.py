@@ -20,7 +20,6 @@ This module imports no heavy library at import time: :func:`check_runtime` only 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ import numpy as np
 from rrbench.tasks.resolve import candidate_text, get_task
 from rrbench.util.cache_paths import cache_disabled_by_env, cache_root
 from rrbench.util.errors import UsageError, close_matches
+from rrbench.util.extras import check_extra
 from rrbench.util.io import canonical_hash
 
 RUNTIMES = ("torch", "onnx", "openvino")
@@ -57,13 +57,7 @@ def check_runtime(name: str) -> str:
         raise UsageError(f"unknown runtime {name!r}; choose from {', '.join(RUNTIMES)}.{close_matches(runtime, RUNTIMES)}")
     if runtime in _REQUIRES:
         module, extra = _REQUIRES[runtime]
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a broken or blocked install
-            found = False
-        if not found:
-            raise UsageError(f"--runtime {runtime} needs the {module} package, which is not installed: "
-                             f"pip install 'rrbench[{extra}]'")
+        check_extra(extra, module, f"--runtime {runtime}")
     return runtime
 
 

@@ -88,7 +88,8 @@ class NoCalibrator(Calibrator):
 
 
 class PlattCalibrator(Calibrator):
-    """Platt scaling: ``p = sigmoid(a * x + b)``, maximum likelihood (logistic regression on the statistic)."""
+    """Platt scaling: ``p = sigmoid(a * x + b)``, maximum likelihood (logistic regression on the statistic) with
+    ``a >= 0``, so that a higher statistic never means a lower probability."""
 
     #: a whisper of L2 on the standardised slope keeps perfectly separable fits finite
     RIDGE = 1e-8
@@ -116,6 +117,12 @@ class PlattCalibrator(Calibrator):
             if np.max(np.abs(rate * step)) < 1e-11:
                 break
         a = float(theta[0]) / scale
+        if a < 0:
+            # A calibrator is a non-decreasing map. Where the statistic runs against the outcome, the likelihood's
+            # best such map (the problem is convex, so the constrained optimum lies on a = 0) is flat: the base rate.
+            rate = min(max(float(np.mean(y)), 1e-12), 1.0 - 1e-12) if len(y) else 0.5
+            self.params = {"a": 0.0, "b": math.log(rate / (1.0 - rate))}
+            return self
         self.params = {"a": a, "b": float(theta[1]) - a * centre}
         return self
 

@@ -18,6 +18,7 @@ import yaml
 
 from rrbench.tasks.spec import SPEC_FILENAME
 from rrbench.util.errors import TaskSpecError, UsageError
+from rrbench.util.extras import check_extra
 from rrbench.util.io import atomic_dir, read_jsonl, sha256_file
 from rrbench.util.strict_yaml import read_yaml_document
 
@@ -49,6 +50,7 @@ def read_rows(path: str | Path, error: type[Exception] = TaskSpecError) -> Itera
     if not is_hf_data(path):
         yield from read_jsonl(path, error)
         return
+    check_extra("hf", "datasets" if path.is_dir() else "pyarrow", f"reading {path}")
     try:
         if path.is_dir():
             from datasets import load_from_disk  # lazy: optional (hf extra)
@@ -72,6 +74,7 @@ def export_hf(task: Task, output: str | Path) -> Path:
 
     Takes the loaded task (the caller resolves its name), so this module, which the task loader imports, never
     imports the loader's package back."""
+    check_extra("hf", "pyarrow", "exporting a task as Parquet (--format hf)")
     import pyarrow as pa  # lazy: optional (hf extra)
     import pyarrow.parquet as pq  # lazy: optional (hf extra)
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rrbench.util.errors import UsageError
+from rrbench.util.extras import check_extra, missing_extra
 from rrbench.util.faults import kill_point
 
 if TYPE_CHECKING:  # optuna is imported only when a storage is opened
@@ -167,6 +168,7 @@ def open_storage(url: str | None, default_path: Path | None, heartbeat: bool = F
                 raise UsageError(f"storage {shown}: folder {folder} does not exist")
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif scheme.startswith("postgresql"):
+        check_extra("postgres", "psycopg", f"storage {shown}")
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     elif scheme.startswith("mysql"):
         engine_kwargs = {"pool_pre_ping": True}
@@ -183,8 +185,9 @@ def open_storage(url: str | None, default_path: Path | None, heartbeat: bool = F
                       "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=HEARTBEAT_MAX_RETRY)}
             return _with_kill_points(_rdb_storage(RDBStorage, full, engine_kwargs, hb))
     except ModuleNotFoundError as exc:
-        raise UsageError(f"storage {shown} needs the Python package {exc.name!r} "
-                         f"(pip install 'psycopg[binary]' for PostgreSQL)") from None
+        if exc.name and exc.name.startswith("psycopg"):
+            raise missing_extra("postgres", exc.name, f"storage {shown}") from None
+        raise UsageError(f"storage {shown} needs the Python package {exc.name!r}, which is not installed") from None
     except Exception as exc:  # sqlalchemy's OperationalError, ArgumentError, psycopg errors ...
         reason = _scrub(getattr(exc, "orig", None) or exc, full)
         raise UsageError(f"cannot open study storage {shown}: {reason}") from None

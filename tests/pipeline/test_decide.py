@@ -29,6 +29,44 @@ def test_platt_recovers_the_closed_form_fit():
     assert cal.transform(np.array([0.0, 1.0])) == pytest.approx([0.25, 0.75], abs=1e-7)
 
 
+def test_platt_never_inverts_the_statistic():
+    # The statistic runs against the outcome (x=0: 3 of 4 have evidence; x=1: 1 of 4). The unconstrained fit has a
+    # negative slope; a calibrator is non-decreasing, so the best admissible map is flat at the base rate 1/2.
+    x = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=float)
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=float)
+    cal = load_calibrator("platt").fit(x, y)
+    assert cal.params == {"a": 0.0, "b": pytest.approx(0.0, abs=1e-12)}
+    assert cal.transform(np.array([0.0, 1.0])) == pytest.approx([0.5, 0.5])
+
+
+def test_the_stage_refuses_a_calibrator_that_breaks_its_contract():
+    """Checked at run time like scores: finite, in [0, 1], non-decreasing on the fitted statistics."""
+    from rrbench.components.bases import Calibrator
+    from rrbench.pipeline.decide import GuardedCalibrator
+    from rrbench.plugin import CalibratorSpec
+    from rrbench.util.errors import PluginError
+
+    class Fixed(Calibrator):
+        def __init__(self, values):
+            super().__init__(CalibratorSpec(id="fixed", loader="x:y"))
+            self.values = values
+
+        def fit(self, x, y):
+            return self
+
+        def transform(self, x):
+            return self.values(np.asarray(x))
+
+    x, y = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0])
+    for values, fragment in ((lambda x: 1.0 - x / 2, "not non-decreasing"), (lambda x: x, r"outside \[0, 1\]"),
+                             (lambda x: x * np.nan, "non-finite"), (lambda x: x[:1] * 0, "1 scores for 3")):
+        with pytest.raises(PluginError, match=fragment) as info:
+            GuardedCalibrator(Fixed(values)).fit(x, y)
+        assert str(info.value).startswith("calibrator 'fixed'")
+    good = GuardedCalibrator(Fixed(lambda x: x / 4)).fit(x, y)
+    assert good.fitted == pytest.approx([0.0, 0.25, 0.5])
+
+
 def test_temperature_recovers_the_closed_form_fit():
     # All statistics 2, 3 of 4 positive: sigmoid(2 / T) = 3/4, so T = 2 / ln 3.
     cal = load_calibrator("temperature").fit(np.full(4, 2.0), np.array([1, 1, 1, 0.0]))
