@@ -101,7 +101,8 @@ def main(argv: list[str]) -> int:
     blocked = block_extras()
     from rrbench.cli.main import main as rrbench_main  # after blocking, as a fresh process would import it
 
-    commands = json.loads(open(argv[0], encoding="utf-8").read())
+    with open(argv[0], encoding="utf-8") as handle:
+        commands = json.load(handle)
     results = []
     for args in commands:
         out, err = io.StringIO(), io.StringIO()
