@@ -24,6 +24,9 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("RRBENCH_TEST_LEDGER", str(tmp_path / "test-ledger.jsonl"))  # never the repo's ledger
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    # off a terminal long steps log a line every 10 s (rrbench.util.progress); on a loaded machine that would reach
+    # tests that read stderr exactly, so only tests/util/test_progress.py turns it on
+    monkeypatch.setenv("RRBENCH_PROGRESS_INTERVAL", "100000")
     # Pin the plugin set: a third-party plugin installed in the same environment must not change rrbench's tests.
     # Tests that install plugins of their own set RRBENCH_LOAD_PLUGINS themselves (run_cli: a None value unsets).
     monkeypatch.setenv("RRBENCH_LOAD_PLUGINS", PINNED_PLUGINS)

@@ -131,7 +131,7 @@ def _write_runs(result: dict[str, Any], directory: str) -> list[str]:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the candidate cache.")
 @click.option("--output", default=None, help="Also write one TREC run per row (deepest K) into this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bars (rrbench's nor the libraries').")
+@click.option("--quiet", is_flag=True, help="No progress bars or lines (rrbench's nor the libraries').")
 def candidates(task_name: str, split: str, retrievers: tuple[str, ...], fusions: tuple[str, ...], ks: str,
                rrf_k: float, alpha: float, norm: str, context: int, device: str | None, no_cache: bool,
                output: str | None, as_json: bool, quiet: bool) -> None:

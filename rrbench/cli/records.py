@@ -67,7 +67,7 @@ def evaluate_cmd(task: str, split: str, run_file: str, threshold: float | None, 
               help="Largest accepted metric difference (raise it when re-scoring on other hardware).")
 @click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE", help="Score cache directory.")
 @click.option("--no-cache", is_flag=True, help="Recompute every score.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (nor, off a terminal, progress lines).")
 @click.option("--weights", "weights", multiple=True, help="Folder to search for a record's local weights (by hash).")
 @click.option("--task-dir", default=None, help="Verify and re-run against this task folder (an unregistered task).")
 @click.option("--allow-remote-code", is_flag=True,

@@ -90,7 +90,7 @@ from rrbench.util.text import fmt_number
 @click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
               help="Score cache directory (default: $RRBENCH_CACHE or ~/.cache/rrbench).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (nor, off a terminal, progress lines).")
 @click.option("--final", is_flag=True,
               help="Allow --split test: the one-time confirmation of a configuration selected on the dev splits "
                    "(recorded in leaderboard/test-ledger.jsonl; a second use is refused).")

@@ -54,7 +54,7 @@ def sweep_options(command: Any, search: bool = True) -> Any:
         click.option("--trust-remote-code", is_flag=True),
         click.option("--cache-dir", default=None, envvar="RRBENCH_CACHE",
                      help="Score store: a cache folder, or a postgresql:// URL shared by many machines."),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option("--quiet", is_flag=True, help="No progress bars (nor, off a terminal, progress lines)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -65,7 +65,7 @@ from rrbench.util.errors import UsageError
 @click.option("--keep-checkpoints", is_flag=True, default=None, help="Keep intermediate Trainer checkpoints.")
 @click.option("--overwrite", is_flag=True, help="Delete DIR first instead of resuming the run in it.")
 @click.option("--output", required=True, help="Output folder; rerunning the same command resumes there.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (nor, off a terminal, progress lines).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 def train_command(regime: str | None, recipe: str | None, loss_option: tuple[str, ...],
                   miner_option: tuple[str, ...], overwrite: bool, quiet: bool, as_json: bool,

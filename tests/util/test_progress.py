@@ -116,3 +116,67 @@ def test_train_takes_context_like_run(mini_task, tmp_path):
     for flag in ("--context", "--context-window"):
         rc, err, light = _train_failure(["--task", str(mini_task), flag, "1", "--output", str(tmp_path / "t")])
         assert rc == 2 and light and "has no split 'train'" in err, err
+
+
+# -- progress off a terminal (issue 26) ----------------------------------------------------------------------------
+SLOW_SOURCE = """
+import time
+import numpy as np
+from rrbench.plugin import Retriever, RetrieverSpec, hookimpl
+
+
+class Slow(Retriever):
+    def index(self, documents):
+        self.n = len(documents)
+
+    def score_all(self, query):
+        time.sleep(0.35)
+        return np.arange(self.n, dtype=float)
+
+
+@hookimpl
+def register_retrievers(register):
+    register(RetrieverSpec(id="slow", loader="rrbench_slow:Slow", score_kind="similarity"))
+"""
+
+
+def _elapsed(lines: list[str]) -> list[float]:
+    return [float(line.split("elapsed ")[1].split("s")[0]) for line in lines if "elapsed " in line]
+
+
+def test_a_long_step_off_a_terminal_logs_plain_lines_at_the_interval(cli, tmp_path, mini_task):
+    from rrbench.testing.fixtures import write_fake_plugin
+
+    root = tmp_path / "site"
+    write_fake_plugin(root, "rrbench-slow", "rrbench_slow", SLOW_SOURCE, ep_name="slow", version="0.1")
+    env = {"PYTHONPATH": str(root), "RRBENCH_LOAD_PLUGINS": "slow", "RRBENCH_PROGRESS_INTERVAL": "0.5"}
+    # 6 queries, 0.35 s each: about 2 s of retrieval, captured off a terminal
+    result = cli("run", "--task", str(mini_task), "--retriever", "slow", "--output", str(tmp_path / "out"), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("rrbench: retrieving (slow)")]
+    times = _elapsed(lines)
+    assert len(times) >= 2, result.stderr
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(0.5 <= gap < 0.5 + 0.35 + 1.0 for gap in gaps), (gaps, result.stderr)  # one update late at most
+    assert all("/6 queries" in line for line in lines), lines
+    assert "ETA" in lines[0] and "queries/s" in lines[0]
+    assert "done in" in lines[-1] and "\r" not in result.stderr  # plain lines, no bar redraws
+    quiet = cli("run", "--task", str(mini_task), "--retriever", "slow", "--quiet", "--output", str(tmp_path / "q"),
+                env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_the_default_interval_is_ten_seconds(monkeypatch, capsys):
+    monkeypatch.delenv("RRBENCH_PROGRESS_INTERVAL", raising=False)
+    clock = [100.0]
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress_mod, "_QUIET", False)
+    with progress_mod.progress(total=35, desc="encoding sentences (x)", unit="text") as bar:
+        assert isinstance(bar, progress_mod.LogLines)  # capsys' stderr is no terminal
+        for _ in range(35):
+            clock[0] += 1.0
+            bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert _elapsed(lines) == [10.0, 20.0, 30.0]
+    assert lines[0] == "rrbench: encoding sentences (x): 10/35 texts (29%), 1.0 texts/s, elapsed 10.0s, ETA 25s"
+    assert lines[-1] == "rrbench: encoding sentences (x): 35/35 texts, 1.0 texts/s, done in 35s"
