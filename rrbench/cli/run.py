@@ -151,6 +151,19 @@ def run_config_from_cli(ctx: click.Context, options: dict[str, Any], config_file
     return config
 
 
+def _throughput(provenance: dict[str, Any]) -> str:
+    """The model's speed as the record measured it: model-scored pairs over model time, never cache look-ups."""
+    rate, pairs = provenance.get("pairs_per_s"), provenance.get("pairs_scored")
+    cache = provenance.get("cache") or {}
+    if not pairs:
+        return ""
+    if not rate:
+        return " (all from the score cache)" if cache.get("enabled") and cache.get("hits") else ""
+    if cache.get("enabled") and cache.get("hits"):
+        return f" ({cache.get('computed')} by the model at {rate:.1f} pairs/s, the rest from the score cache)"
+    return f" at {rate:.1f} pairs/s"
+
+
 def _print_summary(record: dict[str, Any]) -> None:
     claims, metrics, provenance = record["config"], record["metrics"], record["provenance"]
     click.echo(f"task {claims['task']['id']}@{claims['task']['version']}  split {claims['split']}  "
@@ -162,9 +175,8 @@ def _print_summary(record: dict[str, Any]) -> None:
     decision = record["decision"]
     click.echo(f"queries: {metrics['queries_has_evidence']} with evidence, {metrics['queries_no_evidence']} without;"
                f" threshold {fmt_number(decision['threshold'])} ({decision['source']})")
-    rate = provenance.get("pairs_per_s")
-    click.echo(f"pairs scored {provenance['pairs_scored']}" + (f" at {rate:.1f} pairs/s" if rate else "")
-               + f"; wall {provenance['wall_time_s']:.1f}s; results in {record['output_dir']}")
+    click.echo(f"pairs scored {provenance['pairs_scored']}{_throughput(provenance)}; "
+               f"wall {provenance['wall_time_s']:.1f}s; results in {record['output_dir']}")
     cache = provenance.get("cache") or {}
     if cache.get("enabled"):
         click.echo(f"score cache: {cache['hits']} hits, {cache['misses']} misses, "

@@ -44,7 +44,7 @@ from rrbench.pipeline.combine import Combination, SplitArrays
 from rrbench.pipeline.decide import DecisionConfig
 from rrbench.pipeline.derive import derive
 from rrbench.pipeline.rerank import rerank
-from rrbench.pipeline.score_cache import open_cache, wrap
+from rrbench.pipeline.score_cache import load_model, open_cache, wrap
 from rrbench.records import ledger
 from rrbench.records.evidence import Evidence, evidence_from_arrays
 from rrbench.records.ledger import test_split_use
@@ -356,6 +356,10 @@ class ScoredSplit:
     pairs: int = 0
     seconds: float = 0.0
     fallback: dict[str, Any] | None = None
+    #: pairs the models scored (not served by the score cache) and the seconds spent inside those scoring calls
+    #: (model loading and cache I/O excluded): the run's pairs/s is the one over the other
+    model_pairs: int = 0
+    model_seconds: float = 0.0
 
 
 def load_members(config: RunConfig) -> list[Any]:
@@ -379,8 +383,14 @@ def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any
     pools = candidates.pools
     arrays = SplitArrays.build(task, queries, pools, candidates.score_kind)
     started, pairs, fallback = time.perf_counter(), 0, None
+    model_pairs, model_seconds = 0, 0.0
     if config.top_k_rerank > 0:
         for name, member in zip(config.reranker_ids(), members, strict=True):
+            stats = getattr(member, "cache_stats", None)
+            before = (stats.computed, stats.model_seconds) if stats is not None else (0, 0.0)
+            if stats is None and any(len(ids) for ids, _ in pools):
+                load_model(member)  # loading is not scoring: it stays out of the model time
+            member_started = time.perf_counter()
             try:
                 heads = rerank(task, queries, pools, member, config.top_k_rerank, config.show_progress,
                                context=config.context, split=split)
@@ -394,8 +404,15 @@ def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any
                 arrays.rerankers.clear()
                 break
             pairs += int(sum(len(h) for h in heads))
+            if stats is not None:  # the cache wrapper timed the model's own calls
+                model_pairs += stats.computed - before[0]
+                model_seconds += stats.model_seconds - before[1]
+            else:  # no cache: every pair went to the model, inside rerank()
+                model_pairs += int(sum(len(h) for h in heads))
+                model_seconds += time.perf_counter() - member_started
             arrays.add_reranker(name, heads, member.score_kind)
-    return ScoredSplit(queries, pools, arrays, candidates, pairs, time.perf_counter() - started, fallback)
+    return ScoredSplit(queries, pools, arrays, candidates, pairs, time.perf_counter() - started, fallback,
+                       model_pairs, model_seconds)
 
 
 def checkpoint_threshold(member: Any, split: str) -> float:
@@ -514,7 +531,8 @@ def execute(config: RunConfig) -> dict[str, Any]:
                                               if c.distribution and c.version}},
         "hardware": hardware(),
         "wall_time_s": round(time.perf_counter() - started, 3),
-        "rerank_time_s": round(evaluated.seconds, 3),
+        # the time inside the model's scoring calls on the evaluated split (loading and cache I/O excluded)
+        "rerank_time_s": round(evaluated.model_seconds, 3),
         "pairs_scored": evaluated.pairs,
         "peak_rss_mb": peak_rss_mb(),
         "run_options": {"batch_size": config.batch_size, "device": config.device, "dtype": config.dtype,
@@ -522,7 +540,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
                         **({"reranker_fallback": fallback} if fallback else {})},
         "rerankers": [_described(m) for m in members],
         "candidate_cache": evaluated.candidates.cache_summary(),
-        "cache": _cache_manifest(members, cache),
+        "cache": _with_fit_split(cache_at_eval, _cache_manifest(members, cache)),
         "models_loaded": [bool(getattr(getattr(m, "inner", m), "loaded", True)) for m in members],
         "selected_on": config.selected_on,
         "selected_max_fe": config.selected_max_fe,
@@ -584,17 +602,25 @@ def _cache_manifest(members: Sequence[Any], cache: Any) -> dict[str, Any]:
     return {"enabled": True, "fingerprints": [m.fingerprint for m in members], **total}
 
 
+def _with_fit_split(at_eval: dict[str, Any], total: Mapping[str, Any]) -> dict[str, Any]:
+    """The cache counts of the evaluated split (what pairs/s is measured on), with the fit split's own look-ups apart
+    under ``fit_split``: a hit count is never set against another split's pairs."""
+    if not at_eval.get("enabled"):
+        return at_eval
+    counts = ("hits", "misses", "computed", "model_calls")
+    extra = {k: int(total.get(k, 0)) - int(at_eval.get(k, 0)) for k in counts}
+    return {**at_eval, **({"fit_split": extra} if any(extra.values()) else {})}
+
+
 def _throughput(scored: ScoredSplit, cache: Mapping[str, Any]) -> dict[str, Any]:
-    """pairs/s measures the model: pairs it scored over the time it spent; omitted when it scored none."""
-    seconds = scored.seconds
-    if not cache.get("enabled"):
-        return {"pairs_per_s": round(scored.pairs / seconds, 2) if scored.pairs and seconds > 0 else None}
-    computed = int(cache.get("computed", 0))
-    hits = int(cache.get("hits", 0))
+    """pairs/s measures the model: the pairs it scored over the time inside its scoring calls (loading and cache I/O
+    excluded); omitted when it scored none (every score came from the cache)."""
+    seconds, computed = scored.model_seconds, scored.model_pairs
     out: dict[str, Any] = {"pairs_per_s": round(computed / seconds, 2) if computed and seconds > 0 else None}
+    hits = int(cache.get("hits", 0)) if cache.get("enabled") else 0
     if hits:
-        out["pairs_per_s_note"] = (f"{computed} of {computed + hits} scores were computed, the rest came from the "
-                                   f"cache")
+        out["pairs_per_s_note"] = (f"{hits} of {hits + int(cache.get('misses', 0))} score look-ups came from the "
+                                   f"cache; pairs/s counts the {computed} pairs the model scored")
     return out
 
 

@@ -72,6 +72,9 @@ class CacheStats:
     misses: int = 0
     computed: int = 0  # unique pairs/groups actually sent to the model (duplicates within a call scored once)
     model_calls: int = 0
+    #: seconds spent inside the model's scoring calls (no cache look-ups, writes or model loading): pairs/s divides
+    #: ``computed`` by this
+    model_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "computed": self.computed, "model_calls": self.model_calls}
@@ -88,6 +91,13 @@ def open_store(location: str | Path | None = None) -> ScoreStore:
 
 
 # -- the caching wrapper ---------------------------------------------------------------------------------------------
+def load_model(reranker: Any) -> None:
+    """Build a deferred reranker's model now (rrbench.models.lazy), so that the time of its first scoring call is
+    scoring time, not loading time; other rerankers are loaded already."""
+    if not getattr(reranker, "loaded", True):
+        with running(component_label(reranker), "loading the model"):
+            reranker.model()
+
 @dataclass
 class _Binding:
     cache: ScoreStore
@@ -216,9 +226,11 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
         b.fresh.difference_update(fresh)
         if missing:
             idx = list(missing.values())
+            load_model(self._inner)
             started = time.perf_counter()
             with running(self.label, "score_pairs()"):
                 raw = self._inner.score_pairs([queries[i] for i in idx], [documents[i] for i in idx])
+            b.stats.model_seconds += time.perf_counter() - started
             scores = check_scores(raw, len(idx), self.label)
             b.stats.computed += len(idx)
             b.stats.model_calls += 1
@@ -244,8 +256,11 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
 
         def model(queries: list[str], documents: list[str]) -> np.ndarray:
             b.stats.model_calls += 1
+            load_model(self._inner)
+            started = time.perf_counter()
             with running(self.label, "score_pairs()"):
                 raw = self._inner.score_pairs(queries, documents)
+            b.stats.model_seconds += time.perf_counter() - started
             return check_scores(raw, len(queries), self.label)
 
         with _bar(missing, f"filling ({self.spec.id})", progress, unit="pair") as bar:
@@ -268,8 +283,11 @@ class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
             b.stats.hits += len(documents)
             return cached
         b.stats.misses += len(documents)
+        load_model(self._inner)
+        started = time.perf_counter()
         with running(self.label, "score_list()"):
             raw = self._inner.score_list(query, documents)
+        b.stats.model_seconds += time.perf_counter() - started
         fresh = check_scores(raw, len(documents), self.label)
         b.stats.computed += len(documents)
         b.stats.model_calls += 1

@@ -62,6 +62,35 @@ def test_rerun_of_finished_configuration_does_zero_forward_passes(mini_task, tin
     assert (tmp_path / "a" / "run.trec").read_text() == (tmp_path / "b" / "run.trec").read_text()
 
 
+def _rate_is_model_pairs_over_model_time(provenance: dict, pairs: int) -> None:
+    seconds = provenance["rerank_time_s"]  # rounded to the millisecond
+    assert pairs / (seconds + 0.0005) - 0.01 <= provenance["pairs_per_s"] <= pairs / max(seconds - 0.0005, 1e-9) + 0.01
+
+
+def test_pairs_per_s_counts_model_pairs_over_model_time(tiny_model, tmp_path, cli):
+    """Issue 26: a partly cached run reports the model's speed on what the model scored, and the cache note never
+    counts more hits than look-ups, also when a fit split is scored too."""
+    from rrbench.testing.fixtures import make_train_task
+
+    mini_task = make_train_task(tmp_path / "train-task")
+    first = _run(mini_task, tiny_model, tmp_path / "a", top_k_rerank=2)["provenance"]
+    assert first["cache"]["computed"] == first["pairs_scored"] > 0
+    _rate_is_model_pairs_over_model_time(first, first["pairs_scored"])
+    # top 3 of each pool: the top 2 are cached, the third is new; the fit split (train) is scored by the model too
+    more = _run(mini_task, tiny_model, tmp_path / "b", top_k_rerank=3, calibrator="platt",
+                calibrate_on="train")["provenance"]
+    cache = more["cache"]
+    assert cache["hits"] == first["pairs_scored"] and cache["hits"] + cache["misses"] == more["pairs_scored"]
+    assert 0 < cache["computed"] == cache["misses"] and cache["fit_split"]["computed"] > 0
+    _rate_is_model_pairs_over_model_time(more, cache["computed"])
+    assert more["pairs_per_s_note"].startswith(f"{cache['hits']} of {more['pairs_scored']} score look-ups")
+    again = cli("run", "--task", str(mini_task), "--reranker", str(tiny_model), "--top-k-rerank", "3", "--quiet",
+                "--output", str(tmp_path / "c"))
+    assert again.returncode == 0, again.stderr
+    assert f"pairs scored {more['pairs_scored']} (all from the score cache);" in again.stdout
+    assert "pairs/s" not in again.stdout
+
+
 def test_scores_are_shared_across_candidate_settings_but_not_across_options(mini_task, tiny_model, tmp_path):
     _run(mini_task, tiny_model, tmp_path / "a", top_k_rerank=20)
     smaller = _run(mini_task, tiny_model, tmp_path / "b", top_k_rerank=2)  # a subset of the pairs: all cached
