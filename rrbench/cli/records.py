@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from rrbench.cli.output import echo_json
 from rrbench.leaderboard.board import build, check, collect, publish
 from rrbench.leaderboard.changes import changed_record_folders
+from rrbench.leaderboard.compare import (
+    aggregate,
+    comparable_metric,
+    describe_pair,
+    direction_word,
+    metric_values,
+    settings_line,
+)
 from rrbench.leaderboard.gate import (
     CandidateRunError,
     RegressionFound,
@@ -22,16 +32,17 @@ from rrbench.leaderboard.reproduce import reproduce
 from rrbench.leaderboard.rescore import ModelPool, rescore
 from rrbench.leaderboard.timing import time_leaderboard
 from rrbench.leaderboard.verify import verify_record
-from rrbench.measures.names import PER_QUERY_METRICS, RANK_METRICS, canonical_metric
-from rrbench.measures.significance import compare_pair, per_query_values
+from rrbench.measures.names import higher_is_better
+from rrbench.measures.significance import compare_pair
 from rrbench.util.errors import MissingWeightsError, RRBenchError
 from rrbench.util.text import fmt_number
 
 
-def _per_query_metric(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """``--metric`` of compare/gate: any accepted spelling, resolved to the record's name before anything loads."""
+def _comparable_metric(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--metric`` of compare and gate (one set, from the one name table): any accepted spelling, resolved to the
+    record's name before anything loads."""
 
-    return canonical_metric(value, PER_QUERY_METRICS if ctx.command.name == "compare" else RANK_METRICS)
+    return comparable_metric(value)
 
 
 @click.command("evaluate")
@@ -130,25 +141,58 @@ def publish_cmd(record_dir: str, leaderboard_dir: str, replace: bool, task_dir: 
 @click.command("compare")
 @click.argument("record_a")
 @click.argument("record_b")
-@click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
-              help="Per-query metric (nDCG@10, RR@10, R@k; MRR@10, recall@10 ... are accepted).")
+@click.option("--metric", default="nDCG@10", show_default=True, callback=_comparable_metric,
+              help="Any metric a record holds: nDCG@10, RR@10, R@k, false_evidence_rate (lower is better), "
+                   "answer_rate_has_evidence, ece, brier; MRR@10, recall@10, fer ... are accepted.")
+@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Significance level of the verdict.")
 @click.option("--samples", default=100_000, show_default=True, type=click.IntRange(min=100))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: int, as_json: bool) -> None:
+def compare_cmd(record_a: str, record_b: str, metric: str, alpha: float, samples: int, seed: int,
+                as_json: bool) -> None:
     """Paired randomisation test of A against B over the queries both scored (is A really better?)."""
 
-    records = []
-    for path in (record_a, record_b):
-        records.append(per_query_values(verify_record(path).per_query, metric))
-    result = compare_pair(records[0], records[1], metric, samples=samples, seed=seed)
-    if as_json:
-        echo_json(result.as_dict())
+    records = [verify_record(path) for path in (record_a, record_b)]
+    pair = describe_pair(records[0], records[1])
+    values = [metric_values(r, metric) for r in records]
+    better = higher_is_better(metric)
+    head = {"metric": metric, "direction": direction_word(metric), "a": {"path": record_a, "system": pair["a"]},
+            "b": {"path": record_b, "system": pair["b"]},
+            "differences": [{"setting": k, "a": va, "b": vb} for k, va, vb in pair["differences"]], "alpha": alpha}
+    if values[0] is None or values[1] is None:  # an aggregate (ECE, Brier): both values, no query-level test
+        means = [aggregate(r, metric) for r in records]
+        verdict = f"no test: {metric} is an aggregate without per-query values"
+        if as_json:
+            echo_json({**head, "mean_a": means[0], "mean_b": means[1], "verdict": verdict})
+            return
+        _echo_systems(record_a, record_b, pair)
+        click.echo(f"{metric} ({direction_word(metric)}): A {fmt_number(means[0])}  B {fmt_number(means[1])}")
+        click.echo(f"verdict: {verdict}")
         return
-    click.echo(f"{metric} over {result.queries} queries: A {result.mean_a:.4f}  B {result.mean_b:.4f}  "
-               f"A-B {result.mean_diff:+.4f}  95% CI [{result.ci_diff[0]:+.4f}, {result.ci_diff[1]:+.4f}]")
-    click.echo(f"wins {result.wins}  losses {result.losses}  ties {result.ties}  p = {result.p_value:.4g} "
-               f"({result.test})")
+    result = compare_pair(values[0], values[1], metric, samples=samples, seed=seed, higher_is_better=better)
+    if result.p_value < alpha:
+        a_better = (result.mean_diff > 0) == better
+        verdict = (f"{'A' if a_better else 'B'} is better than {'B' if a_better else 'A'} on {metric} "
+                   f"(p = {result.p_value:.4g} < alpha {alpha:g})")
+    else:
+        verdict = f"no significant difference on {metric} at alpha {alpha:g} (p = {result.p_value:.4g})"
+    if as_json:
+        echo_json({**head, **result.as_dict(), "verdict": verdict})
+        return
+    _echo_systems(record_a, record_b, pair)
+    click.echo(f"{metric} ({direction_word(metric)}) over {result.queries} queries: A {result.mean_a:.4f}  "
+               f"B {result.mean_b:.4f}  A-B {result.mean_diff:+.4f}  95% CI [{result.ci_diff[0]:+.4f}, "
+               f"{result.ci_diff[1]:+.4f}]")
+    click.echo(f"A better on {result.wins} queries, B better on {result.losses}, ties {result.ties}; "
+               f"p = {result.p_value:.4g} ({result.test})")
+    click.echo(f"verdict: {verdict}")
+
+
+def _echo_systems(record_a: str, record_b: str, pair: dict[str, Any]) -> None:
+    click.echo(f"A: {pair['a']}  ({record_a})")
+    click.echo(f"B: {pair['b']}  ({record_b})")
+    click.echo(settings_line(pair["differences"]))
 
 
 
@@ -156,8 +200,9 @@ def compare_cmd(record_a: str, record_b: str, metric: str, samples: int, seed: i
 @click.option("--baseline", required=True,
               help="Baseline record folder, or leaderboard:<task>@<version>/<split>/<system>.")
 @click.option("--candidate", required=True, help="Candidate run folder, or a run configuration file to run first.")
-@click.option("--metric", default="nDCG@10", show_default=True, callback=_per_query_metric,
-              help="Rank metric whose drop fails the gate (nDCG@10, RR@10, R@k; aliases such as MRR@10 too).")
+@click.option("--metric", default="nDCG@10", show_default=True, callback=_comparable_metric,
+              help="Metric whose move in its bad direction fails the gate: nDCG@10, RR@10, R@k (a drop), "
+                   "false_evidence_rate (a rise), answer_rate_has_evidence; the names compare accepts.")
 @click.option("--max-drop", default=0.005, show_default=True, type=float,
               help="Tolerated drop of the metric's mean (the test's null-hypothesis margin).")
 @click.option("--alpha", default=0.05, show_default=True, type=float)
@@ -180,7 +225,8 @@ def gate_cmd(baseline: str, candidate: str, metric: str, max_drop: float, alpha:
 
     check_gate_parameters(max_drop, alpha, max_fe_increase, samples)
     try:
-        base, cand = load_pair(baseline, candidate, leaderboard_dir, candidate_output)
+        base, cand = load_pair(baseline, candidate, leaderboard_dir, candidate_output,
+                               announce=lambda line: click.echo(line, err=True))
         result = gate(base, cand, metric=metric, max_drop=max_drop, alpha=alpha,
                       max_fe_increase=max_fe_increase, samples=samples)
     except RRBenchError:

@@ -17,14 +17,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rrbench.leaderboard.verify import LEDGER_FILE, Verified, verify_record
-from rrbench.measures.names import RANK_METRICS, canonical_metric
-from rrbench.measures.significance import SAMPLES, per_query_values, sign_flip_test
+from rrbench.leaderboard.compare import (
+    comparable_metric,
+    direction_word,
+    distinguishing_settings,
+    metric_values,
+    require_per_query,
+    settings_line,
+)
+from rrbench.leaderboard.compare import names as pair_names
+from rrbench.measures.names import higher_is_better
+from rrbench.measures.significance import SAMPLES, sign_flip_test
 from rrbench.pipeline.runner import RunConfig, execute, load_config_file
 from rrbench.records.schema import RESULTS_FILE, RecordError
 from rrbench.util.errors import RRBenchError, UsageError
@@ -63,6 +74,9 @@ class GateResult:
     fe_candidate: float | None = None
     max_fe_increase: float | None = None
     reasons: list[str] = field(default_factory=list)
+    #: hashed claims that differ between baseline and candidate: ``(setting, baseline value, candidate value)``
+    differences: list[tuple[str, Any, Any]] = field(default_factory=list)
+    higher_is_better: bool = True
 
     @property
     def exit_code(self) -> int:
@@ -145,7 +159,8 @@ def gate(baseline: Verified, candidate: Verified, metric: str = "nDCG@10", max_d
          names: tuple[str, str] | None = None) -> GateResult:
     """Compare two verified records; unusable input raises :class:`UsageError` (exit 2)."""
     check_gate_parameters(max_drop, alpha, max_fe_increase, samples)
-    metric = canonical_metric(metric, RANK_METRICS)
+    metric = comparable_metric(metric)
+    sign = 1.0 if higher_is_better(metric) else -1.0
     b_claims, c_claims = baseline.record.config, candidate.record.config
     for key in ("id", "version", "data_sha256"):
         if getattr(b_claims.task, key) != getattr(c_claims.task, key):
@@ -153,7 +168,8 @@ def gate(baseline: Verified, candidate: Verified, metric: str = "nDCG@10", max_d
                              f"{getattr(c_claims.task, key)!r}; the gate compares records of the same task version")
     if b_claims.split != c_claims.split:
         raise UsageError(f"config.split differs: baseline {b_claims.split!r}, candidate {c_claims.split!r}")
-    base, cand = per_query_values(baseline.per_query, metric), per_query_values(candidate.per_query, metric)
+    base = require_per_query(metric_values(baseline, metric), metric, "the gate")
+    cand = require_per_query(metric_values(candidate, metric), metric, "the gate")
     if not base or not cand:
         raise UsageError(f"no per-query {metric} values in the {'baseline' if not base else 'candidate'} record")
     uncovered = sorted(set(base) - set(cand))
@@ -162,14 +178,17 @@ def gate(baseline: Verified, candidate: Verified, metric: str = "nDCG@10", max_d
                          f"{uncovered[0]!r}); a gate compares whole splits")
     common = sorted(base)
     diff = np.asarray([cand[q] - base[q] for q in common])
-    p = sign_flip_test(diff, samples=samples, seed=seed, alternative="less", null_mean=-max_drop)
-    names = names or (baseline.name, candidate.name)
-    if names[0] == names[1]:
-        names = (f"{names[0]} #{baseline.record.config_hash[:8]}", f"{names[1]} #{candidate.record.config_hash[:8]}")
+    # a regression is a move in the metric's bad direction: down for nDCG@10, up for the false-evidence rate
+    p = sign_flip_test(sign * diff, samples=samples, seed=seed, alternative="less", null_mean=-max_drop)
+    names = names or pair_names(baseline, candidate)
     result = GateResult(metric, names[0], names[1], len(common), float(np.mean([base[q] for q in common])),
                         float(np.mean([cand[q] for q in common])), float(diff.mean()), max_drop, alpha, p)
+    result.differences = distinguishing_settings(baseline, candidate)
+    result.higher_is_better = sign > 0
     if p < alpha:
-        result.reasons.append(f"{metric} dropped by {-result.mean_diff:.4f} (> {max_drop:g} at p={p:.4f} < {alpha:g})")
+        moved = "dropped" if sign > 0 else "rose"
+        result.reasons.append(f"{metric} {moved} by {abs(result.mean_diff):.4f} (> {max_drop:g} at p={p:.4f} < "
+                              f"{alpha:g}; {direction_word(metric)})")
     if max_fe_increase is not None:
         fe_b = baseline.metrics.get("false_evidence_rate")
         fe_c = candidate.metrics.get("false_evidence_rate")
@@ -196,8 +215,12 @@ def table(result: GateResult) -> str:
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width[i]) if i == 0 else cell.rjust(width[i]) for i, cell in enumerate(r))
              for r in rows]
-    lines.append(f"queries {result.queries}; one-sided paired sign-flip test of H0 mean(candidate - baseline) >= "
-                 f"-{result.max_drop:g}: p = {result.p_value:.4f} (alpha {result.alpha:g})")
+    h0 = (f"mean(candidate - baseline) >= -{result.max_drop:g}" if result.higher_is_better
+          else f"mean(candidate - baseline) <= {result.max_drop:g}")
+    lines.append(f"queries {result.queries}; one-sided paired sign-flip test of H0 {h0}: p = {result.p_value:.4f} "
+                 f"(alpha {result.alpha:g}; {direction_word(result.metric)})")
+    lines.insert(0, f"baseline {result.baseline}; candidate {result.candidate}")
+    lines.insert(1, settings_line(result.differences, "baseline", "candidate"))
     lines.append(result.verdict)
     return "\n".join(lines)
 
@@ -208,13 +231,17 @@ def markdown(result: GateResult) -> str:
     out = [f"### {icon} rrbench gate: {result.verdict}", "",
            f"Baseline **{md_escape(result.baseline)}**, candidate **{md_escape(result.candidate)}**, "
            f"{result.queries} common queries.", "",
+           md_escape(settings_line(result.differences, "baseline", "candidate")).replace(
+               "settings that differ", "Settings that differ"), "",
            "| Metric | Baseline | Candidate | Difference |", "|---|---:|---:|---:|",
            f"| {md_escape(result.metric)} | {_f(result.baseline_mean)} | {_f(result.candidate_mean)} | {result.mean_diff:+.4f} |"]
     if result.max_fe_increase is not None:
         out.append(f"| false_evidence_rate | {_f(result.fe_baseline)} | {_f(result.fe_candidate)} | "
                    f"{(result.fe_candidate or 0) - (result.fe_baseline or 0):+.4f} |")
-    out += ["", f"One-sided paired sign-flip randomisation test over queries of H0: mean(candidate - baseline) ≥ "
-            f"-{result.max_drop:g}; p = {result.p_value:.4f}, alpha {result.alpha:g}"
+    h0 = (f"mean(candidate - baseline) ≥ -{result.max_drop:g}" if result.higher_is_better
+          else f"mean(candidate - baseline) ≤ {result.max_drop:g}")
+    out += ["", f"One-sided paired sign-flip randomisation test over queries of H0: {h0} "
+            f"({direction_word(result.metric)}); p = {result.p_value:.4f}, alpha {result.alpha:g}"
             + (f"; false-evidence margin +{result.max_fe_increase:g}" if result.max_fe_increase is not None else "")
             + ".", ""]
     return "\n".join(out)
@@ -237,12 +264,19 @@ def write_summaries(result: GateResult, summary: str | Path | None = None) -> li
 
 
 def load_pair(baseline: str, candidate: str, leaderboard_dir: str | Path = "leaderboard",
-              candidate_output: str | Path | None = None) -> tuple[Verified, Verified]:
-    """Resolve and verify both sides; a candidate that is a file (not a run folder) is run first."""
+              candidate_output: str | Path | None = None,
+              announce: Callable[[str], None] | None = None) -> tuple[Verified, Verified]:
+    """Resolve and verify both sides; a candidate that is a file (not a run folder) is run first, and ``announce``
+    is told where that run goes (``--candidate-output`` or ``runs/<timestamp>-<hash>``) and where it went."""
     base = _load(resolve_baseline(baseline, leaderboard_dir), "baseline", leaderboard_dir)
     cand_path = Path(candidate)
     if cand_path.is_file() and cand_path.name != RESULTS_FILE:
+        if announce is not None:
+            where = candidate_output or "runs/<timestamp>-<config hash>/"
+            announce(f"rrbench gate: running the candidate configuration {cand_path} into {where}")
         cand_path = run_candidate_config(cand_path, candidate_output)
+        if announce is not None:
+            announce(f"rrbench gate: candidate run written to {cand_path}")
     return base, _load(cand_path, "candidate", leaderboard_dir)
 
 

@@ -176,8 +176,10 @@ class PairedComparison:
 
 
 def compare_pair(a: Mapping[str, float], b: Mapping[str, float], metric: str, samples: int = SAMPLES,
-                 seed: int = SEED, require_same_queries: bool = True) -> PairedComparison:
-    """Two-sided paired sign-flip test and bootstrap CI of the mean difference between two systems."""
+                 seed: int = SEED, require_same_queries: bool = True,
+                 higher_is_better: bool = True) -> PairedComparison:
+    """Two-sided paired sign-flip test and bootstrap CI of the mean difference between two systems. ``wins`` counts
+    the queries where A is better (higher, or lower for a metric where lower is better)."""
     if require_same_queries and set(a) != set(b):
         raise UsageError(f"the two records scored different queries for {metric} ({len(a)} vs {len(b)}); "
                          "compare records of the same task version and split")
@@ -188,7 +190,8 @@ def compare_pair(a: Mapping[str, float], b: Mapping[str, float], metric: str, sa
     return PairedComparison(
         metric=metric, queries=len(ids), mean_a=float(np.mean([a[q] for q in ids])),
         mean_b=float(np.mean([b[q] for q in ids])), mean_diff=float(diff.mean()),
-        wins=int((diff > 0).sum()), losses=int((diff < 0).sum()), ties=int((diff == 0).sum()),
+        wins=int(((diff > 0) if higher_is_better else (diff < 0)).sum()),
+        losses=int(((diff < 0) if higher_is_better else (diff > 0)).sum()), ties=int((diff == 0).sum()),
         p_value=sign_flip_test(diff, samples, seed), ci_diff=bootstrap_ci(diff, samples=samples, seed=seed),
         test=f"paired sign-flip randomisation, two-sided, {samples} samples (exact when 2^n <= samples)")
 

@@ -123,7 +123,9 @@ def test_ci_gates_a_tiny_model_on_a_tiny_task(tiny_model, tmp_path, capsys):
     try:
         assert main(["gate", "--baseline", str(committed), "--candidate", str(config), "--candidate-output",
                      str(tmp_path / "candidate")]) == 0
-        assert "PASS" in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert "PASS" in captured.out
+        assert f"candidate run written to {tmp_path / 'candidate'}" in captured.err  # it says where its run went
         # a configuration that cannot run exits 3, never 1 (a crash is not a regression)
         config.write_text("task: mini-task\nreranker: no-such-reranker\n")
         assert main(["gate", "--baseline", str(committed), "--candidate", str(config)]) == 3

@@ -64,8 +64,24 @@ def test_cli_metric_options_take_aliases_and_refuse_unknown_names(tmp_path):
     # an alias passes the option and fails later, on the missing record
     result = run_cli("compare", missing, missing, "--metric", "MRR@10")
     assert result.returncode == 2 and "unknown metric" not in result.stderr and "nowhere" in result.stderr
-    result = run_cli("gate", "--baseline", missing, "--candidate", missing, "--metric", "fer")
-    assert result.returncode == 2 and "unknown metric 'fer'" in result.stderr, result.stderr
+    result = run_cli("gate", "--baseline", missing, "--candidate", missing, "--metric", "map")
+    assert result.returncode == 2 and "unknown metric 'map'" in result.stderr, result.stderr
+
+
+def test_compare_and_gate_accept_the_same_names_every_record_name_among_them(tmp_path, capsys):
+    """Issue 26: one set from the one table; the record's own keys (false_evidence_rate ...) are in it."""
+    from rrbench.cli.main import main
+    from rrbench.measures.names import ALIASES, COMPARABLE
+
+    missing = str(tmp_path / "nowhere")
+    names = [*COMPARABLE, "R@100", *ALIASES, "false_evidence", "MAP", "ndcg@5x"]
+    for name in names:
+        verdicts = []
+        for args in (["compare", missing, missing], ["gate", "--baseline", missing, "--candidate", missing]):
+            assert main([*args, "--metric", name]) == 2
+            verdicts.append("unknown metric" not in capsys.readouterr().err)
+        assert verdicts[0] == verdicts[1], name  # the same set
+        assert verdicts[0] == (name not in ("MAP", "ndcg@5x")), name
 
 
 def test_train_context_window_is_a_hidden_deprecated_alias(tmp_path):

@@ -123,3 +123,61 @@ def test_compare_command_on_committed_records(capsys):
     assert main(["compare", str(minilm), str(other_split)]) == 2
     err = capsys.readouterr().err
     assert "different queries" in err and err.count("\n") == 1
+
+
+def test_compare_names_both_systems_their_settings_and_a_verdict(capsys):
+    """Issue 26: compare says which system is which, what tells them apart, and what the test concludes."""
+    from pathlib import Path
+
+    from rrbench.cli.main import main
+
+    board = Path(__file__).resolve().parents[2] / "leaderboard" / "scifact-evidence@1"
+    minilm, bm25 = (next((board / "dev_select").glob(f"{name}-*")) for name in ("bm25-to-minilm-l6", "bm25-no-reranker"))
+    assert main(["compare", str(minilm), str(bm25), "--samples", "2000", "--alpha", "0.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("A: bm25 → minilm-l6") and out[1].startswith("B: bm25 (no reranker)")
+    assert out[2].startswith("settings that differ: ") and "reranker: A 'minilm-l6', B 'none'" in out[2]
+    assert "(higher is better)" in out[3] and out[-1].startswith("verdict: ")
+    p = float(out[4].split("p = ")[1].split()[0])
+    assert ("A is better than B" in out[-1]) == (p < 0.5 and "A-B +" in out[3])
+    assert ("no significant difference" in out[-1]) == (p >= 0.5)
+
+
+def _with_false_evidence(record: dict, answered: set[int]) -> dict:
+    import json
+
+    out = json.loads(json.dumps(record))
+    no_evidence = sorted(q for q, v in out["per_query"].items() if "nDCG@10" not in v)
+    for i, q in enumerate(no_evidence):
+        out["per_query"][q] = {"false_evidence": float(i in answered)}
+    out["metrics"]["false_evidence_rate"] = len(answered) / len(no_evidence)
+    return out
+
+
+def test_a_lower_false_evidence_rate_is_the_better_one(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from rrbench.cli.main import main
+    from rrbench.leaderboard.gate import gate
+    from rrbench.records.record import load_record
+
+    board = Path(__file__).resolve().parents[2] / "leaderboard" / "scifact-evidence@1" / "dev_select"
+    base = load_record(next(board.glob("bm25-no-reranker-*")))
+    low, high = _with_false_evidence(base, set(range(5))), _with_false_evidence(base, set(range(40)))
+    folders = []
+    for name, record in (("low", low), ("high", high)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(record))
+        folders.append(str(tmp_path / name))
+    assert main(["compare", *folders, "--metric", "false_evidence_rate", "--samples", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "(lower is better)" in out and "A better on 35 queries, B better on 0" in out
+    assert "verdict: A is better than B on false_evidence_rate" in out
+    # the gate reads the same direction: a rising false-evidence rate is the regression
+    assert gate(low, high, metric="fer").exit_code == 1
+    assert "false_evidence_rate rose by" in gate(low, high, metric="false_evidence_rate").verdict
+    assert gate(high, low, metric="false_evidence_rate").exit_code == 0
+    assert main(["compare", *folders, "--metric", "ece"]) == 0  # an aggregate: both values, no test
+    assert "no test: ece is an aggregate" in capsys.readouterr().out
+

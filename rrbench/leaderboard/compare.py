@@ -1,0 +1,123 @@
+"""What ``rrbench compare`` and ``rrbench gate`` pair up between two records, and how they say who is who.
+
+Both commands take a metric name from the one table (:mod:`rrbench.measures.names`), so they accept the same names,
+and both know its direction: a lower false-evidence rate, ECE or Brier score is better. Per-query values come from
+the verified record's ``per_query`` (rank metrics; ``false_evidence`` for the false-evidence rate) or its decision
+(``answered`` of the has-evidence queries, for the answer rate); ECE and Brier are aggregates only, so they can be
+shown side by side but not tested query by query.
+
+Two systems are named by their derived names (the config hash added when the names are equal) *and* the hashed
+claims that differ between them, so a reader sees what was compared without opening either record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rrbench.leaderboard.verify import Verified
+from rrbench.measures.names import AGGREGATE_ONLY, COMPARABLE, canonical_metric, higher_is_better, per_query_key
+from rrbench.measures.significance import per_query_values
+from rrbench.records.naming import checkpoint_name
+from rrbench.records.schema import CheckpointClaim, RunClaims
+from rrbench.util.errors import UsageError
+
+
+def comparable_metric(name: str) -> str:
+    """The record name of ``name`` (any accepted spelling) among the metrics compare and gate accept."""
+    return canonical_metric(name, COMPARABLE)
+
+
+def metric_values(verified: Verified, metric: str) -> dict[str, float] | None:
+    """``{query id: value}`` of ``metric`` in one record; None for a metric that has no per-query values."""
+    if metric in AGGREGATE_ONLY:
+        return None
+    if metric == "answer_rate_has_evidence":
+        decision = verified.derived.decision if verified.derived is not None else verified.record.decision
+        answered = decision.answered if decision is not None else None
+        if not answered:
+            return {}
+        evidence = per_query_values(verified.per_query, "nDCG@10")  # exactly the has-evidence queries
+        return {q: float(bool(answered[q])) for q in evidence if q in answered}
+    return per_query_values(verified.per_query, per_query_key(metric))
+
+
+def aggregate(verified: Verified, metric: str) -> float | None:
+    value = verified.metrics.get(metric)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flat(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list) and value and any(isinstance(v, (Mapping, list)) for v in value):
+        for i, item in enumerate(value):
+            _flat(item, f"{prefix}.{i}", out)
+    else:
+        out[prefix] = value
+
+
+def _settings(claims: Any) -> dict[str, Any]:
+    """A record's hashed claims as ``setting: value`` lines; a trained checkpoint by its name, hashes shortened."""
+    if not isinstance(claims, RunClaims):
+        return _short({"task": f"{claims.task.id}@{claims.task.version}", "split": claims.split,
+                       **{f"run.{k}": v for k, v in claims.run.model_dump(mode="json").items()},
+                       "threshold": claims.threshold})
+    body = claims.model_dump(mode="json")
+    for i, reranker in enumerate(claims.rerankers):
+        if isinstance(reranker.checkpoint, CheckpointClaim):
+            body["rerankers"][i]["checkpoint"] = checkpoint_name(reranker.checkpoint)
+    out: dict[str, Any] = {"task": f"{claims.task.id}@{claims.task.version}", "split": claims.split}
+    body.pop("task")
+    body.pop("split")
+    _flat(body, "", out)
+    return _short(out)
+
+
+def _short(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v[:12] + "..." if isinstance(v, str) and len(v) == 64 and k.endswith("sha256") else v)
+            for k, v in values.items()}
+
+
+def distinguishing_settings(a: Verified, b: Verified) -> list[tuple[str, Any, Any]]:
+    """``(setting, value in A, value in B)`` for every hashed claim that differs between two records (task and split
+    first)."""
+    left, right = _settings(a.record.config), _settings(b.record.config)
+    keys = list(dict.fromkeys([*left, *right]))
+    return [(k, left.get(k), right.get(k)) for k in keys if left.get(k) != right.get(k)]
+
+
+def names(a: Verified, b: Verified) -> tuple[str, str]:
+    """Both systems' derived names; the config hash is added when they are equal."""
+    if a.name == b.name:
+        return f"{a.name} #{a.record.config_hash[:8]}", f"{b.name} #{b.record.config_hash[:8]}"
+    return a.name, b.name
+
+
+def describe_pair(a: Verified, b: Verified) -> dict[str, Any]:
+    """Both systems' names and what tells them apart (for compare's and gate's reports)."""
+    first, second = names(a, b)
+    return {"a": first, "b": second, "differences": distinguishing_settings(a, b)}
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
+
+
+def settings_line(differences: list[tuple[str, Any, Any]], first: str = "A", second: str = "B") -> str:
+    if not differences:
+        return "settings: identical claims (the records differ only in what produced their scores)"
+    return "settings that differ: " + "; ".join(f"{k}: {first} {_shown(va)}, {second} {_shown(vb)}"
+                                                for k, va, vb in differences)
+
+
+def direction_word(metric: str) -> str:
+    return "higher is better" if higher_is_better(metric) else "lower is better"
+
+
+def require_per_query(values: dict[str, float] | None, metric: str, what: str) -> dict[str, float]:
+    if values is None:
+        raise UsageError(f"{metric} is an aggregate without per-query values, so {what} cannot test it query by "
+                         f"query; use `rrbench compare --metric {metric}` to see both values")
+    return values
