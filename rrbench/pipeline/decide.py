@@ -328,8 +328,12 @@ class DecisionConfig:
             raise UsageError(f"{what} must be fitted on a named split: pass --calibrate-on SPLIT "
                              f"(another split than {eval_split!r}, or {eval_split!r} with --cross-fit K)")
         if (self.fit_split in (None, eval_split)) and not self.cross_fit:
-            raise UsageError(f"{what} would be fitted on {eval_split!r}, the split it is evaluated on; fit it on "
-                             f"another split (--calibrate-on dev_select) or cross-fit (--cross-fit 5)")
+            # never suggest the very split being evaluated; a configuration selected on dev_select (a sweep's
+            # best.yaml) is confirmed on dev_final
+            advice = ("evaluate another split (--split dev_final)" if eval_split == "dev_select"
+                      else "fit it on another split (--calibrate-on dev_select)")
+            raise UsageError(f"{what} would be fitted on {eval_split!r}, the split it is evaluated on; {advice} or "
+                             f"cross-fit on {eval_split!r} itself (--cross-fit 5)")
         if self.cross_fit and self.fit_split not in (None, eval_split):
             raise UsageError(f"--cross-fit fits on the evaluation split itself; drop --calibrate-on "
                              f"{self.fit_split} or --cross-fit")

@@ -119,6 +119,16 @@ def test_a_fit_on_the_evaluated_split_is_refused(config):
         config.validate("dev_select")
 
 
+def test_the_refusal_never_suggests_the_evaluated_split():
+    """Issue 26: `rrbench run --config best.yaml` (fitted on dev_select) on dev_select pointed at dev_select."""
+    with pytest.raises(UsageError) as info:
+        DecisionConfig(calibrator="platt", fit_split="dev_select").validate("dev_select")
+    assert "--calibrate-on dev_select" not in str(info.value) and "--split dev_final" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        DecisionConfig(calibrator="platt", fit_split="dev_final").validate("dev_final")
+    assert "--calibrate-on dev_select" in str(info.value) and "--calibrate-on dev_final" not in str(info.value)
+
+
 def test_cross_fitting_never_uses_a_query_to_decide_itself():
     # Fold 1 holds the only query with statistic 5: fitted on fold 0 alone, its threshold cannot have seen it.
     stat = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 0.5])
