@@ -31,7 +31,7 @@ from rrbench.components.identity import weights_fingerprint
 from rrbench.components.specs import RerankerSpec
 from rrbench.models import runtimes
 from rrbench.models.engine import InferenceEngine, autocast_dtype_for, quantize_int8
-from rrbench.models.loading import bf16_is_native, pick_device, torch_dtype
+from rrbench.models.loading import bf16_is_native, clipped_max_length, pick_device, torch_dtype
 from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.pair_scorer import apply_head, pair_scorer
 from rrbench.models.prompts import QUERY_PREFIX_INSTRUCTIONS, resolve_instruction
@@ -77,6 +77,10 @@ class CrossEncoderReranker(PointwiseReranker):
         self.device = pick_device(options.device)
         self.implementation = implementation
         if implementation == "flag":
+            from transformers import AutoConfig  # lazy: heavy: pulls in torch
+
+            config = AutoConfig.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
+            self.max_length = clipped_max_length(self.max_length or 512, None, config, f"reranker {spec.id}")
             self._init_flag(str(path))
             return
         self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
@@ -84,6 +88,11 @@ class CrossEncoderReranker(PointwiseReranker):
                                   enabled=truthy(options.extra.get("memory_plan", True)))
         self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
                                   activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
+        # never more tokens than the model has positions, whatever the tokenizer claims
+        self.max_length = clipped_max_length(self.max_length, getattr(self.model.tokenizer, "model_max_length", None),
+                                             self.model.model.config, f"reranker {spec.id}")
+        if self.max_length is not None and self.model.max_seq_length != self.max_length:
+            self.model.max_seq_length = self.max_length  # CrossEncoder.predict (engine: false) truncates with it
         self.runtime = check_runtime(options.extra.get("runtime", "torch"))
         # a non-torch runtime runs only through the engine (its export is the engine's forward)
         self.use_engine = truthy(options.extra.get("engine", True)) or self.runtime != "torch"

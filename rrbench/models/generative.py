@@ -24,7 +24,7 @@ from rrbench.components.bases import ModelOptions, PointwiseReranker
 from rrbench.components.specs import RerankerSpec
 from rrbench.models.cross_encoder import check_remote_code, truthy
 from rrbench.models.engine import InferenceEngine, autocast_dtype_for
-from rrbench.models.loading import pick_device, torch_dtype
+from rrbench.models.loading import clipped_max_length, pick_device, torch_dtype
 from rrbench.models.memory import batch_plan, plan_before_load
 from rrbench.models.prompts import FORMATS, PromptFormat, check_template, resolve_instruction
 from rrbench.models.resolve import resolve_weights
@@ -72,6 +72,7 @@ class GenerativeReranker(PointwiseReranker):
         self.model: Any = cast(Any, AutoModelForCausalLM.from_pretrained(
             str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code))
         self.model.to(self.device).eval()
+        self.max_length = clipped_max_length(self.max_length, None, self.model.config, f"reranker {spec.id}") or 8192
         self.engine = InferenceEngine(self._forward, pad_token_id=0, batch_size=options.batch_size,
                                       device=self.device, token_budget=options.extra.get("token_budget"),
                                       name=f"reranker {spec.id}", memory_plan=batch_plan(memory, self.device))

@@ -137,10 +137,10 @@ def load_sentence_transformer(spec: Any, options: ModelOptions) -> Any:
                                    packaged=spec.packaged_weights, what=what)
     device = pick_device(options.device)
     model = SentenceTransformer(str(path), device=device, trust_remote_code=options.trust_remote_code)
-    if options.max_length:
-        model.max_seq_length = options.max_length
-    elif spec.options.get("max_length") or getattr(spec, "max_length", None):
-        model.max_seq_length = spec.options.get("max_length") or spec.max_length
+    wanted = options.max_length or spec.options.get("max_length") or getattr(spec, "max_length", None)
+    if wanted:
+        config = getattr(getattr(model[0], "auto_model", None), "config", None)
+        model.max_seq_length = clipped_max_length(wanted, None, config, what) if config is not None else wanted
     if options.dtype == "int8":
         if not device.startswith("cpu"):
             raise UsageError(f"{what}: --dtype int8 (dynamic quantisation) is CPU only")
@@ -149,3 +149,42 @@ def load_sentence_transformer(spec: Any, options: ModelOptions) -> Any:
     elif options.dtype not in ("float32", "fp32"):
         model = model.to(torch_dtype(options.dtype, device))
     return model, str(path), source
+
+
+#: Model types whose position ids start after the padding index (RoBERTa's family): ``pad_token_id + 1`` of their
+#: ``max_position_embeddings`` are never reachable by a token.
+_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text",
+                          "ibert", "markuplm", "roberta-prelayernorm", "bart"}
+#: What tokenizers report as ``model_max_length`` when they know no limit (transformers' VERY_LARGE_INTEGER).
+_NO_LIMIT = 10**9
+
+
+def position_limit(config: Any) -> int | None:
+    """The longest input a model's config allows: its position embeddings (``max_position_embeddings``, less
+    RoBERTa's padding offset); None when the config declares none."""
+    config = getattr(config, "text_config", None) or config
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        return None
+    if getattr(config, "model_type", None) in _POSITION_OFFSET_TYPES:
+        limit -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return limit if limit > 0 else None
+
+
+def clipped_max_length(requested: int | None, tokenizer_limit: int | None, config: Any, what: str) -> int | None:
+    """The token limit a model can actually take: what was asked for (``--max-length`` or the spec), else what the
+    tokenizer claims, never more than the config's position embeddings. A tokenizer that claims more than the model
+    has positions (a tiny test model with 128 positions and a 512-token tokenizer) would otherwise crash the forward
+    pass ("size of tensor a (193) must match ... (128)"); an explicit request beyond the limit is clipped with a
+    warning."""
+    limit = position_limit(config)
+    claimed = tokenizer_limit if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _NO_LIMIT else None
+    wanted = requested or claimed
+    if limit is None:
+        return wanted
+    if wanted is None or wanted > limit:
+        if requested and requested > limit:
+            warnings.warn(f"{what}: max length {requested} exceeds the model's {limit} positions; using {limit}",
+                          UserWarning, stacklevel=3)
+        return limit
+    return wanted

@@ -15,6 +15,7 @@ from typing import Any
 
 from rrbench.components.registry import get_registry
 from rrbench.models.checkpoint import CHECKPOINT_META
+from rrbench.models.loading import clipped_max_length
 from rrbench.models.resolve import resolve_weights
 from rrbench.training.losses import token_id
 from rrbench.util.errors import UsageError
@@ -66,6 +67,11 @@ def load_base(path: Path, max_length: int, positive_token: str = "yes", negative
 
     if head not in ("cls", "mean"):
         raise UsageError(f"head must be cls or mean, got {head!r}")
+    from transformers import AutoConfig  # lazy: heavy: pulls in torch
+
+    # never more tokens than the base model has positions (a 128-position model trained with --max-length 256)
+    max_length = clipped_max_length(max_length, None, AutoConfig.from_pretrained(str(path)),
+                                    f"base model {path}") or max_length
     if _is_cross_encoder_folder(path):
         return CrossEncoder(str(path), max_length=max_length, device=device)
     if not is_causal_lm(path):

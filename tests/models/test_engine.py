@@ -175,3 +175,28 @@ def test_bf16_warns_once_where_it_would_be_emulated_and_never_where_it_is_native
         loading.torch_dtype("float32", "cuda")
         monkeypatch.setattr(loading, "bf16_is_native", lambda device: True)
         loading.torch_dtype("bfloat16", "cuda")
+
+
+def test_max_length_is_clipped_to_the_models_positions(tmp_path):
+    """Issue 26: a tiny cross-encoder (128 positions) whose tokenizer claims 512 crashed on a 193-token pair
+    ("size of tensor a (193) must match ... (128)"); every backend now clips to what the config allows."""
+    from transformers import AutoConfig
+
+    from rrbench.models.factory import load_reranker
+    from rrbench.models.loading import clipped_max_length, position_limit
+    from rrbench.testing.fixtures import make_tiny_bert, make_tiny_causal_lm
+
+    bert = make_tiny_bert(tmp_path / "bert")
+    reranker = load_reranker(str(bert))
+    assert reranker.max_length == 128 and reranker.model.max_seq_length == 128
+    long_pair = (["aspirin " * 150], ["heart attack " * 60])
+    assert np.isfinite(reranker.score_pairs(*long_pair)).all()
+    with pytest.warns(UserWarning, match="max length 512 exceeds the model's 128 positions"):
+        assert load_reranker(str(bert), max_length=512).max_length == 128
+    assert load_reranker(str(bert), max_length=64).max_length == 64  # shorter requests stand
+    # RoBERTa's family loses the padding offset; a model without position embeddings is not clipped
+    roberta = AutoConfig.for_model("xlm-roberta", max_position_embeddings=514, pad_token_id=1)
+    assert position_limit(roberta) == 512 and clipped_max_length(None, 10**30, roberta, "x") == 512
+    assert clipped_max_length(300, None, object(), "x") == 300
+    lm = load_reranker("qwen3-0.6b", model_path=str(make_tiny_causal_lm(tmp_path / "lm")))
+    assert lm.max_length == 128 and np.isfinite(lm.score_pairs(*long_pair)).all()
