@@ -16,6 +16,7 @@ It sits above both writers of records (``rrbench.pipeline.runner``, ``rrbench.le
 
 from __future__ import annotations
 
+import shlex
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -35,12 +36,42 @@ def _weights_path(claim: ComponentClaim, search: Sequence[str | Path], file: Pat
     if found is None:
         how = ""
         if claim.checkpoint is not None:
-            manifest = claim.checkpoint.training_manifest
-            how = (f"; it was trained by rrbench (regime {manifest.get('regime')!r}, loss {manifest.get('loss')!r}): "
-                   f"re-train it with the recipe in its training manifest, then pass --weights DIR")
-        raise MissingWeightsError(f"{file}: the weights of {claim.id} ({str(claim.weights_sha256)[:12]}...) are not on this "
-                          f"machine{how}")
+            how = "; " + obtain_hint(claim.checkpoint.training_manifest)
+        raise MissingWeightsError(f"{file}: the weights of {claim.id} ({str(claim.weights_sha256)[:12]}...) are not "
+                                  f"on this machine{how}")
     return str(found)
+
+
+def obtain_hint(training: Mapping[str, Any]) -> str:
+    """How to obtain an rrbench-trained checkpoint that is not on this machine: the training command its hashed
+    manifest carries (or, for checkpoints trained before manifests carried one, the settings it does keep)."""
+    command = training.get("command")
+    exact = isinstance(command, str) and command.startswith("rrbench train")
+    if not exact:
+        command = _approximate_command(training)
+    base = _mapping(training.get("base_model"))
+    chained = (f"; its base {base.get('base')} is itself a local checkpoint: obtain that first"
+               if base.get("weights_source") == "local-path" and base.get("base") else "")
+    return (f"it was trained by rrbench: obtain it with `{command}`"
+            f"{'' if exact else ' (rebuilt from the training manifest: check lr and epochs)'}{chained}, then pass "
+            f"--weights DIR (a retrained checkpoint has other weights, so it reproduces the metrics only within "
+            f"training noise)")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _approximate_command(training: Mapping[str, Any]) -> str:
+    parts = ["rrbench", "train"]
+    miner = _mapping(training.get("miner"))
+    for flag, value in (("--regime", training.get("regime")), ("--loss", training.get("loss")),
+                        ("--miner", miner.get("id")), ("--seed", miner.get("seed")),
+                        ("--base", _mapping(training.get("base_model")).get("base")),
+                        ("--eval-split", training.get("eval_split"))):
+        if value is not None and value != "":
+            parts += [flag, str(value)]
+    return shlex.join([*parts, "--output", "DIR"])
 
 
 def run_config_from_claims(claims: RunClaims, file: Path, allow_remote_code: bool = False,

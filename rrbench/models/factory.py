@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from rrbench.models.checkpoint import spec_for_checkpoint
 from rrbench.models.lazy import defer
 from rrbench.models.loading import pick_device, resolve_dtype
 from rrbench.models.runtimes import check_runtime
-from rrbench.util.errors import UnknownComponentError, UsageError
+from rrbench.util.errors import MissingWeightsError, UnknownComponentError, UsageError
 
 GENERIC_CROSS_ENCODER = "cross-encoder"
 
@@ -33,10 +34,25 @@ def resolve_reranker_spec(name: str) -> tuple[RerankerSpec, str | None]:
         generic = registry.get("rerankers", GENERIC_CROSS_ENCODER).spec
         if path.exists():
             return spec_for_checkpoint(path, generic), str(path.resolve())
-        if "/" in name and not name.startswith((".", "/")):
+        if looks_like_path(name):
+            raise MissingWeightsError(f"reranker {name!r}: no such folder {path} (an argument that looks like a "
+                                      f"path is read as a local checkpoint; a hub id is ORG/NAME)") from None
+        if "/" in name:
             return replace(generic, id=name, hub_id=name, revision=None,
                            description=f"{name} through the generic cross-encoder backend (unpinned)"), None
         raise
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model argument means a local folder rather than a hub id (``ORG/NAME``): it starts with ``.``,
+    ``~`` or ``/``, holds a separator a hub id cannot (``\\``, a second ``/``, ``os.sep``), or its first part is
+    a folder here (``runs/does-not-exist`` where ``runs/`` exists)."""
+    if name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1:
+        return True
+    if os.sep != "/" and os.sep in name:
+        return True
+    head, slash, _ = name.partition("/")
+    return bool(slash) and Path(head).is_dir()
 
 
 def load_reranker(name: str, model_path: str | None = None, deferred: bool = False, **options: Any) -> Reranker:

@@ -27,7 +27,7 @@ from rrbench.models.loading import pick_device, warn_if_bf16_emulated
 from rrbench.models.memory import plan_before_load
 from rrbench.models.resolve import resolve_weights
 from rrbench.util.errors import PluginError, UsageError
-from rrbench.util.extras import require_extra
+from rrbench.util.extras import check_extra
 
 COMPRESS_RATIOS = (1, 2, 4, 8)
 
@@ -63,7 +63,10 @@ def quiet_transformers() -> Iterator[None]:
 class LightweightLLMReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
-        require_extra("flag", "FlagEmbedding", f"reranker {spec.id}")
+        check_extra("flag", "FlagEmbedding", f"reranker {spec.id}")
+        # the weights first: missing ones are one line within seconds, before FlagEmbedding (and torch) load
+        path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
+                                                    packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         from FlagEmbedding import LightWeightFlagLLMReranker  # lazy: heavy: pulls in torch
 
         extra = options.extra
@@ -78,8 +81,6 @@ class LightweightLLMReranker(PointwiseReranker):
                              f"{', '.join(map(str, COMPRESS_RATIOS))}, got {extra.get('compress_ratio')!r}")
         check_remote_code(spec, options)
         patched = patch_costwise_gemma()  # transformers 5 only; before FlagEmbedding loads the model
-        path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
-                                                    packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         self.weights_path = str(path)
         self.instruction = options.instruction or spec.instruction
         self.max_length = options.max_length or spec.max_length or 512

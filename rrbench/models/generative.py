@@ -43,6 +43,9 @@ def single_token_id(tokenizer: Any, text: str, model: str) -> int:
 class GenerativeReranker(PointwiseReranker):
     def __init__(self, spec: RerankerSpec, options: ModelOptions) -> None:
         super().__init__(spec, options)
+        # the weights first: missing ones are one line within seconds, before torch and transformers load
+        path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
+                                                    packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         import torch  # lazy: torch costs seconds at start-up
         from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: heavy: pulls in torch
 
@@ -56,8 +59,6 @@ class GenerativeReranker(PointwiseReranker):
         self.instruction = resolve_instruction(options.instruction, self.format.instructions, spec.instruction,
                                                spec.id)
         check_remote_code(spec, options)
-        path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
-                                                    packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         self.weights_path = str(path)
         self.device = pick_device(options.device)
         if options.dtype == "int8":

@@ -70,6 +70,7 @@ class JinaListwiseReranker(ListwiseReranker):
             raise UsageError(f"reranker {spec.id}: option packing must be one of {', '.join(PACKINGS)}, "
                              f"got {self.packing!r}")
         check_remote_code(spec, options)
+        # the weights first: missing ones are one line within seconds, before transformers loads
         path, self.weights_source = resolve_weights(spec.hub_id, spec.revision, options.model_path,
                                                     packaged=spec.packaged_weights, what=f"reranker {spec.id}")
         self.weights_path = str(path)

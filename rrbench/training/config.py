@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,3 +87,38 @@ class TrainConfig:
         for key in ("output", "keep_checkpoints", "eval_batch_size", "threads"):
             out.pop(key)
         return out
+
+
+#: TrainConfig fields set only through a regime or recipe (no flag of their own), and fields that never change the
+#: trained weights (speed, where it goes): neither appears in :func:`train_command` as a flag.
+_NO_FLAG = {"regime", "train", "curriculum", "output", "threads", "keep_checkpoints", "eval_batch_size",
+            "loss_options", "miner_options"}
+_SWITCHES = {"include_no_evidence": ("--no-evidence-rows", "--no-no-evidence-rows"),
+             "graded_labels": ("--graded-labels", "--binary-labels"),
+             "select_best": ("--select-best", "--no-select-best")}
+_FLAG_NAMES = {"context_window": "--context"}
+
+
+def train_command(config: TrainConfig) -> str:
+    """The ``rrbench train`` command that trains this configuration again: the regime or recipe, then every setting
+    as an explicit flag (flags win over a regime), so the line stays right when a regime's defaults change. Records
+    carry it in their training manifest; ``rrbench reproduce`` quotes it when the checkpoint is not on the machine."""
+    parts = ["rrbench", "train"]
+    if config.regime:
+        parts += ["--regime", config.regime]
+    for name, value in config.as_dict().items():
+        if name in _NO_FLAG or value is None:
+            continue
+        if name in _SWITCHES:
+            parts.append(_SWITCHES[name][0 if value else 1])
+        elif name == "bf16":
+            parts += ["--bf16", "on" if value else "off"]
+        else:
+            parts += [_FLAG_NAMES.get(name, "--" + name.replace("_", "-")), str(value)]
+    for flag, options in (("--loss-option", config.loss_options), ("--miner-option", config.miner_options)):
+        for key, value in sorted((options or {}).items()):
+            if value is not None:
+                parts += [flag, f"{key}={value}"]
+    parts += ["--output", config.output]
+    return shlex.join(parts)
+

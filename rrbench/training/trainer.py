@@ -31,7 +31,7 @@ from rrbench.measures.names import trainer_key
 from rrbench.models import weights_index
 from rrbench.models.checkpoint import CHECKPOINT_META
 from rrbench.tasks.resolve import get_task
-from rrbench.training.config import TrainConfig
+from rrbench.training.config import TrainConfig, train_command
 from rrbench.training.data import DataOptions, build, options_dict
 from rrbench.training.losses import check_group_size
 from rrbench.training.miners import load_miner
@@ -274,6 +274,7 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         "eval_split": config.eval_split, "eval": {k: v for k, v in final.items() if k != "calibration"},
         "threshold_calibration": final["calibration"], "train_seconds": seconds,
         "torch_threads": torch.get_num_threads(), "teacher": config.teacher,
+        "command": train_command(config),  # how to obtain these weights again (rrbench reproduce quotes it)
     }
     save_checkpoint(model, out, base_info, config.max_length, training=summary)
     atomic_write_text(out / SUMMARY_FILE, strict_json_dumps(summary))

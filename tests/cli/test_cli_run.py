@@ -170,3 +170,72 @@ def test_minilm_bi_encoder_from_wheel(cli, mini_task, tmp_path):
     assert record["metrics"]["false_evidence_rate"] is None
     # a real model ranks the obvious evidence first on this toy task
     assert record["metrics"]["nDCG@10"] > 0.8
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends: connections are refused
+
+
+def test_missing_weights_online_fail_fast_after_one_probe(cli, mini_task, tmp_path, monkeypatch):
+    """Issue 26: without HF_HUB_OFFLINE the hub is asked once, briefly, with no retry chain: a refused connection,
+    a server that never answers and a 404 each end in the one-line message within 3 s of resolution."""
+    import http.server
+    import socket
+    import threading
+
+    from rrbench.models.resolve import resolve_weights
+    from rrbench.util.errors import MissingWeightsError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection into its backlog and never answers
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for port, why in ((_closed_port(), "cannot be reached"), (silent.getsockname()[1], "cannot be reached"),
+                          (server.server_address[1], "has no such model or revision")):
+            monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+            started = time.perf_counter()
+            with pytest.raises(MissingWeightsError, match=why) as info:
+                resolve_weights("some-org/not-downloaded-reranker", None, what="reranker x")
+            assert time.perf_counter() - started < 3.0, why
+            assert f"127.0.0.1:{port}" in str(info.value) and "\n" not in str(info.value)
+    finally:
+        server.shutdown()
+        silent.close()
+    out = tmp_path / "never"
+    result = cli("run", "--task", str(mini_task), "--reranker", "some-org/not-downloaded-reranker", "--output",
+                 str(out), env={"HF_HUB_OFFLINE": None, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+                                "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot be reached" in result.stderr and "--model-path" in result.stderr and not out.exists()
+
+
+def test_a_path_like_reranker_is_a_missing_folder_not_a_hub_id(cli, mini_task, tmp_path):
+    """Issue 26: `--reranker runs/does-not-exist` (with runs/ here), `./x`, `~/x` are local paths: "no such folder",
+    never a hub look-up; a plain ORG/NAME stays a hub id."""
+    from rrbench.models.factory import looks_like_path
+
+    (tmp_path / "runs").mkdir()
+    for name in ("runs/does-not-exist", "./ckpt", "~/nowhere/ckpt", "/abs/ckpt", "a/b/c"):
+        result = cli("run", "--task", str(mini_task), "--reranker", name, "--output", str(tmp_path / "o"),
+                     cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (name, result.stderr)
+        assert "no such folder" in result.stderr and "hub" not in result.stderr.split("(")[0], result.stderr
+    assert not looks_like_path("BAAI/bge-reranker-v2-m3") and not looks_like_path("minilm-l6")
+    assert looks_like_path("runs/x") is False  # no runs/ folder in this process's working directory

@@ -174,3 +174,15 @@ def test_publish_copies_no_stray_files(runs, tmp_path):
     target = publish(runs["bm25"], tmp_path / "board")
     assert sorted(p.name for p in target.iterdir()) == ["SHA256SUMS", "results.json", "run.trec", "scores.jsonl.gz"]
     assert json.loads((target / "results.json").read_text())["config_hash"] == load_record(runs["bm25"]).config_hash
+
+
+def test_reproduce_says_how_to_obtain_a_missing_local_checkpoint(cli):
+    """Issue 26: the board's leader was made with a local trained checkpoint; on another machine reproduce quotes the
+    training recipe from the record's own training manifest instead of "unknown reranker '/work/runs/...'"."""
+    leader = next((ROOT / "leaderboard" / "scifact-evidence@1" / "dev_final").glob("bm25-to-trained-*"))
+    result = cli("reproduce", str(leader))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "are not on this machine" in result.stderr
+    assert "`rrbench train --regime minilm-scifact --loss bce" in result.stderr
+    assert "is itself a local checkpoint" in result.stderr
+    assert "unknown reranker" not in result.stderr

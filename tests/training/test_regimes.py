@@ -100,3 +100,31 @@ def test_r5_without_cached_scores_is_a_usage_error(assets, tmp_path):
     config = resolve_config(_tiny(assets, tmp_path / "r5", teacher=assets["teacher"]), "r5-mse")
     with pytest.raises(UsageError, match="has no cached scores"):
         run_training(config, show_progress=False, cache_dir=str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("regime, flags", [
+    ("minilm-scifact", {"lr": 3e-5, "seed": 14, "base": "runs/first-epoch"}),
+    ("r3-lambdaloss-ndcg2", {"negatives": 8, "loss_options": {"weighting_scheme": "ndcg1"}}),
+    (None, {"include_no_evidence": False, "graded_labels": True, "context_window": 1, "bf16": False}),
+])
+def test_the_recorded_train_command_trains_the_same_configuration(monkeypatch, regime, flags):
+    """Issue 26: records carry the command that obtains a local checkpoint again (reproduce quotes it)."""
+    import shlex
+
+    from rrbench.cli import train as train_cli
+    from rrbench.training.config import train_command
+    from rrbench.training.regimes import resolve_config
+
+    config = resolve_config({**flags, "output": "runs/x"}, regime)
+    class Captured(Exception):
+        pass
+
+    def capture(cfg, **kw):
+        raise Captured(cfg)
+
+    monkeypatch.setattr(train_cli, "train", capture)
+    command = train_command(config)
+    assert command.startswith("rrbench train") and "--output runs/x" in command
+    with pytest.raises(Captured) as info:
+        train_cli.train_command.main(shlex.split(command)[2:], standalone_mode=False)
+    assert info.value.args[0].identity() == config.identity()
