@@ -9,10 +9,14 @@ runtime exports, checkpoints, records) takes it from here.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from rrbench.components.registry import BUILTIN_PLUGIN, get_registry
 from rrbench.util.cache_paths import cache_disabled_by_env
 from rrbench.util.errors import RRBenchError, UsageError
 from rrbench.util.file_digests import FileDigestMemo
@@ -120,3 +124,66 @@ def model_fingerprint(reranker: Any, cache: DigestMemo | None = None) -> tuple[s
         # Nothing pins what the model is: hashing only its name would serve stale scores after an update.
         info["unpinned"] = True
     return canonical_hash(info), info
+
+
+# -- plugin source -----------------------------------------------------------------------------------------------------
+#: In-process memo: top-level module name -> content hash of its Python files.
+_SOURCES: dict[str, str] = {}
+
+
+def _installed_from_local_source(distribution: str | None) -> bool:
+    """PEP 610: ``direct_url.json`` of a distribution installed from a folder (editable or not) or a local file."""
+    if not distribution:
+        return False
+    try:
+        raw = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+        found = json.loads(raw) if raw else {}
+    except Exception:
+        return False
+    return bool(isinstance(found, dict) and ("dir_info" in found or str(found.get("url", "")).startswith("file:")))
+
+
+def source_sha256(module: str) -> str | None:
+    """Content hash of the Python files of ``module``'s top-level package (or the module file itself)."""
+    top = module.split(".")[0]
+    if top not in _SOURCES:
+        try:
+            found = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            found = None
+        origin = Path(found.origin) if found is not None and found.origin else None
+        if origin is None or not origin.is_file():
+            return None
+        root = origin.parent if origin.name == "__init__.py" else origin
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        digest = hashlib.sha256()
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}\t{sha256_file(file)}\n"
+                          .encode())
+        _SOURCES[top] = digest.hexdigest()
+    return _SOURCES[top]
+
+
+def plugin_source_fingerprint(component: Any) -> str | None:
+    """For a component of a plugin installed in editable mode or from a local path: a hash of its source files, else
+    None (rrbench's own components, and plugins installed from an index, change only with their version).
+
+    Why: a plugin author edits scoring code without touching ``cache_fingerprint()``; the score cache must not serve
+    the old scores (0.6793 where the code now gives 0.4703, issue 26). The hash keys the score cache only, never a
+    record's configuration hash, or every edit would make a new system.
+    """
+    spec = getattr(component, "spec", None)
+    kind = getattr(spec, "kind", None)
+    if spec is None or kind is None:
+        return None
+    entries = get_registry().entries.get(kind, [])
+    entry = next((e for e in entries if e.spec is spec), None) or next((e for e in entries if e.spec == spec), None)
+    if entry is None or entry.plugin == BUILTIN_PLUGIN:
+        return None
+    if not (entry.editable or _installed_from_local_source(entry.distribution)):
+        return None
+    module = str(getattr(spec, "loader", "")).partition(":")[0]
+    return source_sha256(module) if module else None
+

@@ -24,6 +24,7 @@ both.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import numpy as np
 
 from rrbench.components.bases import ListwiseReranker, PointwiseReranker
 from rrbench.components.calls import component_label, running
-from rrbench.components.identity import model_fingerprint
+from rrbench.components.identity import model_fingerprint, plugin_source_fingerprint
 from rrbench.components.score_checks import check_scores
 from rrbench.pipeline.fill_queue import plan_units, work_queue
 from rrbench.pipeline.score_store import KEY_BYTES, ScoreStore, list_key, pair_key, score_tolerance
@@ -42,6 +43,7 @@ from rrbench.pipeline.score_store_pg import PostgresScoreStore
 from rrbench.pipeline.score_store_sqlite import DB_NAME, SQLiteScoreStore
 from rrbench.util.cache_paths import cache_disabled_by_env, database_from_env, is_database_url, means_off
 from rrbench.util.progress import progress as _bar
+from rrbench.util.io import canonical_hash
 
 #: The SQLite store under its historical name (``ScoreCache(directory)``).
 ScoreCache = SQLiteScoreStore
@@ -125,7 +127,14 @@ def wrap(reranker: Any, cache: ScoreStore) -> Any:
     fingerprint, info = model_fingerprint(reranker, cache)
     if info.get("unpinned"):
         return reranker
-    binding = _Binding(cache, cache.model_id(fingerprint, reranker.spec.id, info), fingerprint, info)
+    key = fingerprint
+    source = plugin_source_fingerprint(reranker)
+    if source is not None:  # a plugin installed from a local folder: its code is part of what its scores depend on
+        key = canonical_hash({"fingerprint": fingerprint, "source_sha256": source})
+        _warn_if_code_changed(cache, fingerprint, source, component_label(reranker))
+        info = {**info, "fingerprint": fingerprint, "source_sha256": source}
+    # the binding keeps the model fingerprint (records and config hashes use it); only the cache row is keyed by source
+    binding = _Binding(cache, cache.model_id(key, reranker.spec.id, info), fingerprint, info)
     if cache.shared:  # every write to a shared store is counted per worker (reports show each pair scored once)
         cache.start_worker(_WORKER_LABEL[0])
     if isinstance(reranker, ListwiseReranker):
@@ -133,6 +142,24 @@ def wrap(reranker: Any, cache: ScoreStore) -> Any:
     if isinstance(reranker, PointwiseReranker):
         return CachedPointwiseReranker(reranker, binding)
     return reranker
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_if_code_changed(cache: ScoreStore, fingerprint: str, source: str, label: str) -> None:
+    """Say so when the cache holds scores of the same model fingerprint (same ``cache_fingerprint()``) made by other
+    plugin source: the old scores are not reused, but the author should know the fingerprint did not move."""
+    if (fingerprint, source) in _WARNED:
+        return
+    _WARNED.add((fingerprint, source))
+    key = canonical_hash({"fingerprint": fingerprint, "source_sha256": source})
+    for _, stored, _, info in cache.list_models():
+        if stored != key and info.get("fingerprint") == fingerprint and info.get("source_sha256") not in (None, source):
+            print(f"rrbench: warning: {label}: its source code changed since scores were cached under the same "
+                  f"model fingerprint (cache_fingerprint() unchanged); the old scores are not used. Change "
+                  f"cache_fingerprint() when a code change alters scores, so records say so too.", file=sys.stderr)
+            return
 
 
 class _CachedMixin:

@@ -6,6 +6,7 @@ them too); this module re-exports them under their long-standing names for plugi
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -30,9 +31,10 @@ _vocab = mini_vocab
 
 
 def write_fake_plugin(root: str | Path, dist: str, module: str, source: str, ep_name: str | None = None,
-                      version: str = "0.3") -> Path:
+                      version: str = "0.3", editable: bool = False) -> Path:
     """A minimal installed-looking distribution under ``root`` (put ``root`` on ``PYTHONPATH``): a module and a
-    ``.dist-info`` with an ``rrbench`` entry point. Tests use it to exercise discovery without pip."""
+    ``.dist-info`` with an ``rrbench`` entry point. Tests use it to exercise discovery without pip. ``editable``
+    adds the PEP 610 ``direct_url.json`` of an editable install from ``root``."""
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -41,4 +43,7 @@ def write_fake_plugin(root: str | Path, dist: str, module: str, source: str, ep_
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
     (info / "entry_points.txt").write_text(f"[rrbench]\n{ep_name or module} = {module}\n", encoding="utf-8")
+    if editable:
+        (info / "direct_url.json").write_text(json.dumps({"url": root.resolve().as_uri(),
+                                                          "dir_info": {"editable": True}}), encoding="utf-8")
     return root

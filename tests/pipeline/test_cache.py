@@ -20,7 +20,7 @@ from rrbench.components.bases import ListwiseReranker
 from rrbench.components.identity import model_fingerprint
 from rrbench.models.factory import load_reranker
 from rrbench.pipeline.score_cache import ScoreCache, pair_key, wrap
-from rrbench.testing.fixtures import make_tiny_bert
+from rrbench.testing.fixtures import make_tiny_bert, write_fake_plugin
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -243,3 +243,56 @@ def test_corrupt_cache_file_is_a_clear_error(tmp_path, bad):
     (tmp_path / "c" / "scores.sqlite").write_bytes(bad)
     with pytest.raises(RRBenchError, match="scores.sqlite"):
         ScoreCache(tmp_path / "c")
+
+
+EDITED_SOURCE = """
+import numpy as np
+from rrbench.plugin import PointwiseReranker, RerankerSpec, hookimpl
+
+SIGN = {sign}
+
+
+class Overlap(PointwiseReranker):
+    def cache_fingerprint(self):
+        return {{"version": 1}}  # the author forgets to bump it
+
+    def score_pairs(self, queries, documents):
+        words = [len(set(q.lower().split()) & set(d.lower().rstrip('.').split())) for q, d in zip(queries, documents)]
+        return SIGN * np.asarray(words, dtype=float) + 0.001 * np.arange(len(words))
+
+
+@hookimpl
+def register_rerankers(register):
+    register(RerankerSpec(id="overlap", loader="rrbench_edited:Overlap", score_kind="similarity"))
+"""
+
+
+def test_editing_a_local_plugin_never_serves_its_old_cached_scores(cli, mini_task, tmp_path):
+    """Issue 26: a plugin installed in editable mode changes its scoring code under an unchanged cache_fingerprint.
+    The score cache is keyed by a hash of its source too, so the next run scores afresh (and says why); the config
+    hash, which names the system, does not move."""
+    root = tmp_path / "site"
+    write_fake_plugin(root, "rrbench-edited", "rrbench_edited", EDITED_SOURCE.format(sign=1), ep_name="edited",
+                      version="0.1", editable=True)
+    env = {"PYTHONPATH": str(root), "RRBENCH_LOAD_PLUGINS": "edited"}
+
+    def run(name: str, *extra: str) -> dict:
+        result = cli("run", "--task", str(mini_task), "--reranker", "overlap", "--quiet", "--output",
+                     str(tmp_path / name), *extra, env=env)
+        assert result.returncode == 0, result.stderr
+        record = json.loads((tmp_path / name / "results.json").read_text())
+        record["stderr"] = result.stderr
+        return record
+
+    first = run("first")
+    assert first["manifest"]["cache"]["misses"] > 0
+    cached = run("cached")
+    assert cached["manifest"]["cache"]["misses"] == 0 and "source code changed" not in cached["stderr"]
+    (root / "rrbench_edited.py").write_text(textwrap.dedent(EDITED_SOURCE.format(sign=-1)), encoding="utf-8")
+    edited = run("edited")
+    truth = run("truth", "--no-cache")
+    assert edited["manifest"]["cache"]["hits"] == 0, "the old scores were served"
+    assert edited["metrics"] == truth["metrics"] != first["metrics"]
+    assert "reranker 'overlap': its source code changed" in edited["stderr"]
+    assert "plugin 'edited' (distribution rrbench-edited 0.1)" in edited["stderr"]
+    assert edited["manifest"]["config_hash"] == first["manifest"]["config_hash"]
