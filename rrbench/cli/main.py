@@ -20,7 +20,7 @@ import click
 
 from rrbench import __version__
 from rrbench.components.registry import register_commands
-from rrbench.util.cache_paths import cache_root
+from rrbench.util.cache_paths import cache_root, scores_committed
 from rrbench.util.errors import RRBenchError, os_error_message, write_crash_log
 
 
@@ -91,11 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("rrbench: interrupted; no results were written (scores computed so far stay in the cache)", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("rrbench: interrupted; nothing was written", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        kept = " (scores computed so far stay in the score cache)" if scores_committed() else ""
+        click.echo(f"rrbench: interrupted; no results were written{kept}", err=True)
         return 130
     except RRBenchError as exc:
         _debug_traceback()

@@ -16,9 +16,10 @@ views cannot disagree. Pages:
 from __future__ import annotations
 
 import html
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from rrbench.leaderboard.board import (
@@ -195,6 +196,36 @@ def hardware_key(provenance: Mapping[str, Any]) -> str:
 
 
 # -- pages -----------------------------------------------------------------------------------------------------------
+def _is_local_path(text: str) -> bool:
+    return text.startswith(("/", "~")) or (len(text) > 2 and text[1] == ":" and text[2] in "/\\")
+
+
+def _portable_path(text: str) -> str:
+    """``/work/runs/train-x`` -> ``<local>/train-x``: where one machine kept a file says nothing to a reader; the
+    weights are identified by their sha256 in the claims."""
+    return f"<local>/{PurePath(text.replace(chr(92), '/')).name}"
+
+
+def portable(value: Any) -> Any:
+    """A record's claims or provenance as a record page shows them: absolute local paths replaced by their last part."""
+    if isinstance(value, Mapping):
+        return {k: portable_command(v) if k == "command" and isinstance(v, str) else portable(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and _is_local_path(value):
+        return _portable_path(value)
+    return value
+
+
+def portable_command(command: str) -> str:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    return shlex.join(_portable_path(w) if _is_local_path(w) else w for w in words)
+
+
 def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
     record = entry.record
     main = entry.main_score
@@ -204,13 +235,15 @@ def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
             f"<p>{_e(main)} <strong>{_num(entry.main_value)}</strong>; config hash "
             f"<code>{_e(record.config_hash)}</code>; {_e(notes(entry))}; {_e(entry.verified.status)}</p>",
             "<h2>Reproduce</h2>", f"<pre id=\"command\">rrbench reproduce {_e(entry.path.parent.name)}</pre>",
+            "<p>Local paths show their last part only (<code>&lt;local&gt;/NAME</code>); weights are identified by "
+            "their sha256 in the claims.</p>",
             "<h2>Per-query distribution</h2>", svg_histogram(values, main),
             "<h2>Metrics (re-derived by the verifier)</h2>",
             f"<pre>{_e(strict_json_dumps(entry.verified.metrics))}</pre>",
             "<h2>Claims (hashed configuration)</h2>",
-            f"<pre id=\"claims\">{_e(strict_json_dumps(record.config.model_dump(mode='json')))}</pre>",
+            f"<pre id=\"claims\">{_e(strict_json_dumps(portable(record.config.model_dump(mode='json'))))}</pre>",
             "<h2>Provenance (as the submitter reports it)</h2>",
-            f"<pre>{_e(strict_json_dumps(record.provenance.model_dump(mode='json')))}</pre>"]
+            f"<pre>{_e(strict_json_dumps(portable(record.provenance.model_dump(mode='json'))))}</pre>"]
     return _page(f"{entry.identity} · {board} · {split}", "\n".join(body))
 
 

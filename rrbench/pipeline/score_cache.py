@@ -41,7 +41,13 @@ from rrbench.pipeline.fill_queue import plan_units, work_queue
 from rrbench.pipeline.score_store import KEY_BYTES, ScoreStore, list_key, pair_key, score_tolerance
 from rrbench.pipeline.score_store_pg import PostgresScoreStore
 from rrbench.pipeline.score_store_sqlite import DB_NAME, SQLiteScoreStore
-from rrbench.util.cache_paths import cache_disabled_by_env, database_from_env, is_database_url, means_off
+from rrbench.util.cache_paths import (
+    cache_disabled_by_env,
+    database_from_env,
+    is_database_url,
+    means_off,
+    note_scores_committed,
+)
 from rrbench.util.progress import progress as _bar
 from rrbench.util.io import canonical_hash
 
@@ -263,6 +269,7 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
             b.stats.model_calls += 1
             new = dict(zip(missing, scores.tolist(), strict=True))
             b.cache.put_pairs(b.mid, new.items(), b.tolerance, seconds=time.perf_counter() - started)
+            note_scores_committed()  # an interrupted command may then say its scores were kept
             found.update(new)
         return np.asarray([found[k] for k in keys], dtype=np.float64)
 
@@ -295,6 +302,8 @@ class CachedPointwiseReranker(_CachedMixin, PointwiseReranker):
             report = work_queue(b.cache, b.mid, planned, model, b.tolerance, batch_pairs=batch,
                                 on_scored=bar.update)
         b.stats.computed += report.scored
+        if report.scored:
+            note_scores_committed()
         b.fresh.update(k for k in keys if k not in before)
 
 
@@ -319,6 +328,7 @@ class CachedListwiseReranker(_CachedMixin, ListwiseReranker):
         b.stats.computed += len(documents)
         b.stats.model_calls += 1
         b.cache.put_list(b.mid, key, fresh)
+        note_scores_committed()
         return fresh
 
 

@@ -59,3 +59,17 @@ def database_from_env() -> str | None:
     """``$RRBENCH_CACHE`` when it names a database score store, else None."""
     value = os.environ.get("RRBENCH_CACHE", "").strip()
     return value if is_database_url(value) else None
+
+
+#: Score-cache commits made by this process, so that an interrupted command says truthfully whether what it computed
+#: was kept (a ``--no-cache`` run keeps nothing).
+_SCORE_COMMITS = [0]
+
+
+def note_scores_committed() -> None:
+    _SCORE_COMMITS[0] += 1
+
+
+def scores_committed() -> bool:
+    """Whether this process committed any score to a score cache."""
+    return _SCORE_COMMITS[0] > 0

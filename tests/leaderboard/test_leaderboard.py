@@ -186,3 +186,15 @@ def test_reproduce_says_how_to_obtain_a_missing_local_checkpoint(cli):
     assert "`rrbench train --regime minilm-scifact --loss bce" in result.stderr
     assert "is itself a local checkpoint" in result.stderr
     assert "unknown reranker" not in result.stderr
+
+
+def test_record_pages_show_portable_paths(tmp_path):
+    """Issue 26: a record page shows no absolute local weight paths (the leader's checkpoint lived in /work)."""
+    from rrbench.leaderboard.html import write_site
+
+    write_site(ROOT / "leaderboard", tmp_path / "site")
+    leader = next((ROOT / "leaderboard" / "scifact-evidence@1" / "dev_final").glob("bm25-to-trained-*"))
+    assert "/work/checkpoints" in (leader / "results.json").read_text()  # the record itself says where it ran
+    pages = [p.read_text(encoding="utf-8") for p in (tmp_path / "site" / "records").glob("*trained*.html")]
+    assert pages and all("/work/" not in page for page in pages)
+    assert any("&lt;local&gt;/minilm-scifact-mean-ep2" in page for page in pages)

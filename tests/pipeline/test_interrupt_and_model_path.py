@@ -66,7 +66,7 @@ def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tm
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert "interrupted" in err and "scores computed so far stay in the score cache" in err
     assert not out.exists()
     assert not list(out.parent.glob("*partial*")) if out.parent.exists() else True
     kept = _stored_pairs(cache_dir)
@@ -82,6 +82,22 @@ def test_sigint_leaves_no_results_and_next_run_resumes_from_cache(tiny_model, tm
     fresh = rrbench.run(task=str(task), reranker=str(tiny_model), output=str(tmp_path / "fresh"),
                         show_progress=False, use_cache=False, batch_size=1)
     assert fresh["metrics"] == resumed["metrics"]
+
+
+def test_an_interrupted_no_cache_run_does_not_claim_cached_scores(mini_task, tmp_path, monkeypatch, capsys):
+    from rrbench.cli.main import main
+    from rrbench.pipeline import runner
+    from rrbench.util import cache_paths
+
+    monkeypatch.setattr(cache_paths, "_SCORE_COMMITS", [0])  # this process has not written a score yet
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "score_split", interrupted)
+    assert main(["run", "--task", str(mini_task), "--no-cache", "--quiet", "--output", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "rrbench: interrupted; no results were written" and not (tmp_path / "o").exists()
 
 
 @pytest.fixture(scope="module")
