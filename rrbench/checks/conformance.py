@@ -11,7 +11,8 @@ What rrbench relies on, per kind, checked on real calls rather than on declarati
   for the same seed;
 - **losses**: a finite scalar with a finite gradient on a tiny model and batch;
 - **regimes**: options that are training settings, naming registered losses and miners;
-- **calibrators**: fitted on a synthetic statistic, one finite value per input, monotone, deterministic;
+- **calibrators**: fitted on a synthetic statistic, one finite value per input, within [0, 1], monotone,
+  deterministic;
 - **tasks**: the registered task loads with its declared hashes, under its own id, with queries in every split and
   has-evidence queries in every split that is scored.
 
@@ -31,7 +32,7 @@ import numpy as np
 from rrbench.checks.rerankers import check_reranker
 from rrbench.components.calls import component_label, load_factory, owner_label, running
 from rrbench.components.registry import get_registry, resolve
-from rrbench.components.score_checks import check_scores
+from rrbench.components.score_checks import PROBABILITY_SLACK, check_scores
 from rrbench.components.specs import validate_options
 from rrbench.models.tiny import make_tiny_bert, make_tiny_causal_lm
 from rrbench.pipeline.candidates import fuse_pools, retrieve
@@ -278,6 +279,9 @@ def check_calibrator(name: str, **options: Any) -> Report:
     first = outputs[0]
     ok = len(first) == len(grid) and bool(np.isfinite(first).all())
     checks.record("one finite value per statistic", ok, f"{len(first)} values for {len(grid)} statistics")
+    inside = ok and bool(((first >= -PROBABILITY_SLACK) & (first <= 1 + PROBABILITY_SLACK)).all())
+    checks.record("probabilities within [0, 1]", inside,
+                  f"from {first.min():.4g} to {first.max():.4g}" if ok and len(first) else "no values")
     drops = float(np.max(-np.diff(first), initial=0.0)) if ok else None
     checks.record("monotone non-decreasing", ok and drops is not None and drops <= 1e-12,
                   "transform over an increasing grid", drops)
