@@ -80,7 +80,7 @@ class CrossEncoderReranker(PointwiseReranker):
             from transformers import AutoConfig  # lazy: heavy: pulls in torch
 
             config = AutoConfig.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
-            self.max_length = clipped_max_length(self.max_length or 512, None, config, f"reranker {spec.id}")
+            self.token_limit = clipped_max_length(self.max_length or 512, None, config, f"reranker {spec.id}")
             self._init_flag(str(path))
             return
         self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
@@ -88,11 +88,13 @@ class CrossEncoderReranker(PointwiseReranker):
                                   enabled=truthy(options.extra.get("memory_plan", True)))
         self.model = CrossEncoder(str(path), device=self.device, max_length=self.max_length,
                                   activation_fn=torch.nn.Identity(), trust_remote_code=options.trust_remote_code)
-        # never more tokens than the model has positions, whatever the tokenizer claims
-        self.max_length = clipped_max_length(self.max_length, getattr(self.model.tokenizer, "model_max_length", None),
-                                             self.model.model.config, f"reranker {spec.id}")
-        if self.max_length is not None and self.model.max_seq_length != self.max_length:
-            self.model.max_seq_length = self.max_length  # CrossEncoder.predict (engine: false) truncates with it
+        # Never more tokens than the model has positions, whatever the tokenizer claims. ``max_length`` stays what
+        # was asked for (the score fingerprint is computed from it before any model loads); ``token_limit`` is what
+        # truncation uses.
+        self.token_limit = clipped_max_length(self.max_length, getattr(self.model.tokenizer, "model_max_length", None),
+                                              self.model.model.config, f"reranker {spec.id}")
+        if self.token_limit is not None and self.model.max_seq_length != self.token_limit:
+            self.model.max_seq_length = self.token_limit  # CrossEncoder.predict (engine: false) truncates with it
         self.runtime = check_runtime(options.extra.get("runtime", "torch"))
         # a non-torch runtime runs only through the engine (its export is the engine's forward)
         self.use_engine = truthy(options.extra.get("engine", True)) or self.runtime != "torch"
@@ -162,7 +164,7 @@ class CrossEncoderReranker(PointwiseReranker):
             raise UsageError(f"reranker {self.spec.id}: implementation=flag supports --dtype float32 or float16, "
                              f"got {dtype}")
         self.flag = FlagReranker(self.weights_path, use_fp16=dtype in ("float16", "fp16"), devices=[self.device],
-                                 batch_size=self.options.batch_size, max_length=self.max_length,
+                                 batch_size=self.options.batch_size, max_length=self.token_limit,
                                  trust_remote_code=self.options.trust_remote_code)
 
     # -- scoring ----------------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ class CrossEncoderReranker(PointwiseReranker):
         return [self.instruction + q for q in queries] if self.instruction else list(queries)
 
     def _encode(self, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
-        enc = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.max_length,
+        enc = self.tokenizer(list(queries), list(documents), truncation=True, max_length=self.token_limit,
                              padding=False)
         keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
         return [{k: enc[k][i] for k in keys} for i in range(len(queries))]
@@ -187,7 +189,7 @@ class CrossEncoderReranker(PointwiseReranker):
         queries = self._queries(queries)
         if self.implementation == "flag":
             scores = self.flag.compute_score([[q, d] for q, d in zip(queries, documents, strict=True)],
-                                             batch_size=self.options.batch_size, max_length=self.max_length,
+                                             batch_size=self.options.batch_size, max_length=self.token_limit,
                                              normalize=self.spec.score_kind == "probability")
             return np.atleast_1d(np.asarray(scores, dtype=np.float64))
         if self.use_engine:

@@ -73,7 +73,9 @@ class GenerativeReranker(PointwiseReranker):
         self.model: Any = cast(Any, AutoModelForCausalLM.from_pretrained(
             str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code))
         self.model.to(self.device).eval()
-        self.max_length = clipped_max_length(self.max_length, None, self.model.config, f"reranker {spec.id}") or 8192
+        # truncation never passes the model's positions (max_length itself stays what was asked for: fingerprints)
+        self.token_limit = clipped_max_length(self.max_length, None, self.model.config, f"reranker {spec.id}") \
+            or self.max_length
         self.engine = InferenceEngine(self._forward, pad_token_id=0, batch_size=options.batch_size,
                                       device=self.device, token_budget=options.extra.get("token_budget"),
                                       name=f"reranker {spec.id}", memory_plan=batch_plan(memory, self.device))
@@ -89,9 +91,9 @@ class GenerativeReranker(PointwiseReranker):
         self.no_id = single_token_id(tokenizer, self.format.no_token, model_id)
         self.prefix_ids = self._ids(self.format.prefix)
         self.suffix_ids = self._ids(self.format.suffix)
-        self.body_budget = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        self.body_budget = self.token_limit - len(self.prefix_ids) - len(self.suffix_ids)
         if self.body_budget < 8:
-            raise UsageError(f"reranker {model_id}: --max-length {self.max_length} leaves no room for the query and "
+            raise UsageError(f"reranker {model_id}: --max-length {self.token_limit} leaves no room for the query and "
                              f"document after the {len(self.prefix_ids) + len(self.suffix_ids)}-token prompt")
         head = self.model.get_output_embeddings().weight
         self.answer_rows = head[[self.yes_id, self.no_id]].detach()

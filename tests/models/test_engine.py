@@ -188,15 +188,19 @@ def test_max_length_is_clipped_to_the_models_positions(tmp_path):
 
     bert = make_tiny_bert(tmp_path / "bert")
     reranker = load_reranker(str(bert))
-    assert reranker.max_length == 128 and reranker.model.max_seq_length == 128
+    assert reranker.token_limit == 128 and reranker.model.max_seq_length == 128
+    assert reranker.max_length == 512  # what was asked for (the spec): the score fingerprint, computed unloaded
+    from rrbench.components.identity import model_fingerprint
+
+    assert model_fingerprint(reranker)[0] == model_fingerprint(load_reranker(str(bert), deferred=True))[0]
     long_pair = (["aspirin " * 150], ["heart attack " * 60])
     assert np.isfinite(reranker.score_pairs(*long_pair)).all()
     with pytest.warns(UserWarning, match="max length 512 exceeds the model's 128 positions"):
-        assert load_reranker(str(bert), max_length=512).max_length == 128
-    assert load_reranker(str(bert), max_length=64).max_length == 64  # shorter requests stand
+        assert load_reranker(str(bert), max_length=512).token_limit == 128
+    assert load_reranker(str(bert), max_length=64).token_limit == 64  # shorter requests stand
     # RoBERTa's family loses the padding offset; a model without position embeddings is not clipped
     roberta = AutoConfig.for_model("xlm-roberta", max_position_embeddings=514, pad_token_id=1)
     assert position_limit(roberta) == 512 and clipped_max_length(None, 10**30, roberta, "x") == 512
     assert clipped_max_length(300, None, object(), "x") == 300
     lm = load_reranker("qwen3-0.6b", model_path=str(make_tiny_causal_lm(tmp_path / "lm")))
-    assert lm.max_length == 128 and np.isfinite(lm.score_pairs(*long_pair)).all()
+    assert lm.token_limit == 128 and np.isfinite(lm.score_pairs(*long_pair)).all()
