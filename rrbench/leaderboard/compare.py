@@ -18,8 +18,8 @@ from typing import Any
 from rrbench.leaderboard.verify import Verified
 from rrbench.measures.names import AGGREGATE_ONLY, COMPARABLE, canonical_metric, higher_is_better, per_query_key
 from rrbench.measures.significance import per_query_values
-from rrbench.records.naming import checkpoint_name
-from rrbench.records.schema import CheckpointClaim, RunClaims
+from rrbench.records.naming import component_name
+from rrbench.records.schema import ComponentClaim, OutsideClaims, RunClaims
 from rrbench.util.errors import UsageError
 
 
@@ -50,42 +50,66 @@ def aggregate(verified: Verified, metric: str) -> float | None:
 def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping) and value:
         for key, item in value.items():
-            _flat(item, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, list) and value and any(isinstance(v, (Mapping, list)) for v in value):
-        for i, item in enumerate(value):
-            _flat(item, f"{prefix}.{i}", out)
+            _flat(item, f"{prefix}.{key}", out)
     else:
         out[prefix] = value
 
 
-def _settings(claims: Any) -> dict[str, Any]:
-    """A record's hashed claims as ``setting: value`` lines; a trained checkpoint by its name, hashes shortened."""
-    if not isinstance(claims, RunClaims):
-        return _short({"task": f"{claims.task.id}@{claims.task.version}", "split": claims.split,
-                       **{f"run.{k}": v for k, v in claims.run.model_dump(mode="json").items()},
-                       "threshold": claims.threshold})
-    body = claims.model_dump(mode="json")
-    for i, reranker in enumerate(claims.rerankers):
-        if isinstance(reranker.checkpoint, CheckpointClaim):
-            body["rerankers"][i]["checkpoint"] = checkpoint_name(reranker.checkpoint)
+def _component(prefix: str, claim: ComponentClaim, out: dict[str, Any]) -> None:
+    """A component's options, settings and pinned weights as ``<prefix>.<name>.<key>`` lines."""
+    name = component_name(claim)
+    for key, value in sorted({**claim.options, **claim.settings}.items()):
+        _flat(value, f"{prefix}.{name}.{key}", out)
+    for key in ("revision", "weights_sha256"):
+        value = getattr(claim, key)
+        if value:
+            out[f"{prefix}.{name}.{key}"] = value[:12] + "..." if len(value) == 64 else value
+
+
+def _settings(claims: RunClaims | OutsideClaims) -> dict[str, Any]:
+    """A record's hashed claims as ``setting: value`` lines, components by their display names."""
     out: dict[str, Any] = {"task": f"{claims.task.id}@{claims.task.version}", "split": claims.split}
-    body.pop("task")
-    body.pop("split")
-    _flat(body, "", out)
-    return _short(out)
-
-
-def _short(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v[:12] + "..." if isinstance(v, str) and len(v) == 64 and k.endswith("sha256") else v)
-            for k, v in values.items()}
+    if isinstance(claims, OutsideClaims):
+        out.update({"run": f"{claims.run.sha256[:12]}...", "threshold": claims.threshold})
+        return out
+    generator = claims.generator
+    out["retrievers"] = " + ".join(component_name(r) for r in generator.retrievers)
+    out["fusion"] = component_name(generator.fusion) if generator.fusion is not None else None
+    out["context"] = generator.context
+    out["top_k_retriever"] = claims.top_k_retriever
+    out["rerankers"] = " + ".join(component_name(r) for r in claims.rerankers) or "none"
+    out["top_k_rerank"] = claims.top_k_rerank if claims.rerankers else None
+    for component in [*generator.retrievers, *([generator.fusion] if generator.fusion else [])]:
+        _component("retriever", component, out)
+    for component in claims.rerankers:
+        _component("reranker", component, out)
+    _flat(claims.combination.model_dump(mode="json"), "combination", out)
+    decision = claims.decision
+    out["decision.policy"] = decision.policy
+    out["decision.calibrator"] = component_name(decision.calibrator) if decision.calibrator is not None else None
+    _flat(decision.threshold.model_dump(mode="json"), "decision.threshold", out)
+    if decision.fit is not None:
+        _flat(decision.fit.model_dump(mode="json", exclude_none=True), "decision.fit", out)
+    return out
 
 
 def distinguishing_settings(a: Verified, b: Verified) -> list[tuple[str, Any, Any]]:
     """``(setting, value in A, value in B)`` for every hashed claim that differs between two records (task and split
     first)."""
     left, right = _settings(a.record.config), _settings(b.record.config)
-    keys = list(dict.fromkeys([*left, *right]))
+    only_one = _prefixes(a.record.config) ^ _prefixes(b.record.config)
+    keys = [k for k in dict.fromkeys([*left, *right]) if not any(k.startswith(p) for p in only_one)]
     return [(k, left.get(k), right.get(k)) for k in keys if left.get(k) != right.get(k)]
+
+
+def _prefixes(claims: RunClaims | OutsideClaims) -> set[str]:
+    """The components' setting prefixes: a component on one side only is named once (``rerankers``), not once per
+    setting."""
+    if isinstance(claims, OutsideClaims):
+        return set()
+    generator = claims.generator
+    return ({f"retriever.{component_name(c)}." for c in [*generator.retrievers, *filter(None, [generator.fusion])]}
+            | {f"reranker.{component_name(c)}." for c in claims.rerankers})
 
 
 def names(a: Verified, b: Verified) -> tuple[str, str]:

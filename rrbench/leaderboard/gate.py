@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.leaderboard.verify import LEDGER_FILE, Verified, verify_record
 from rrbench.leaderboard.compare import (
     comparable_metric,
     direction_word,
@@ -34,6 +33,7 @@ from rrbench.leaderboard.compare import (
     settings_line,
 )
 from rrbench.leaderboard.compare import names as pair_names
+from rrbench.leaderboard.verify import LEDGER_FILE, Verified, verify_record
 from rrbench.measures.names import higher_is_better
 from rrbench.measures.significance import SAMPLES, sign_flip_test
 from rrbench.pipeline.runner import RunConfig, execute, load_config_file

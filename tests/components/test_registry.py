@@ -203,13 +203,14 @@ def test_a_plugin_reusing_a_builtin_id_never_breaks_a_plain_command(cli, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "retriever id 'bm25' is a built-in retriever name" in result.stderr and "same:bm25" in result.stderr
     record = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert record["manifest"]["components"]["retriever"]["options"]["k1"] == 1.5  # rrbench's own bm25
+    (retriever,) = record["config"]["generator"]["retrievers"]
+    assert retriever["plugin"] == "rrbench" and retriever["options"]["k1"] == 1.5  # rrbench's own bm25
     theirs = cli("run", "--task", str(mini_task), "--retriever", "same:bm25", "--quiet",
                  "--output", str(tmp_path / "theirs"), env=env)
     assert theirs.returncode == 0, theirs.stderr
     record = json.loads((tmp_path / "theirs" / "results.json").read_text())
-    assert record["manifest"]["components"]["retriever"]["options"]["k1"] == 0.5  # what the record then says
-    # about the plugin belongs to the record redesign (issue 23)
+    (retriever,) = record["config"]["generator"]["retrievers"]
+    assert retriever["plugin"] == "same" and retriever["options"]["k1"] == 0.5  # the record names the plugin
 
 
 def test_suggestions_name_each_component_once():

@@ -285,14 +285,14 @@ def test_editing_a_local_plugin_never_serves_its_old_cached_scores(cli, mini_tas
         return record
 
     first = run("first")
-    assert first["manifest"]["cache"]["misses"] > 0
+    assert first["provenance"]["cache"]["misses"] > 0
     cached = run("cached")
-    assert cached["manifest"]["cache"]["misses"] == 0 and "source code changed" not in cached["stderr"]
+    assert cached["provenance"]["cache"]["misses"] == 0 and "source code changed" not in cached["stderr"]
     (root / "rrbench_edited.py").write_text(textwrap.dedent(EDITED_SOURCE.format(sign=-1)), encoding="utf-8")
     edited = run("edited")
     truth = run("truth", "--no-cache")
-    assert edited["manifest"]["cache"]["hits"] == 0, "the old scores were served"
+    assert edited["provenance"]["cache"]["hits"] == 0, "the old scores were served"
     assert edited["metrics"] == truth["metrics"] != first["metrics"]
     assert "reranker 'overlap': its source code changed" in edited["stderr"]
     assert "plugin 'edited' (distribution rrbench-edited 0.1)" in edited["stderr"]
-    assert edited["manifest"]["config_hash"] == first["manifest"]["config_hash"]
+    assert edited["config_hash"] == first["config_hash"]

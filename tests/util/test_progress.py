@@ -3,6 +3,7 @@ bar (the libraries' too), and `rrbench train` errors that arrive before any heav
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -156,7 +157,7 @@ def test_a_long_step_off_a_terminal_logs_plain_lines_at_the_interval(cli, tmp_pa
     lines = [line for line in result.stderr.splitlines() if line.startswith("rrbench: retrieving (slow)")]
     times = _elapsed(lines)
     assert len(times) >= 2, result.stderr
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.5 <= gap < 0.5 + 0.35 + 1.0 for gap in gaps), (gaps, result.stderr)  # one update late at most
     assert all("/6 queries" in line for line in lines), lines
     assert "ETA" in lines[0] and "queries/s" in lines[0]
