@@ -122,7 +122,8 @@ def _load(path: str | Path, role: str, leaderboard_dir: str | Path) -> Verified:
     return verified
 
 
-def run_candidate_config(config_file: str | Path, output: str | Path | None = None) -> Path:
+def run_candidate_config(config_file: str | Path, output: str | Path | None = None,
+                         announce: Callable[[str], None] | None = None) -> Path:
     """Run a candidate given as a ``rrbench run --config`` file. A file that cannot be read or holds an invalid
     configuration is unusable input (exit 2); a configuration that fails while running is a
     :class:`CandidateRunError` (exit 3)."""
@@ -131,6 +132,9 @@ def run_candidate_config(config_file: str | Path, output: str | Path | None = No
     if output is not None:
         config.output = str(output)
     config.validate()
+    if announce is not None:
+        announce(f"rrbench gate: running the candidate configuration {config_file} into "
+                 f"{output or 'runs/<timestamp>-<config hash>/'}")
     try:
         record = execute(config)
     except UsageError as exc:
@@ -271,10 +275,7 @@ def load_pair(baseline: str, candidate: str, leaderboard_dir: str | Path = "lead
     base = _load(resolve_baseline(baseline, leaderboard_dir), "baseline", leaderboard_dir)
     cand_path = Path(candidate)
     if cand_path.is_file() and cand_path.name != RESULTS_FILE:
-        if announce is not None:
-            where = candidate_output or "runs/<timestamp>-<config hash>/"
-            announce(f"rrbench gate: running the candidate configuration {cand_path} into {where}")
-        cand_path = run_candidate_config(cand_path, candidate_output)
+        cand_path = run_candidate_config(cand_path, candidate_output, announce)
         if announce is not None:
             announce(f"rrbench gate: candidate run written to {cand_path}")
     return base, _load(cand_path, "candidate", leaderboard_dir)

@@ -616,7 +616,11 @@ def _throughput(scored: ScoredSplit, cache: Mapping[str, Any]) -> dict[str, Any]
     """pairs/s measures the model: the pairs it scored over the time inside its scoring calls (loading and cache I/O
     excluded); omitted when it scored none (every score came from the cache)."""
     seconds, computed = scored.model_seconds, scored.model_pairs
-    out: dict[str, Any] = {"pairs_per_s": round(computed / seconds, 2) if computed and seconds > 0 else None}
+    # the rate must follow from what the record keeps (the rerank time to the millisecond, the cache's computed
+    # pairs or, without the cache, the pairs scored); a rate it cannot show is left out
+    kept = int(cache.get("computed", 0)) if cache.get("enabled") else scored.pairs
+    measurable = computed and computed == kept and round(seconds, 3) > 0
+    out: dict[str, Any] = {"pairs_per_s": round(computed / seconds, 2) if measurable else None}
     hits = int(cache.get("hits", 0)) if cache.get("enabled") else 0
     if hits:
         out["pairs_per_s_note"] = (f"{hits} of {hits + int(cache.get('misses', 0))} score look-ups came from the "

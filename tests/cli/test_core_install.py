@@ -40,7 +40,9 @@ def core_results(tmp_path_factory, tiny_model) -> dict[str, dict]:
     from rrbench.testing.fixtures import make_mini_task
 
     work = tmp_path_factory.mktemp("core-install")
-    mini = str(make_mini_task(work / "mini-task"))
+    # registered (records name tasks by id, and compare, gate and reproduce verify against the registered task)
+    folder = str(make_mini_task(work / "user-tasks" / "mini-task"))
+    mini = "mini-task"
     tiny = str(tiny_model)
     space = work / "space.yaml"
     space.write_text("calibrator: [none, platt]\n", encoding="utf-8")
@@ -49,7 +51,7 @@ def core_results(tmp_path_factory, tiny_model) -> dict[str, dict]:
         "list": ["list", "rerankers"],
         "plugins": ["plugins"],
         "tasks show": ["tasks", "show", "scifact-evidence"],
-        "validate-task": ["validate-task", mini],
+        "validate-task": ["validate-task", folder],
         "run bm25": ["run", "--task", mini, "--quiet", "--output", "runs/bm25"],
         "run reranker": ["run", "--task", mini, "--reranker", tiny, "--top-k-rerank", "5", "--threshold", "0.3",
                          "--quiet", "--output", "runs/tiny"],
