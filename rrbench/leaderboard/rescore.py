@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.components.calls import component_label, running
 from rrbench.components.identity import weights_fingerprint
+from rrbench.components.score_checks import check_scores
 from rrbench.leaderboard.verify import Verified
 from rrbench.models import weights_index
 from rrbench.models.factory import load_reranker
@@ -130,7 +132,10 @@ def rescore(verified: Verified, n: int, models: ModelPool) -> Rescored:
         texts = [(queries[row.query_id].text,
                   candidate_text(task, int(task.index_of(row.pool[i])), claims.generator.context))  # type: ignore[arg-type]
                  for row, i in chosen]
-        fresh = np.asarray(model.score_pairs([q for q, _ in texts], [d for _, d in texts]), dtype=np.float64)
+        label = component_label(model)
+        with running(label, "score_pairs()"):  # a plugin's fault is one line naming it, as in every other command
+            raw = model.score_pairs([q for q, _ in texts], [d for _, d in texts])
+        fresh = check_scores(raw, len(texts), label)
         recorded = np.asarray([row.heads[j][i] for row, i in chosen], dtype=np.float64)
         tolerance = TOLERANCE.get(str(claim.settings.get("dtype", "float32")), TOLERANCE["float32"])
         worst = int(np.argmax(np.abs(fresh - recorded))) if len(fresh) else 0
