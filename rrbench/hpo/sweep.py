@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from rrbench.components.score_checks import check_scores
 from rrbench.components.calls import component_label, running
+from rrbench.components.score_checks import check_scores
 from rrbench.hpo.space import Range, Space
 from rrbench.hpo.study import make_sampler, suggest_value
 from rrbench.models.factory import load_reranker

@@ -48,8 +48,8 @@ from rrbench.util.cache_paths import (
     means_off,
     note_scores_committed,
 )
-from rrbench.util.progress import progress as _bar
 from rrbench.util.io import canonical_hash
+from rrbench.util.progress import progress as _bar
 
 #: The SQLite store under its historical name (``ScoreCache(directory)``).
 ScoreCache = SQLiteScoreStore
