@@ -80,7 +80,8 @@ class CrossEncoderReranker(PointwiseReranker):
             from transformers import AutoConfig  # lazy: heavy: pulls in torch
 
             config = AutoConfig.from_pretrained(str(path), trust_remote_code=options.trust_remote_code)
-            self.token_limit = clipped_max_length(self.max_length or 512, None, config, f"reranker {spec.id}")
+            self.token_limit = clipped_max_length(self.max_length or 512, None, config, f"reranker {spec.id}",
+                                                  warn=options.max_length is not None)
             self._init_flag(str(path))
             return
         self.sigmoid = spec.options.get("activation") == "sigmoid" or options.extra.get("activation") == "sigmoid"
@@ -92,7 +93,8 @@ class CrossEncoderReranker(PointwiseReranker):
         # was asked for (the score fingerprint is computed from it before any model loads); ``token_limit`` is what
         # truncation uses.
         self.token_limit = clipped_max_length(self.max_length, getattr(self.model.tokenizer, "model_max_length", None),
-                                              self.model.model.config, f"reranker {spec.id}")
+                                              self.model.model.config, f"reranker {spec.id}",
+                                              warn=options.max_length is not None)
         if self.token_limit is not None and self.model.max_seq_length != self.token_limit:
             self.model.max_seq_length = self.token_limit  # CrossEncoder.predict (engine: false) truncates with it
         self.runtime = check_runtime(options.extra.get("runtime", "torch"))

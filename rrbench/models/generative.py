@@ -74,8 +74,8 @@ class GenerativeReranker(PointwiseReranker):
             str(path), dtype=torch_dtype(options.dtype, self.device), trust_remote_code=options.trust_remote_code))
         self.model.to(self.device).eval()
         # truncation never passes the model's positions (max_length itself stays what was asked for: fingerprints)
-        self.token_limit = clipped_max_length(self.max_length, None, self.model.config, f"reranker {spec.id}") \
-            or self.max_length
+        self.token_limit = clipped_max_length(self.max_length, None, self.model.config, f"reranker {spec.id}",
+                                              warn=options.max_length is not None) or self.max_length
         self.engine = InferenceEngine(self._forward, pad_token_id=0, batch_size=options.batch_size,
                                       device=self.device, token_budget=options.extra.get("token_budget"),
                                       name=f"reranker {spec.id}", memory_plan=batch_plan(memory, self.device))

@@ -140,7 +140,8 @@ def load_sentence_transformer(spec: Any, options: ModelOptions) -> Any:
     wanted = options.max_length or spec.options.get("max_length") or getattr(spec, "max_length", None)
     if wanted:
         config = getattr(getattr(model[0], "auto_model", None), "config", None)
-        model.max_seq_length = clipped_max_length(wanted, None, config, what) if config is not None else wanted
+        model.max_seq_length = (clipped_max_length(wanted, None, config, what, warn=options.max_length is not None)
+                                if config is not None else wanted)
     if options.dtype == "int8":
         if not device.startswith("cpu"):
             raise UsageError(f"{what}: --dtype int8 (dynamic quantisation) is CPU only")
@@ -171,19 +172,20 @@ def position_limit(config: Any) -> int | None:
     return limit if limit > 0 else None
 
 
-def clipped_max_length(requested: int | None, tokenizer_limit: int | None, config: Any, what: str) -> int | None:
+def clipped_max_length(requested: int | None, tokenizer_limit: int | None, config: Any, what: str,
+                       warn: bool = True) -> int | None:
     """The token limit a model can actually take: what was asked for (``--max-length`` or the spec), else what the
     tokenizer claims, never more than the config's position embeddings. A tokenizer that claims more than the model
     has positions (a tiny test model with 128 positions and a 512-token tokenizer) would otherwise crash the forward
     pass ("size of tensor a (193) must match ... (128)"); an explicit request beyond the limit is clipped with a
-    warning."""
+    warning (``warn``: the user asked for that length; a spec's or a folder's default is clipped silently)."""
     limit = position_limit(config)
     claimed = tokenizer_limit if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _NO_LIMIT else None
     wanted = requested or claimed
     if limit is None:
         return wanted
     if wanted is None or wanted > limit:
-        if requested and requested > limit:
+        if warn and requested and requested > limit:
             warnings.warn(f"{what}: max length {requested} exceeds the model's {limit} positions; using {limit}",
                           UserWarning, stacklevel=3)
         return limit

@@ -187,7 +187,11 @@ def test_max_length_is_clipped_to_the_models_positions(tmp_path):
     from rrbench.testing.fixtures import make_tiny_bert, make_tiny_causal_lm
 
     bert = make_tiny_bert(tmp_path / "bert")
-    reranker = load_reranker(str(bert))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a folder's default length is clipped silently; only a request warns
+        reranker = load_reranker(str(bert))
     assert reranker.token_limit == 128 and reranker.model.max_seq_length == 128
     assert reranker.max_length == 512  # what was asked for (the spec): the score fingerprint, computed unloaded
     from rrbench.components.identity import model_fingerprint
