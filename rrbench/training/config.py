@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from rrbench.records.ledger import test_split_use
@@ -119,6 +120,8 @@ def train_command(config: TrainConfig) -> str:
         for key, value in sorted((options or {}).items()):
             if value is not None:
                 parts += [flag, f"{key}={value}"]
-    parts += ["--output", config.output]
+    # Only the folder's name: the manifest is hashed into the checkpoint's claim, and a path of the machine that
+    # trained it would make two honest runs of one recipe differ.
+    parts += ["--output", PurePath(config.output).name]
     return shlex.join(parts)
 
