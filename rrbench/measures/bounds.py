@@ -1,6 +1,6 @@
 """Confidence bounds on rates measured over a few dozen queries.
 
-A false-evidence rate is a proportion over the split's no-evidence queries (56 on scifact-evidence dev_select, 58
+A false-evidence rate is a proportion over the split's no-evidence queries (66 on scifact-evidence dev_select, 58
 on dev_final). Choosing, among thousands of candidate decisions, the one that answers the most has-evidence queries
 while its measured FE rate is within a budget picks the decision whose rate was measured luckiest: on the next split
 it lands over the budget (the winner's curse). Requiring an upper confidence bound of the rate, rather than the rate
