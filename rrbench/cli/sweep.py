@@ -14,6 +14,7 @@ from rrbench.hpo.fill_workers import cpu_cores, plan_workers, resolve_devices, r
 from rrbench.hpo.plots import reliability_png
 from rrbench.hpo.space import load_space
 from rrbench.hpo.sweep import (
+    FE_CONFIDENCE,
     ScoreSource,
     SweepSetup,
     completed_rows,
@@ -45,6 +46,9 @@ def sweep_options(command: Any, search: bool = True) -> Any:
         click.option("--context", "contexts", multiple=True, type=int, help="Context windows (default 0)."),
         *([click.option("--max-fe", "max_fe", default=0.1, show_default=True, type=float,
                         help="False-evidence budget: the constraint FE rate <= max-fe."),
+           click.option("--fe-confidence", "fe_confidence", default=FE_CONFIDENCE, show_default=True, type=float,
+                        help="Judge the budget on the upper end of the FE rate's Wilson interval at this confidence "
+                             "(0: the rate itself)."),
            click.option("--seed", default=13, show_default=True, type=int, help="Sampler seed and cross-fit folds.")]
           if search else []),
         click.option("--batch-size", default=32, show_default=True, type=int),
@@ -68,12 +72,13 @@ def fill_options(command: Any) -> Any:
 
 def _setup(task: str, split: str, retrievers: tuple[str, ...], rerankers: tuple[str, ...], space_file: str | None,
            contexts: tuple[int, ...], batch_size: int, device: str | None, dtype: str, trust_remote_code: bool,
-           cache_dir: str | None, quiet: bool, max_fe: float = SweepSetup.max_fe, seed: int = SweepSetup.seed) -> Any:
+           cache_dir: str | None, quiet: bool, max_fe: float = SweepSetup.max_fe,
+           fe_confidence: float = FE_CONFIDENCE, seed: int = SweepSetup.seed) -> Any:
     if quiet:
         set_quiet()
 
     setup = SweepSetup(task=task, split=split, retrievers=tuple(retrievers), rerankers=tuple(rerankers),
-                       max_fe=max_fe, seed=seed, context=tuple(contexts) or (0,), batch_size=batch_size,
+                       max_fe=max_fe, fe_confidence=fe_confidence, seed=seed, context=tuple(contexts) or (0,), batch_size=batch_size,
                        device=device, dtype=dtype, cache_dir=cache_dir,
                        reranker_options={"trust_remote_code": True} if trust_remote_code else {},
                        show_progress=False if quiet else None)

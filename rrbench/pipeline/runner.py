@@ -147,6 +147,8 @@ class RunConfig:
     #: selected under (recorded, not hashed)
     selected_on: str | None = None
     selected_max_fe: float | None = None
+    #: and the confidence of the FE-rate upper bound that budget was applied to (0: the rate itself)
+    selected_fe_confidence: float | None = None
     #: the one-time use of the test split (``--final``; rrbench.records.ledger): recorded, never hashed or reproduced
     final: bool = False
     #: ``--retriever-option``: ``{KEY: VALUE}`` for one retriever, ``{"RETRIEVER:KEY": VALUE}`` with several

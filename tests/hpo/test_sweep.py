@@ -122,10 +122,11 @@ def test_trials_equal_ordinary_runs_of_the_same_configuration(swept, tmp_path):
 
 def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(swept, tmp_path):
     best = json.loads((swept["out"] / "best.json").read_text())
-    assert best["feasible"] is True
-    assert best["metrics"]["false_evidence_rate"] <= 0.5
+    assert best["feasible"] is True and best["fe_confidence"] == 0.95
+    # the budget holds the FE rate's upper confidence bound, which is above the rate itself
+    assert best["metrics"]["false_evidence_rate"] < best["metrics"]["false_evidence_bound"] <= 0.5
     rows = (swept["out"] / "trials.csv").read_text().splitlines()[1:]
-    feasible = [float(r.split(",")[1]) for r in rows if r.split(",")[4] == "1"]
+    feasible = [float(r.split(",")[1]) for r in rows if r.split(",")[5] == "1"]
     assert best["metrics"]["nDCG@10"] == pytest.approx(max(feasible), abs=1e-6)
     assert (swept["out"] / "pareto.png").stat().st_size > 1000
     out = tmp_path / "confirm"
@@ -134,6 +135,7 @@ def test_the_reported_best_respects_the_budget_and_confirms_on_the_next_split(sw
     record = json.loads((out / "results.json").read_text())
     assert record["provenance"]["selected_on"] == "dev_select"
     assert record["provenance"]["selected_max_fe"] == best["max_fe"]  # best.yaml says which budget it was chosen under
+    assert yaml.safe_load((swept["out"] / "best.yaml").read_text())["selected_fe_confidence"] == 0.95  # and how
     assert record["config"]["split"] == "dev_final"
 
 
@@ -150,7 +152,9 @@ def test_a_trial_solves_its_decision_and_interpolation_weight_rather_than_sampli
         ScoreSource,
         SweepSetup,
         evaluate_config,
+        fe_bound,
         feasible,
+        no_evidence_count,
         scan_values,
         weight_pairs,
     )
@@ -169,6 +173,11 @@ def test_a_trial_solves_its_decision_and_interpolation_weight_rather_than_sampli
     assert ensembles, "the random sampler drew no two-reranker ensemble"
     for trial in [*trials[:2], ensembles[0]]:
         config = RunConfig.from_mapping(trial.user_attrs["config"], "trial")
+        no_evidence = no_evidence_count(source.arrays(config))
+
+        def within(metrics: dict, no_evidence: int = no_evidence) -> bool:  # the sweep's rule: the FE rate's 95%
+            return feasible(fe_bound(metrics["false_evidence_rate"], no_evidence, 0.95), 0.5)  # Wilson bound in 0.5
+
         assert config.threshold == "max-fe" and config.threshold_max_fe in budgets and config.cross_fit
         chosen = evaluate_config(config, source).metrics
         pairs = weight_pairs(space) if len(config.reranker_ids()) == 2 else [config.ensemble_weights]
@@ -182,8 +191,8 @@ def test_a_trial_solves_its_decision_and_interpolation_weight_rather_than_sampli
                 for budget in budgets:
                     other = evaluate_config(replace(config, abstain=abstain, calibrator=calibrator,
                                                     threshold_max_fe=budget), source).metrics
-                    if feasible(other["false_evidence_rate"], 0.5):
-                        assert feasible(chosen["false_evidence_rate"], 0.5)
+                    if within(other):
+                        assert within(chosen)
                         assert other["answer_rate_has_evidence"] <= chosen["answer_rate_has_evidence"] + 1e-12
 
 
@@ -293,6 +302,37 @@ def test_bad_spaces_are_one_line_errors(filled, tmp_path, capsys, space, message
 def test_max_fe_outside_the_unit_interval_is_refused(filled, tmp_path, capsys):
     assert main(["sweep", *filled["args"], "--max-fe", "1.5", "--output", str(tmp_path / "x")]) == 2
     assert "--max-fe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("confidence", ["1", "-0.1"])
+def test_fe_confidence_outside_zero_to_one_is_refused(filled, tmp_path, capsys, confidence):
+    assert main(["sweep", *filled["args"], "--fe-confidence", confidence, "--output", str(tmp_path / "x")]) == 2
+    assert "--fe-confidence" in capsys.readouterr().err
+
+
+def test_the_constraint_reads_the_fe_rates_wilson_bound_or_with_confidence_0_the_rate(filled, swept):
+    """Every trial's constraint is its FE bound minus the budget: the Wilson upper end at 95% for the count of
+    answered no-evidence queries by default; the rate itself with --fe-confidence 0 (the rule before bounds)."""
+    from optuna.trial import TrialState
+
+    from rrbench.hpo.sweep import FE_BOUND_ATTR, completed_rows
+    from rrbench.measures.bounds import wilson_upper
+    from rrbench.tasks.resolve import get_task
+
+    task = get_task(str(filled["task"]))
+    no_evidence = sum(1 for q in task.split_queries("dev_select") if not task.has_evidence(q.query_id))
+    assert no_evidence > 0
+    for trial in [t for t in _study(swept["out"]).trials if t.state == TrialState.COMPLETE]:
+        metrics = trial.user_attrs["metrics"]
+        count = round(metrics["false_evidence_rate"] * no_evidence)
+        assert metrics[FE_BOUND_ATTR] == pytest.approx(wilson_upper(count, no_evidence, 0.95), abs=1e-12)
+        assert metrics["constraint"] == pytest.approx(metrics[FE_BOUND_ATTR] - 0.5, abs=1e-12)
+    out = filled["root"] / "point"
+    assert main(["sweep", *filled["args"], "--trials", "4", "--sampler", "random", "--max-fe", "0.5",
+                 "--fe-confidence", "0", "--output", str(out)]) == 0
+    rows = completed_rows(_study(out))
+    assert rows and all(r.bound == r.fe for r in rows)
+    assert yaml.safe_load((out / "best.yaml").read_text())["selected_fe_confidence"] == 0
 
 
 def test_a_sweep_on_the_test_split_is_refused(filled, tmp_path, capsys):
@@ -446,6 +486,7 @@ def test_sweep_fill_help_lists_only_what_fill_reads():
     text = CliRunner().invoke(fill, ["--help"]).output
     assert "--reranker" in text and "--space" in text
     assert "--max-fe" not in text and "--seed" not in text  # the budget and the sampler's seed change no score
+    assert "--fe-confidence" not in text
 
 
 def test_a_reranker_variant_is_named_as_people_write_it():
