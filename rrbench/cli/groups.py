@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Inspect tasks."),
     "train": ("rrbench.cli.train:train_command",
               "Fine-tune a reranker; writes a checkpoint that `rrbench run --reranker DIR` evaluates."),
+    "transfer": ("rrbench.cli.transfer:transfer_cmd",
+                 "Fit a system's decision on each task and apply it on every other: FE with Wilson bounds, shift, label curve."),
     "validate-task": ("rrbench.cli.tasks:validate_task",
                       "Check a task spec and its data files (hashes, ids, labels, splits)."),
 }

@@ -8,7 +8,14 @@ import click
 from click.core import ParameterSource
 
 from rrbench.models.knobs import parse_knobs
-from rrbench.pipeline.runner import THRESHOLD_WORDS, RunConfig, execute, load_config_file
+from rrbench.pipeline.runner import (
+    THRESHOLD_WORDS,
+    RunConfig,
+    execute,
+    execute_tasks,
+    for_tasks,
+    load_config_file,
+)
 from rrbench.util.errors import UsageError
 from rrbench.util.progress import set_quiet
 from rrbench.util.text import fmt_number
@@ -16,6 +23,9 @@ from rrbench.util.text import fmt_number
 
 @click.command()
 @click.option("--task", default="scifact-evidence", show_default=True, help="Task id or path to a task directory.")
+@click.option("--tasks", "tasks_text", default=None,
+              help="Comma-separated tasks (A,B): one record per task with a shared run id; per-task settings come "
+                   "from the --config file's per_task map. No 'all': name them.")
 @click.option("--split", default="dev_select", show_default=True)
 @click.option("--retriever", default=("bm25",), show_default=True, multiple=True,
               help="Candidate generator id; repeat it and add --fusion to fuse several retrievers.")
@@ -48,6 +58,9 @@ from rrbench.util.text import fmt_number
 @click.option("--calibrate-on", "calibrate_on", default=None,
               help="Split the calibrator / fitted threshold is fitted on (never the evaluated split, except with "
                    "--cross-fit).")
+@click.option("--calibrate-task", "calibrate_task", default=None,
+              help="Task whose --calibrate-on split the decision is fitted on (default: --task); the record and "
+                   "the system name say so.")
 @click.option("--cross-fit", "cross_fit", default=None, type=int,
               help="Fit calibrator/threshold on the evaluated split itself by grouped K-fold cross-fitting.")
 @click.option("--abstain", default="max", show_default=True, type=click.Choice(["max", "margin"]),
@@ -96,7 +109,7 @@ from rrbench.util.text import fmt_number
                    "(recorded in leaderboard/test-ledger.jsonl; a second use is refused).")
 def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: tuple[str, ...],
         retriever_option: tuple[str, ...], fusion_option: tuple[str, ...], config_file: str | None,
-        **options: Any) -> None:
+        tasks_text: str | None, **options: Any) -> None:
     """Evaluate a retriever (+ optional rerankers) on a task split and write results.json, run.trec, qrels.trec."""
 
     ctx = click.get_current_context()
@@ -104,9 +117,17 @@ def run(quiet: bool, trust_remote_code: bool, no_cache: bool, reranker_option: t
                                      ("fusion_options", fusion_option, "--fusion-option", False)):
         if given:  # only when given, so a --config file's value stays otherwise
             options[name] = parse_knobs(given, flag, keep_colon=colon)
+    if tasks_text is not None and ctx.get_parameter_source("task") not in (ParameterSource.DEFAULT, None):
+        raise UsageError("give --task or --tasks, not both")
     config = run_config_from_cli(ctx, options, config_file, quiet, trust_remote_code, no_cache, reranker_option)
-    record = execute(config)
-    _print_summary(record)
+    if tasks_text is None:
+        if config.per_task:
+            raise UsageError(f"{config_file}: per_task applies to rrbench run --tasks only")
+        _print_summary(execute(config))
+        return
+    configs = for_tasks(config, [t.strip() for t in tasks_text.split(",") if t.strip()])
+    for record in execute_tasks(configs):
+        _print_summary(record)
 
 
 def _parse_threshold(value: Any) -> float | str | None:

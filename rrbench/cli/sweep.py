@@ -24,6 +24,8 @@ from rrbench.hpo.sweep import (
     shortfall_note,
 )
 from rrbench.hpo.sweep_report import write_reports
+from rrbench.hpo.sweep_tasks import run_loto
+from rrbench.hpo.sweep_tasks import summary as loto_summary
 from rrbench.pipeline.fill_queue import DEFAULT_UNIT_PAIRS
 from rrbench.pipeline.score_cache import set_worker_label
 from rrbench.records.record import load_record
@@ -107,9 +109,14 @@ def _fill_command(args: dict[str, Any]) -> str:
 @click.option("--sampler", default="tpe", show_default=True, type=click.Choice(["tpe", "nsga2", "random"]))
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT/study.sqlite).")
 @click.option("--output", default=None, help="Folder for study.sqlite, best.json, best.yaml, pareto.png.")
+@click.option("--tasks", "tasks_text", default=None,
+              help="Leave-one-task-out: comma-separated tasks A,B,C (with --holdout-task; replaces --task).")
+@click.option("--holdout-task", "holdout", default=None, help="The task of --tasks the selection never sees.")
+@click.option("--select", default="worst", show_default=True, type=click.Choice(["worst", "mean"]),
+              help="Leave-one-task-out: score a trial by its worst per-task delta to BM25, or the mean.")
 @click.pass_context
 def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, output: str | None,
-          **args: Any) -> None:
+          tasks_text: str | None, holdout: str | None, select: str, **args: Any) -> None:
     """Tier A: search inference settings over cached scores (no model call), nDCG@10 s.t. FE <= --max-fe."""
     if ctx.invoked_subcommand is not None:
         return
@@ -117,6 +124,15 @@ def sweep(ctx: click.Context, trials: int, sampler: str, storage: str | None, ou
         raise UsageError("--output DIR is required (the study and its reports live there)")
     if trials < 1:
         raise UsageError(f"--trials must be >= 1, got {trials}")
+    if (tasks_text is None) != (holdout is None):
+        raise UsageError("--tasks and --holdout-task go together (leave-one-task-out selection)")
+    if tasks_text is not None:
+        setup, space = _setup(**args)
+        body = run_loto([t.strip() for t in tasks_text.split(",") if t.strip()], str(holdout), select, setup,
+                        space, Path(output), trials, sampler, storage,
+                        lambda task: _fill_command({**args, "task": task}))
+        click.echo(loto_summary(body))
+        return
 
     setup, space = _setup(**args)
     source = ScoreSource(setup, space)

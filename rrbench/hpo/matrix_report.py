@@ -17,7 +17,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrbench.hpo.matrix_tiers import SELECTED_FILE, TIER_C_FILE, cell_info, headline, ranked_cells, slug
+from rrbench.hpo.matrix_tiers import (
+    DECISION_TRANSFER_FILE,
+    SELECTED_FILE,
+    TIER_C_FILE,
+    cell_info,
+    headline,
+    ranked_cells,
+    slug,
+)
 from rrbench.hpo.sweep_report import settings_label
 from rrbench.measures.significance import compare_pair, mean_std, per_query_values
 from rrbench.pipeline.score_cache import open_store
@@ -100,9 +108,11 @@ def collect(plan: Plan, output: Path, cache_dir: str | None = None) -> dict[str,
             base = output / "leaderboards" / "transfer" / slug(target.task)
             ours, bm25 = _record(base / cell.key / target.split), _record(base / "bm25" / target.split)
             if ours is not None and bm25 is not None:
+                decision = base / cell.key / target.split / DECISION_TRANSFER_FILE
                 transfers.append({"task": target.task, "split": target.split, "G": target.G or cell.G,
                                   "system": headline(ours), "bm25": headline(bm25),
-                                  "paired": _paired(ours, bm25)})
+                                  "paired": _paired(ours, bm25),
+                                  "decision": read_json_object(decision) if decision.is_file() else None})
         entry["transfer"] = transfers
         finals.append(entry)
     levers = _levers(rows)
@@ -213,12 +223,27 @@ def render(data: dict[str, Any]) -> str:
                 lines.append(f"| {md_escape(name)} | {fmt_number(theirs)} | {test['diff']:+.4f} | [{test['ci'][0]:+.4f}, "
                              f"{test['ci'][1]:+.4f}] | {fmt_p(test['p'])} | {test['wins']}/{test['losses']} |")
         if final.get("transfer"):
-            lines += ["", "Transfer (unchanged):", "",
-                      "| task | split | generator | nDCG@10 | BM25 nDCG@10 | difference | p |",
-                      "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+            lines += ["", "Transfer (model and settings unchanged; the decision refits on the target's dev_select):", "",
+                      "| task | split | generator | nDCG@10 | BM25 nDCG@10 | difference | p | FE | answer rate |",
+                      "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
             for t in final["transfer"]:
                 lines.append(f"| {md_escape(t['task'])} | {md_escape(t['split'])} | {md_escape(t['G'])} | {fmt_number(t['system'][METRIC])} | "
-                             f"{fmt_number(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {fmt_p(t['paired']['p'])} |")
+                             f"{fmt_number(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {fmt_p(t['paired']['p'])} | "
+                             f"{fmt_number(t['system'].get('false_evidence_rate'))} | "
+                             f"{fmt_number(t['system'].get('answer_rate_has_evidence'))} |")
+            cells = [(t, c) for t in final["transfer"] if t.get("decision") for c in t["decision"]["cells"]]
+            if cells:
+                lines += ["", "Transfer of the decision (fitted on the source's dev_select, applied on the target's "
+                              "split; within budget judged on the Wilson 95% upper bound):", "",
+                          "| policy | source | target | split | FE | n | Wilson 95% | within budget | answer rate |",
+                          "| --- | --- | --- | --- | ---: | ---: | --- | --- | ---: |"]
+                for t, c in cells:
+                    ci = c["fe_wilson95"]
+                    within = "-" if c["within_budget"] is None else ("yes" if c["within_budget"] else "no")
+                    lines.append(f"| {c['policy']} | {md_escape(c['source'])} | {md_escape(c['target'])} | "
+                                 f"{md_escape(t['split'])} | {fmt_number(c['fe'])} | {c['fe_n']} | "
+                                 f"{'-' if ci is None else f'[{ci[0]:.3f}, {ci[1]:.3f}]'} | {within} | "
+                                 f"{fmt_number(c['answer_rate'])} |")
     if data["baselines"]:
         lines += ["", f"## Baselines on {confirm}", "", "| baseline | nDCG@10 | RR@10 | R@10 | FE |",
                   "| --- | ---: | ---: | ---: | ---: |"]

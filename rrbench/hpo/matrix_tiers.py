@@ -17,8 +17,10 @@ carries on here:
    and retries exactly as in Tier B;
 5. **confirmation**: each seed's model with the selected configuration on the selection and confirmation splits,
    each fold's model on its held-out fold, and the baselines on the confirmation split;
-6. **transfer**: each finalist, unchanged (same checkpoint, same configuration), on every transfer task, beside
-   BM25 there.
+6. **transfer**: each finalist's model and settings, unchanged (same checkpoint, same configuration; the decision
+   is refitted on the target's dev_select as the configuration prescribes), on every transfer task, beside BM25
+   there; and the decision itself transferred: fitted on the matrix task's dev_select and applied on the transfer
+   split (:mod:`rrbench.hpo.transfer`: FE with Wilson bounds, answer rate, shift warnings).
 
 Every step writes its result atomically and last, and is skipped when that result exists: a re-run, or another
 worker, continues where the work stopped. No step reads another worker's score cache.
@@ -44,6 +46,7 @@ from rrbench.hpo.sweep import (
     shortfall_note,
 )
 from rrbench.hpo.sweep_report import best_config_file, write_reports
+from rrbench.hpo.transfer import load_splits, transfer_table
 from rrbench.measures.significance import mean_std
 from rrbench.pipeline.runner import RunConfig, execute
 from rrbench.tasks.resolve import fold_split
@@ -332,6 +335,10 @@ def headline(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- 5. baselines and 6. transfer ------------------------------------------------------------------------------------
+TRANSFER_FIT_SPLIT = "dev_select"
+DECISION_TRANSFER_FILE = "decision_transfer.json"
+
+
 def baselines(plan: Plan, output: Path, cache_dir: str | None) -> dict[str, dict[str, Any]]:
     """Each baseline on the confirmation split (``leaderboards/baselines/NAME/SPLIT``)."""
 
@@ -358,8 +365,32 @@ def transfer(plan: Plan, cell: Cell, selected: dict[str, Any], output: Path, tar
     bm25 = run_record(RunConfig(task=target.task, split=target.split, retriever="bm25",
                                 top_k_retriever=target.top_k, cache_dir=cache_dir),
                       folder / "bm25" / target.split)
+    decision = decision_transfer(plan, cell, selected, folder / cell.key / target.split, target, changes, cache_dir)
     return {"task": target.task, "split": target.split, "G": target.G or cell.G, "system": headline(system),
-            "bm25": headline(bm25)}
+            "bm25": headline(bm25), "decision": decision}
+
+
+def decision_transfer(plan: Plan, cell: Cell, selected: dict[str, Any], folder: Path, target: TransferTask,
+                      changes: dict[str, Any], cache_dir: str | None) -> dict[str, Any] | None:
+    """The finalist's decision fitted on the matrix task's dev_select and applied on the transfer split (and the
+    target's own dev_select fit as the reference), written once to ``decision_transfer.json`` beside its record.
+    Skipped when the transfer split is dev_select itself (a fit there would decide the queries it saw)."""
+    if target.split == TRANSFER_FIT_SPLIT:
+        return None
+    file = folder / DECISION_TRANSFER_FILE
+    if file.is_file():
+        return read_json(file)
+    config = selected_run(plan, selected, target.split, cache_dir=cache_dir, task=target.task, **changes)
+    budget = plan.spec.budgets.tier_a.max_fe
+    tasks = list(dict.fromkeys([plan.spec.task, target.task]))
+    splits = load_splits(config, tasks, TRANSFER_FIT_SPLIT, target.split)
+    table = transfer_table(config, splits, ("fit", "max-fe"), budget if budget is not None else SweepSetup.max_fe,
+                           TRANSFER_FIT_SPLIT, target.split, curve=False)
+    wanted = list(splits)[-1]
+    table["cells"] = [c for c in table["cells"] if c["target"] == wanted]
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(file, strict_json_dumps(table))
+    return table
 
 
 def later_tiers(plan: Plan, output: Path, storage: Any, storage_url: str | None, storage_label: str,

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.leaderboard.cross_task import cross_task, render_cross_task
 from rrbench.leaderboard.verify import LEDGER_FILE, PUBLISHED_FILES, Verified, verify_record, write_sums
 from rrbench.measures.significance import (
     ALPHA,
@@ -352,6 +353,7 @@ def render(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm",
             out += ["Archived, not re-verified (records of a superseded task version; never ranked):", ""]
             out += _apart_table(group.archived, base, "archived, not re-verified")
             out.append("")
+    out += render_cross_task(cross_task(groups))
     return "\n".join(out)
 
 

@@ -30,6 +30,8 @@ from rrbench.leaderboard.board import (
     notes,
     vs_leader,
 )
+from rrbench.leaderboard.cross_task import MARGIN, CrossSystem, cross_task
+from rrbench.measures.significance import ALPHA
 from rrbench.leaderboard.timing import default_timings_path, measured_label, read_timings
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
@@ -312,6 +314,32 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
     return _page(f"{board} · {split} · rrbench leaderboard", "\n".join(out), script=True)
 
 
+CROSS_TASK_PAGE = "across-tasks.html"
+
+
+def _cross_task_page(systems: Sequence[CrossSystem]) -> str:
+    """The cross-task view (:mod:`rrbench.leaderboard.cross_task`) as one table per system."""
+    out = ["<h1>Across tasks</h1>",
+           f"<p class=\"note\">Δ BM25: difference to BM25 pinned on each task (same split, pool size, BM25 options). "
+           f"Fails on: one-sided paired sign-flip test, Holm over the system's tasks, adjusted p &lt; {ALPHA}. Holds "
+           f"everywhere: non-inferior by {MARGIN:g} on every task (intersection-union test). A mean over a few tasks "
+           f"says little about the next one; see docs/leaderboard.md.</p>"]
+    for system in systems:
+        holds = system.holds_everywhere()
+        out.append(f"<h2>{_e(system.name)} · {_e(system.split)}</h2><p>fails on: "
+                   f"{_e(', '.join(system.fails_on()) or 'none')}; holds everywhere: "
+                   f"{'—' if holds is None else ('yes' if holds else 'no')}; mean over tasks {_num(system.mean())}</p>")
+        out.append("<table><tr><th>task</th><th>score</th><th>FE</th><th>BM25</th><th>Δ BM25</th><th>95% CI</th>"
+                   "<th>p worse (Holm)</th></tr>")
+        for c in system.cells:
+            ci = "—" if c.ci is None else f"[{c.ci[0]:+.4f}, {c.ci[1]:+.4f}]"
+            out.append(f"<tr><td>{_e(c.task)}</td><td>{_num(c.value)}</td><td>{_num(c.fe, 2)}</td>"
+                       f"<td>{_num(c.bm25)}</td><td>{'—' if c.delta is None else f'{c.delta:+.4f}'}</td>"
+                       f"<td>{ci}</td><td>{_num(c.p_worse_holm, 3)}</td></tr>")
+        out.append("</table>")
+    return _page("Across tasks · rrbench leaderboard", "\n".join(out))
+
+
 def _rate_cell(rate: float | None, timing: Mapping[str, Any] | None) -> str:
     """The claimed pairs/s, and the verifier's own measurement (``leaderboard check --time``) beside it."""
     claimed = "—" if rate is None else f"{float(rate):.1f}"
@@ -348,6 +376,11 @@ def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = 
             links.append(f"<li><a href=\"{_e(page_name(board, split))}\">{_e(board)} · {_e(split)}</a> "
                          f"({len(entries)} records)" + (f" <span class=\"superseded\">superseded by {_e(newer)}"
                                                        "</span>" if newer else "") + "</li>")
+        systems = cross_task(groups)
+        if systems:
+            atomic_write_text(tmp / CROSS_TASK_PAGE, _cross_task_page(systems))
+            links.append(f"<li><a href=\"{CROSS_TASK_PAGE}\">Across tasks</a> ({len(systems)} systems on two or "
+                         f"more tasks)</li>")
         body = ("<h1>rrbench leaderboard</h1><p class=\"note\">Built by <code>rrbench leaderboard build --html</code> "
                 "from the published records alone; works offline.</p><ul>" + "".join(links) + "</ul>"
                 if links else "<h1>rrbench leaderboard</h1><p>No records published yet.</p>")

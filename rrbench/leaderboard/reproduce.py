@@ -128,6 +128,7 @@ def run_config_from_claims(claims: RunClaims, file: Path, allow_remote_code: boo
         interpolate_norm=combination.interpolate_norm,
         calibrator=decision.calibrator.qualified if decision.calibrator else "none",
         calibrate_on=fit.split if fit is not None and not fit.cross_fit else None,
+        calibrate_task=fit.task.id if fit is not None and fit.task is not None else None,
         cross_fit=fit.cross_fit if fit is not None else None,
         seed=fit.seed if fit is not None and fit.seed is not None else 13,
         abstain=decision.policy, threshold=threshold,

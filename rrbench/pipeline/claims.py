@@ -118,6 +118,10 @@ def decision_claim(config: DecisionConfig, fit_task: Task | None = None) -> Deci
     if config.needs_fit:
         fit = (FitClaim(cross_fit=config.cross_fit, seed=config.cross_fit_seed) if config.cross_fit else
                FitClaim(split=config.fit_split, task=task_claim(fit_task) if fit_task is not None else None))
+    if fit_task is not None and fit_task.id != config.fit_task:
+        raise UsageError(f"internal error: the decision is fitted on task {config.fit_task!r}, not {fit_task.id!r}")
+    if config.fit_task is not None and fit_task is None:
+        raise UsageError(f"the decision is fitted on task {config.fit_task!r}, which the claims must name")
     value = config.threshold if config.threshold_mode in ("fixed", "checkpoint") else None
     if config.threshold_mode == "max-fe":  # the budget is configuration; the threshold it gives is data
         value = config.threshold_max_fe

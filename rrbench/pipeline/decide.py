@@ -8,7 +8,8 @@ alone. Two things are called calibration in the field; rrbench keeps them apart:
   log-odds, 0.5 for probabilities), *fixed* (given by the user), *fitted* (the threshold with the best balanced
   accuracy of answer/abstain on a named split: what ``rrbench train`` records), *fitted to a false-evidence budget*
   (``max-fe``: the lowest threshold whose FE rate on the fit queries stays within ``threshold_max_fe``, so the most
-  has-evidence queries are answered), or taken from a *checkpoint*;
+  has-evidence queries are answered), or taken from a *checkpoint* (a raw-score value: refused on combined
+  z-scores and on calibrated probabilities, whose scales it does not share);
 - the **calibrator**: a monotone map from the query statistic to a probability that the query has evidence
   (``platt``, ``temperature``, ``isotonic``; ``none`` leaves scores as they are). Calibrators are plugins (kind
   ``calibrators``).
@@ -18,8 +19,9 @@ definition of false evidence) or ``margin`` (the best score minus the second bes
 Only scores the final ranking's own stage produced count: the reranked head, or the retriever's pool when nothing
 was reranked.
 
-Fits never see the queries they decide: they use another split (``fit_split``), or, on the evaluation split itself,
-grouped k-fold cross-fitting (each fold is decided by a fit on the other folds).
+Fits never see the queries they decide: they use another split (``fit_split``, of the evaluated task or of another
+task, ``fit_task``), or, on the evaluation split itself, grouped k-fold cross-fitting (each fold is decided by a fit
+on the other folds).
 """
 
 from __future__ import annotations
@@ -284,13 +286,16 @@ def fit_fe_threshold(x: np.ndarray, has_evidence: np.ndarray, max_fe: float) -> 
 THRESHOLD_MODES = ("natural", "fixed", "fit", "max-fe", "checkpoint")
 #: modes whose threshold is fitted (data, not configuration: never hashed as a value)
 FITTED_MODES = ("fit", "max-fe")
+#: the decision scale of combined scores (ensembles, interpolation): split-level z-scores, not any model's raw scale
+COMBINED_SCALE = "z-score"
 
 
 @dataclass(frozen=True)
 class DecisionConfig:
     """How a query's final scores become answer/abstain. ``threshold`` is used when ``threshold_mode`` is fixed or
-    checkpoint (then it holds the checkpoint's value); ``fit_split`` names where fits come from; ``cross_fit`` > 1
-    cross-fits on the evaluation split instead."""
+    checkpoint (then it holds the checkpoint's value); ``threshold_max_fe`` is the false-evidence budget of the
+    ``max-fe`` mode; ``fit_split`` names where fits come from, a split of ``fit_task`` when that is set (another task than the
+    evaluated one); ``cross_fit`` > 1 cross-fits on the evaluation split instead."""
 
     policy: str = "max"
     calibrator: str = "none"
@@ -301,10 +306,16 @@ class DecisionConfig:
     cross_fit_seed: int = 13
     #: the false-evidence budget a ``max-fe`` threshold is fitted to
     threshold_max_fe: float | None = None
+    fit_task: str | None = None
 
     @property
     def needs_fit(self) -> bool:
         return self.calibrator != "none" or self.threshold_mode in FITTED_MODES
+
+    @property
+    def fit_where(self) -> str:
+        """Where fits come from, as text: ``dev_select`` or ``other-task:dev_select``."""
+        return f"{self.fit_task}:{self.fit_split}" if self.fit_task else str(self.fit_split)
 
     def validate(self, eval_split: str) -> None:
         if self.policy not in POLICIES:
@@ -321,13 +332,22 @@ class DecisionConfig:
                 raise UsageError(f"--threshold max-fe needs --threshold-max-fe within [0, 1], got {budget}")
         elif self.threshold_max_fe is not None:
             raise UsageError("--threshold-max-fe applies to --threshold max-fe only")
+        if self.threshold_mode == "checkpoint" and self.calibrator != "none":
+            raise UsageError(f"--threshold checkpoint is a raw-score threshold; it cannot be compared with the "
+                             f"probabilities of calibrator {self.calibrator!r} (use --threshold fit or a number)")
+        if self.fit_task is not None and (self.fit_split is None or self.cross_fit):
+            raise UsageError("--calibrate-task names the task of --calibrate-on SPLIT; give --calibrate-on (and no "
+                             "--cross-fit, which fits on the evaluated split itself)")
+        if self.fit_task is not None and not self.needs_fit:
+            raise UsageError("--calibrate-task has nothing to fit: add --calibrator or --threshold fit/max-fe")
         if not self.needs_fit:
             return
         what = (f"calibrator {self.calibrator!r}" if self.calibrator != "none" else "a fitted threshold")
         if self.fit_split is None and not self.cross_fit:
             raise UsageError(f"{what} must be fitted on a named split: pass --calibrate-on SPLIT "
                              f"(another split than {eval_split!r}, or {eval_split!r} with --cross-fit K)")
-        if (self.fit_split in (None, eval_split)) and not self.cross_fit:
+        if (self.fit_split is None or (self.fit_split == eval_split and self.fit_task is None)) \
+                and not self.cross_fit:
             # never suggest the very split being evaluated; a configuration selected on dev_select (a sweep's
             # best.yaml) is confirmed on dev_final
             advice = ("evaluate another split (--split dev_final)" if eval_split == "dev_select"
@@ -348,6 +368,8 @@ class DecisionConfig:
         if self.needs_fit:
             out["fit"] = ({"cross_fit": self.cross_fit, "seed": self.cross_fit_seed} if self.cross_fit
                           else {"split": self.fit_split})
+        if self.fit_task is not None and "split" in out.get("fit", {}):
+            out["fit"]["task"] = self.fit_task
         if self.threshold_mode == "fit":
             out["threshold_fit"] = "balanced-accuracy"
         if self.threshold_mode == "max-fe":
@@ -372,7 +394,8 @@ class Decision:
 
     def describe(self, config: DecisionConfig) -> dict[str, Any]:
         return {"policy": config.policy, "scale": self.scale, "threshold": self.threshold, "source": self.source,
-                "calibrator": self.calibrator, "fit_split": config.fit_split, "cross_fit": config.cross_fit,
+                "calibrator": self.calibrator, "fit_split": config.fit_split, "fit_task": config.fit_task,
+                "cross_fit": config.cross_fit,
                 "folds": self.folds or None}
 
 
@@ -410,6 +433,15 @@ def _fit_and_apply(config: DecisionConfig, score_kind: str, x_fit: np.ndarray, y
     return stat_eval, threshold, source, (calibrator.describe() if calibrator else None), probabilities
 
 
+def check_raw_threshold(config: DecisionConfig, score_kind: str) -> None:
+    """A checkpoint's threshold is a value of its model's raw scores; combined scores (an ensemble, interpolation
+    with the retriever) are split-level z-scores, so comparing the two would answer by accident. Refused, one line."""
+    if config.threshold_mode == "checkpoint" and score_kind == COMBINED_SCALE:
+        raise UsageError("--threshold checkpoint is a raw-score threshold of the checkpoint's model; the decision "
+                         "reads combined z-scores here (--interpolate or an ensemble): use --threshold fit/max-fe "
+                         "with --calibrate-on, or a number on the z-score scale")
+
+
 def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
            fit: tuple[np.ndarray, np.ndarray] | None = None,
            folds: Sequence[np.ndarray] | None = None, has_evidence: np.ndarray | None = None) -> Decision:
@@ -420,6 +452,7 @@ def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
     ``folds``: for cross-fitting, one array of evaluation-row indices per fold (with ``has_evidence`` of the rows).
     """
     statistic = np.asarray(statistic, dtype=np.float64)
+    check_raw_threshold(config, score_kind)
     if not config.needs_fit:
         if config.threshold_mode in ("fixed", "checkpoint"):
             threshold, source = config.threshold, ("cli" if config.threshold_mode == "fixed" else "checkpoint")
@@ -438,7 +471,7 @@ def decide(config: DecisionConfig, statistic: np.ndarray, score_kind: str,
         if fit is None:
             raise UsageError("the decision needs a fit split or cross-fitting folds")
         stat, threshold, source, calib, probs = _fit_and_apply(config, score_kind, fit[0], fit[1], statistic)
-        return Decision(stat, stat >= threshold, threshold, source + f" on {config.fit_split}", scale, calib,
+        return Decision(stat, stat >= threshold, threshold, source + f" on {config.fit_where}", scale, calib,
                         probabilities=probs)
     if has_evidence is None:
         raise UsageError("cross-fitting needs the evaluation split's labels")

@@ -14,7 +14,8 @@ claimed pool, and one raw score per reranked candidate. A missing query is refus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from rrbench.pipeline.combine import Combination, Outcome, SplitArrays, evaluate
 from rrbench.pipeline.decide import DecisionConfig
 from rrbench.records.evidence import Evidence
 from rrbench.records.naming import BUILTIN_PLUGIN, checkpoint_name, system_name
-from rrbench.records.schema import ComponentClaim, DerivedDecision, RecordError, RunClaims
+from rrbench.records.schema import ComponentClaim, DerivedDecision, RecordError, RunClaims, TaskClaim
 from rrbench.retrievers.fusion import load_fuser
 from rrbench.tasks.loader import Query, Task
 from rrbench.util.errors import UnknownComponentError, UsageError
@@ -201,10 +202,54 @@ def decision_config_of(claims: RunClaims) -> DecisionConfig:
         policy=decision.policy, calibrator=decision.calibrator.qualified if decision.calibrator else "none",
         threshold_mode=decision.threshold.mode, threshold=None if budget else value,
         threshold_max_fe=value if budget else None,
-        fit_split=None if fit is None or fit.cross_fit else (
-            fit.split if fit.task is None else f"{fit.task.id}:{fit.split}"),
+        fit_split=None if fit is None or fit.cross_fit else fit.split,
+        fit_task=None if fit is None or fit.task is None else fit.task.id,
         cross_fit=fit.cross_fit if fit is not None else None,
         cross_fit_seed=fit.seed if fit is not None and fit.seed is not None else 13)
+
+
+def checkpoint_threshold_of(training: Mapping[str, Any], task: TaskClaim, split: str, name: str) -> float:
+    """The decision threshold an rrbench-trained checkpoint carries, refused on the split it was fitted on.
+
+    The checkpoint's training manifest says where (``threshold_fitted_on``: task id, version, data hash and split);
+    the guard compares task and split, so another task's ``dev_select`` is allowed and this task's is not (nor a
+    copy of this task's data under another id). A checkpoint from before that field names only the split, and is
+    refused on that split name of any task: it cannot say which task it saw.
+    """
+    value = (training.get("threshold_calibration") or {}).get("threshold")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise UsageError(f"--threshold checkpoint: {name} carries no calibrated threshold")
+    fitted = training.get("threshold_fitted_on")
+    if isinstance(fitted, Mapping):
+        same_data = fitted.get("task") == task.id or fitted.get("data_sha256") == task.data_sha256
+        if same_data and fitted.get("split") == split:
+            raise UsageError(f"--threshold checkpoint: {name}'s threshold was fitted on {task.id}:{split}, the split "
+                             f"being evaluated; evaluate another split or fit one (--threshold fit --calibrate-on ...)")
+    elif training.get("eval_split") == split:
+        raise UsageError(f"--threshold checkpoint: {name}'s threshold was calibrated on {split!r} of a task the "
+                         f"checkpoint does not record (trained before rrbench recorded it); evaluate another split, "
+                         f"or fit one (--threshold fit --calibrate-on ...)")
+    return float(value)
+
+
+def _check_claimed_checkpoint_threshold(claims: RunClaims, where: str) -> None:
+    """A claimed checkpoint threshold is the value the claimed checkpoint's training manifest carries, used off the
+    split it was fitted on."""
+    threshold = claims.decision.threshold
+    if threshold.mode != "checkpoint":
+        return
+    checkpoint = claims.rerankers[0].checkpoint if len(claims.rerankers) == 1 else None
+    if checkpoint is None:
+        raise RecordError(f"{where}: config.decision.threshold: mode 'checkpoint' needs exactly one reranker that is "
+                          f"an rrbench-trained checkpoint")
+    try:
+        value = checkpoint_threshold_of(checkpoint.training_manifest, claims.task, claims.split,
+                                        claims.rerankers[0].id)
+    except UsageError as exc:
+        raise RecordError(f"{where}: config.decision.threshold: {exc}") from None
+    if threshold.value is None or float(threshold.value) != value:
+        raise RecordError(f"{where}: config.decision.threshold.value: {threshold.value}, but the checkpoint's "
+                          f"training manifest carries {value}")
 
 
 def derive(claims: RunClaims, task: Task, evidence: Evidence, fit_task: Task | None = None,
@@ -221,8 +266,11 @@ def derive(claims: RunClaims, task: Task, evidence: Evidence, fit_task: Task | N
     queries, arrays = build_arrays(claims, task, claims.split, evidence, where, retriever_kind, reranker_kinds)
     combination = combination_of(claims)
     decision_config = decision_config_of(claims)
+    _check_claimed_checkpoint_threshold(claims, where)
+    _check_fit_task(claims, fit_task, where)
     try:
         combination.validate()
+        decision_config.validate(claims.split)
         fit = None
         fit_claim = claims.decision.fit
         if decision_config.needs_fit and not decision_config.cross_fit:
@@ -254,6 +302,23 @@ def derive(claims: RunClaims, task: Task, evidence: Evidence, fit_task: Task | N
         reliability=outcome.reliability)
     return Derived(system_name(claims), main, dict(outcome.metrics), outcome.per_query, derived_decision,
                    final_run_lines(claims, task, queries, arrays, outcome), outcome)
+
+
+def _check_fit_task(claims: RunClaims, fit_task: Task | None, where: str) -> None:
+    """The task a decision was fitted on, when the claims name one, is the one given (id, version and data)."""
+    fit = claims.decision.fit
+    claimed = fit.task if fit is not None else None
+    if claimed is None:
+        if fit_task is not None:
+            raise RecordError(f"{where}: config.decision.fit: a fit task was given, but the claims fit on their own "
+                              f"task")
+        return
+    if fit_task is None:
+        raise RecordError(f"{where}: config.decision.fit.task: the decision was fitted on {claimed.id}@"
+                          f"{claimed.version}, which was not resolved")
+    if (fit_task.id, fit_task.version, fit_task.data_sha256) != (claimed.id, claimed.version, claimed.data_sha256):
+        raise RecordError(f"{where}: config.decision.fit.task: the claims name {claimed.id}@{claimed.version} "
+                          f"({claimed.data_sha256[:12]}...), not the task given ({fit_task.id}@{fit_task.version})")
 
 
 def final_run_lines(claims: RunClaims, task: Task, queries: Sequence[Query], arrays: SplitArrays,

@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import secrets
 import shlex
 import time
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,10 @@ from rrbench.pipeline.candidates import (
     generate,
     split_retriever_options,
 )
-from rrbench.pipeline.claims import decision_claim, reranker_claim, run_claims
+from rrbench.pipeline.claims import decision_claim, reranker_claim, run_claims, task_claim
 from rrbench.pipeline.combine import Combination, SplitArrays
 from rrbench.pipeline.decide import DecisionConfig
-from rrbench.pipeline.derive import derive
+from rrbench.pipeline.derive import checkpoint_threshold_of, derive
 from rrbench.pipeline.rerank import rerank
 from rrbench.pipeline.score_cache import load_model, open_cache, wrap
 from rrbench.records import ledger
@@ -141,6 +142,8 @@ class RunConfig:
     #: decision stage (rrbench.pipeline.decide): calibrator id, the split fits use, the abstention policy, cross-fitting
     calibrator: str = "none"
     calibrate_on: str | None = None
+    #: the task whose ``calibrate_on`` split fits are made on (None: the evaluated task)
+    calibrate_task: str | None = None
     abstain: str = "max"
     cross_fit: int | None = None
     #: provenance of a configuration file: the split it was selected on and the false-evidence budget it was
@@ -157,6 +160,9 @@ class RunConfig:
     fusion_options: dict[str, Any] = field(default_factory=dict)
     #: inference runtime of pointwise cross-encoders: torch, onnx or openvino (rrbench.models.runtimes)
     runtime: str = "torch"
+    #: ``rrbench run --tasks A,B``: per-task settings ``{TASK: {field: value}}`` over this configuration (a task's
+    #: record claims the resolved values; the map itself is never hashed)
+    per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.reranker = _canonical(self.reranker)
@@ -213,7 +219,13 @@ class RunConfig:
             mode, value = "natural", None
         return DecisionConfig(policy=self.abstain, calibrator=self.calibrator, threshold_mode=mode, threshold=value,
                               fit_split=self.calibrate_on, cross_fit=self.cross_fit, cross_fit_seed=self.seed,
-                              threshold_max_fe=self.threshold_max_fe)
+                              threshold_max_fe=self.threshold_max_fe, fit_task=self.fit_task_name())
+
+    def fit_task_name(self) -> str | None:
+        """``calibrate_task`` when it names another task than ``task`` (the same one is no other task)."""
+        if self.calibrate_task is None or self.calibrate_task == self.task:
+            return None
+        return self.calibrate_task
 
     def validate(self, explicit: Collection[str] = ()) -> None:
         """The one validation of a run, for the CLI, ``rrbench.run()``, sweeps and matrix configurations alike:
@@ -236,6 +248,12 @@ class RunConfig:
             raise UsageError("--model-path needs exactly one --reranker (give each ensemble member as a path)")
         if self.threshold == "checkpoint" and len(self.reranker_ids()) != 1:
             raise UsageError("--threshold checkpoint needs exactly one --reranker (a trained checkpoint)")
+        if self.threshold == "checkpoint" and self.interpolate:
+            raise UsageError("--threshold checkpoint is a raw-score threshold of the checkpoint's model; with "
+                             "--interpolate the decision reads combined z-scores: use --threshold fit/max-fe with "
+                             "--calibrate-on, or a number on the z-score scale")
+        if self.calibrate_task is not None and not self.calibrate_on:
+            raise UsageError("--calibrate-task TASK needs --calibrate-on SPLIT (the split of TASK to fit on)")
         self.fusion_flag_options(explicit)
         rerank_given = "top_k_rerank" in explicit or self.top_k_rerank != RunConfig.top_k_rerank
         if self.reranker_ids() and rerank_given and self.top_k_rerank > self.top_k_retriever:
@@ -325,6 +343,8 @@ def reproduce_command(config: RunConfig) -> str:
         parts += ["--calibrator", config.calibrator]
     if config.calibrate_on:
         parts += ["--calibrate-on", config.calibrate_on]
+    if config.fit_task_name():
+        parts += ["--calibrate-task", str(config.calibrate_task)]
     if config.abstain != "max":
         parts += ["--abstain", config.abstain]
     if config.cross_fit:
@@ -417,21 +437,15 @@ def score_split(task: Task, split: str, config: RunConfig, members: Sequence[Any
                        model_pairs, model_seconds)
 
 
-def checkpoint_threshold(member: Any, split: str) -> float:
-    """The decision threshold a trained checkpoint carries; refused on the split it was calibrated on."""
+def checkpoint_threshold(member: Any, task: Task, split: str) -> float:
+    """The decision threshold a trained checkpoint carries; refused on the task and split it was fitted on
+    (:func:`rrbench.pipeline.derive.checkpoint_threshold_of`, the check the verifier repeats)."""
     meta_file = Path(member.weights_path or "") / "rrbench_model.json"
     if not meta_file.is_file():
         raise UsageError(f"--threshold checkpoint: {member.spec.id} is not an rrbench-trained checkpoint "
                          f"(no rrbench_model.json)")
     meta = read_json_object(meta_file)
-    training = meta.get("training") or {}
-    value = (training.get("threshold_calibration") or {}).get("threshold")
-    if value is None:
-        raise UsageError(f"{meta_file}: the checkpoint carries no calibrated threshold")
-    if training.get("eval_split") == split:
-        raise UsageError(f"--threshold checkpoint: the threshold was calibrated on {split!r}, the split being "
-                         f"evaluated; evaluate another split or fit one (--threshold fit --calibrate-on ...)")
-    return float(value)
+    return checkpoint_threshold_of(meta.get("training") or {}, task_claim(task), split, str(meta_file.parent))
 
 
 def _output_dir(config: RunConfig, config_hash: str) -> Path:
@@ -466,7 +480,48 @@ def split_evidence(task: Task, scored: ScoredSplit, split: str, scored_names: Se
     return evidence_from_arrays(split, names, arrays.query_ids, pools, retriever, heads)
 
 
-def execute(config: RunConfig) -> dict[str, Any]:
+def for_tasks(config: RunConfig, tasks: Sequence[str]) -> list[RunConfig]:
+    """One configuration per task of ``rrbench run --tasks A,B``: ``config`` with that task and its ``per_task``
+    settings; each validated, its task and split resolved, before any work. ``--output DIR`` becomes ``DIR/TASK``."""
+    if not tasks:
+        raise UsageError("--tasks names no task")
+    if any(t.lower() == "all" for t in tasks):
+        raise UsageError("--tasks all is not offered: name the tasks (what is installed differs between machines)")
+    if len(set(tasks)) != len(tasks):
+        raise UsageError(f"--tasks names a task twice: {','.join(tasks)}")
+    unknown = sorted(set(config.per_task) - set(tasks))
+    if unknown:
+        raise UsageError(f"per_task names {unknown[0]!r}, which is not one of --tasks {','.join(tasks)}")
+    out = []
+    for name in tasks:
+        settings = {str(k).replace("-", "_"): v for k, v in (config.per_task.get(name) or {}).items()}
+        bad = sorted(set(settings) - RunConfig.field_names() | (set(settings) & {"task", "per_task", "output"}))
+        if bad:
+            raise UsageError(f"per_task.{name}: {bad[0]!r} cannot be set per task")
+        current = {f.name: getattr(config, f.name) for f in fields(config)}
+        one = RunConfig.from_mapping({**current, "task": name, "per_task": {}, **settings,
+                                      "output": str(Path(config.output) / Path(name).name) if config.output else None},
+                                     f"per_task.{name}")
+        one.validate()
+        task = get_task(name)
+        task.split_queries(one.split)
+        if one.calibrate_on:
+            test_split_use(one.calibrate_on, one.final, "--calibrate-on", reads_labels_for="fitting a decision")
+        test_split_use(one.split, one.final, "rrbench run")
+        _check_output_free(one)
+        out.append(one)
+    return out
+
+
+def execute_tasks(configs: Sequence[RunConfig]) -> list[dict[str, Any]]:
+    """``rrbench run --tasks``: one record per task, sharing a run id and the resolved task list (provenance only:
+    neither enters a configuration hash, so each record equals a single-task run of its configuration)."""
+    run_id = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    tasks = [get_task(c.task).id for c in configs]
+    return [execute(c, group={"run_id": run_id, "run_tasks": tasks}) for c in configs]
+
+
+def execute(config: RunConfig, group: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run one evaluation and write its record folder; returns the record (as JSON-ready data).
 
     The record's numbers are derived from its own claims and evidence by :func:`rrbench.pipeline.derive.derive`,
@@ -480,9 +535,13 @@ def execute(config: RunConfig) -> dict[str, Any]:
     _check_output_free(config)
     started = time.perf_counter()
     task = get_task(config.task)
+    fit_task_name = config.fit_task_name()
+    fit_task = get_task(fit_task_name) if fit_task_name else None
+    if fit_task is not None and fit_task.id == task.id:
+        fit_task = None  # an alias or path of the evaluated task itself
     task.split_queries(config.split)  # unknown split names fail here, before any model is touched
-    if config.calibrate_on and config.calibrate_on != config.split:
-        task.split_queries(config.calibrate_on)
+    if config.calibrate_on and (config.calibrate_on != config.split or fit_task is not None):
+        (fit_task or task).split_queries(config.calibrate_on)
     # retriever ids, options and weights, and the fuser, before any reranker loads (issue 14, defect 4)
     retriever_model_path = config.retriever_model_path or (config.model_path if not config.reranker_ids() else None)
     check_generator(config.generator(), retriever_model_path)
@@ -493,8 +552,10 @@ def execute(config: RunConfig) -> dict[str, Any]:
         members = [wrap(m, cache) for m in members]
 
     evaluated = score_split(task, config.split, config, members)
-    value = checkpoint_threshold(members[0], config.split) if config.threshold == "checkpoint" else None
-    decision_config = config.decision(checkpoint_value=value)
+    value = checkpoint_threshold(members[0], task, config.split) if config.threshold == "checkpoint" else None
+    decision_config = replace(config.decision(checkpoint_value=value),
+                              fit_task=fit_task.id if fit_task is not None else None)
+    decision_config.validate(config.split)  # again: an alias of the evaluated task is no other task
     fallback = evaluated.fallback
     # a reranker at depth 0 scores nothing: the run is its retriever's, and claims (and hashes) exactly that
     used = [] if fallback or config.top_k_rerank == 0 else list(zip(config.reranker_ids(), members, strict=True))
@@ -507,7 +568,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
                         top_k_rerank=config.top_k_rerank, weights=list(combination.member_weights()),
                         ensemble_norm=config.ensemble_norm, beta=float(config.interpolate),
                         interpolate_norm=config.interpolate_norm,
-                        decision=decision_claim(decision_config) if not fallback else decision_claim(
+                        decision=decision_claim(decision_config, fit_task) if not fallback else decision_claim(
                             DecisionConfig(threshold_mode="fixed", threshold=decision_config.threshold)
                             if decision_config.threshold is not None else DecisionConfig()),
                         retriever_model_path=retriever_model_path)
@@ -520,10 +581,10 @@ def execute(config: RunConfig) -> dict[str, Any]:
     cache_at_eval = _cache_manifest(members, cache)  # before the calibration split adds its own look-ups
     calibration = None
     if claims.decision.fit is not None and claims.decision.fit.split is not None:
-        fitted = score_split(task, str(config.calibrate_on), config, members)
-        calibration = split_evidence(task, fitted, str(config.calibrate_on), scored_names, names,
+        fitted = score_split(fit_task or task, str(config.calibrate_on), config, members)
+        calibration = split_evidence(fit_task or task, fitted, str(config.calibrate_on), scored_names, names,
                                      claims.top_k_rerank)
-    derived = derive(claims, task, evidence, fit_evidence=calibration, where="rrbench run")
+    derived = derive(claims, task, evidence, fit_task=fit_task, fit_evidence=calibration, where="rrbench run")
     config_hash = claims_hash(claims)
     provenance: dict[str, Any] = {
         "rrbench_version": __version__,
@@ -539,7 +600,7 @@ def execute(config: RunConfig) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "run_options": {"batch_size": config.batch_size, "device": config.device, "dtype": config.dtype,
                         "runtime": config.runtime, "on_oom": config.on_oom,
-                        **({"reranker_fallback": fallback} if fallback else {})},
+                        **({"reranker_fallback": fallback} if fallback else {}), **dict(group or {})},
         "rerankers": [_described(m) for m in members],
         "candidate_cache": evaluated.candidates.cache_summary(),
         "cache": _with_fit_split(cache_at_eval, _cache_manifest(members, cache)),

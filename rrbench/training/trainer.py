@@ -272,7 +272,11 @@ def run_training(config: TrainConfig, overwrite: bool = False, show_progress: bo
         "config_hash": config_hash, "regime": config.regime, "loss": config.loss, "miner": miner.describe(),
         "data_options": options_dict(data_options), "phases": phase_reports, "base_model": base_info,
         "eval_split": config.eval_split, "eval": {k: v for k, v in final.items() if k != "calibration"},
-        "threshold_calibration": final["calibration"], "train_seconds": seconds,
+        "threshold_calibration": final["calibration"],
+        # where the threshold was fitted: `--threshold checkpoint` is refused on this task's split, not on another's
+        "threshold_fitted_on": {"task": task.id, "version": task.version, "data_sha256": task.data_sha256,
+                                "split": config.eval_split},
+        "train_seconds": seconds,
         "torch_threads": torch.get_num_threads(), "teacher": config.teacher,
         "command": train_command(config),  # how to obtain these weights again (rrbench reproduce quotes it)
     }

@@ -247,6 +247,13 @@ CASES: list[Case] = [
     Case("calibration-scores-removed", "platt", lambda r, f: (f / "calibration_scores.jsonl.gz").unlink(),
          "calibration_scores.jsonl.gz"),
     Case("calibration-on-test", "platt", setter("config.decision.fit.split", "test"), "fit.split"),
+    # a fit said to come from another task: the verifier resolves that task through the registry
+    Case("fit-task-unregistered", "platt", setter("config.decision.fit.task", {
+        "id": "tasks-in-my-pull-request", "version": 1, "data_sha256": "0" * 64}), "config.decision.fit.task.id"),
+    # a budget threshold claimed over the stored decision: re-fitted, it is not the stored one
+    Case("threshold-policy-swapped", "ce", setter("config.decision", {
+        "policy": "max", "calibrator": None, "threshold": {"mode": "max-fe", "value": 0.0},
+        "fit": {"split": "dev_final", "task": None, "cross_fit": None, "seed": None}}), "calibration_scores"),
     # -- identity (attack 3) --
     Case("config-hash-edited", "ce", setter("config_hash", "f" * 64), "config_hash", rehash=False, rename=False),
     Case("claims-edited-not-rehashed", "ce", setter("config.top_k_rerank", 5), "config_hash", rehash=False,

@@ -48,7 +48,7 @@ MATRIX = """
     baselines:
       bm25: {{retriever: bm25}}
     transfer_tasks:
-      - {{task: {task}, split: dev_select, top_k: 50}}
+      - {{task: {task}, split: dev_final, top_k: 50}}
     budgets:
 """ + tier_b(steps=3, evaluations=1, enqueue="{lr: 0.001}") + """
       tier_a: {{trials: 6, max_fe: 1.0, sampler: random,
@@ -149,6 +149,9 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
     shown = report["finalists"][0]["confirm"]["against"]["bm25"]
     assert shown["p"] == expected.p_value and shown["diff"] == pytest.approx(expected.mean_diff, abs=1e-12)
     assert report["finalists"][0]["transfer"][0]["task"] == assets["task"]
+    decision = report["finalists"][0]["transfer"][0]["decision"]  # the decision fitted on dev_select, carried
+    assert {c["policy"] for c in decision["cells"]} == {"fit", "max-fe"} and decision["eval_split"] == "dev_final"
+    assert all(c["fe_n"] > 0 and c["fe_wilson95"] is not None for c in decision["cells"])
     text = (out / "report.md").read_text()
     assert "## Tier B" in text and "mean +- std" in text and "| bm25 |" in text
     # a second worker (or a re-run) recomputes nothing

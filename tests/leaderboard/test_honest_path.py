@@ -15,6 +15,7 @@ from rrbench.components.registry import reset_registry
 from rrbench.plugin import PointwiseReranker, RerankerSpec, hookimpl
 from rrbench.tasks.mini import MINI_POSTS, MINI_QRELS, MINI_QUERIES, write_task
 from rrbench.testing import make_tiny_bert, registered_plugin
+from tests.support.task_variants import make_variant_task
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -55,6 +56,7 @@ def _bigger_task(folder: Path) -> Path:
 def test_every_kind_of_record_publishes_and_verifies(tmp_path, capsys):
     tasks = Path(os.environ["RRBENCH_TASKS_DIR"])
     _bigger_task(tasks / "honest-task")
+    make_variant_task(tasks / "honest-other", seed=11, sentences=(6, 9), no_evidence=0.5)  # a decision fitted there
     reset_registry()
     tiny = make_tiny_bert(tmp_path / "tiny")
     train_task = write_task(tmp_path / "train-task", MINI_POSTS, MINI_QUERIES, MINI_QRELS,
@@ -73,6 +75,8 @@ def test_every_kind_of_record_publishes_and_verifies(tmp_path, capsys):
         "fitted-threshold": [*ce, "--threshold", "fit", "--calibrate-on", "dev_final"],
         "max-fe-threshold": [*ce, "--threshold", "max-fe", "--threshold-max-fe", "0.5", "--calibrate-on",
                              "dev_final"],
+        "fitted-on-another-task": [*ce, "--threshold", "fit", "--calibrate-on", "dev_select", "--calibrate-task",
+                                   "honest-other"],
         "platt": [*ce, "--calibrator", "platt", "--calibrate-on", "dev_final"],
         "temperature": [*ce, "--calibrator", "temperature", "--calibrate-on", "dev_final"],
         "isotonic": [*ce, "--calibrator", "isotonic", "--calibrate-on", "dev_final"],
@@ -91,6 +95,8 @@ def test_every_kind_of_record_publishes_and_verifies(tmp_path, capsys):
             out = tmp_path / "runs" / name
             assert main([*base, *args, "--output", str(out)]) == 0, name
             assert main(["publish", str(out), "--to", str(board)]) == 0, name
+        for name in ("max-fe-threshold", "fitted-on-another-task"):  # the new decisions reproduce from their claims
+            assert main(["reproduce", str(tmp_path / "runs" / name), "--quiet"]) == 0, name
         run = tmp_path / "runs" / "retriever" / "run.trec"
         assert main(["evaluate", "--task", "honest-task", "--run", str(run), "--output",
                      str(tmp_path / "runs" / "outside")]) == 0
