@@ -31,8 +31,8 @@ from rrbench.leaderboard.board import (
     vs_leader,
 )
 from rrbench.leaderboard.cross_task import MARGIN, CrossSystem, cross_task
-from rrbench.measures.significance import ALPHA
 from rrbench.leaderboard.timing import default_timings_path, measured_label, read_timings
+from rrbench.measures.significance import ALPHA
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
 
