@@ -226,7 +226,7 @@ def test_missing_weights_online_fail_fast_after_one_probe(cli, mini_task, tmp_pa
     assert "cannot be reached" in result.stderr and "--model-path" in result.stderr and not out.exists()
 
 
-def test_a_path_like_reranker_is_a_missing_folder_not_a_hub_id(cli, mini_task, tmp_path):
+def test_a_path_like_reranker_is_a_missing_folder_not_a_hub_id(cli, mini_task, tmp_path, monkeypatch):
     """Issue 26: `--reranker runs/does-not-exist` (with runs/ here), `./x`, `~/x` are local paths: "no such folder",
     never a hub look-up; a plain ORG/NAME stays a hub id."""
     from rrbench.models.factory import looks_like_path
@@ -238,4 +238,5 @@ def test_a_path_like_reranker_is_a_missing_folder_not_a_hub_id(cli, mini_task, t
         assert result.returncode == 2 and result.stderr.count("\n") == 1, (name, result.stderr)
         assert "no such folder" in result.stderr and "hub" not in result.stderr.split("(")[0], result.stderr
     assert not looks_like_path("BAAI/bge-reranker-v2-m3") and not looks_like_path("minilm-l6")
-    assert looks_like_path("runs/x") is False  # no runs/ folder in this process's working directory
+    monkeypatch.chdir(tmp_path / "runs")  # a folder with no runs/ in it (the Quickstart leaves runs/ in a clone)
+    assert looks_like_path("runs/x") is False
