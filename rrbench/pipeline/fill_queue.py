@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from types import TracebackType
 import numpy as np
 
 from rrbench.pipeline.score_store import ScoreStore, Unit, pair_key
+from rrbench.util.env import positive_env_number
 from rrbench.util.errors import UsageError
 from rrbench.util.faults import kill_point
 
@@ -44,27 +44,12 @@ DEFAULT_LEASE_S = 120.0
 def default_unit_pairs() -> int:
     """:data:`DEFAULT_UNIT_PAIRS`, or ``$RRBENCH_FILL_UNIT_PAIRS`` (the grain of a run's inline fill on a shared
     store, which has no ``--unit-pairs`` option)."""
-    raw = os.environ.get("RRBENCH_FILL_UNIT_PAIRS")
-    if raw is None:
-        return DEFAULT_UNIT_PAIRS
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"RRBENCH_FILL_UNIT_PAIRS={raw!r} is not a whole number") from None
+    return int(positive_env_number("RRBENCH_FILL_UNIT_PAIRS", DEFAULT_UNIT_PAIRS, whole=True))
 
 
 def lease_seconds() -> float:
     """The lease of :data:`DEFAULT_LEASE_S`, or ``$RRBENCH_FILL_LEASE``."""
-    raw = os.environ.get("RRBENCH_FILL_LEASE")
-    if raw is None:
-        return DEFAULT_LEASE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"RRBENCH_FILL_LEASE={raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise UsageError(f"RRBENCH_FILL_LEASE={raw!r} must be positive")
-    return value
+    return positive_env_number("RRBENCH_FILL_LEASE", DEFAULT_LEASE_S, whole=False, unit="seconds")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from rrbench.util.env import positive_env_number
 from rrbench.util.errors import UsageError
 from rrbench.util.extras import check_extra, missing_extra
 from rrbench.util.faults import kill_point
@@ -89,16 +90,7 @@ def psycopg_url(url: str) -> str:
 
 def _heartbeat_settings() -> tuple[int, int]:
     def read(name: str, default: int) -> int:
-        raw = os.environ.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise UsageError(f"{name}={raw!r} is not a whole number of seconds") from None
-        if value <= 0:
-            raise UsageError(f"{name}={raw!r} must be positive")
-        return value
+        return int(positive_env_number(name, default, whole=True, unit="seconds"))
 
     interval = read("RRBENCH_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S)
     return interval, read("RRBENCH_HEARTBEAT_GRACE", max(HEARTBEAT_GRACE_S, 2 * interval))
