@@ -32,7 +32,7 @@ from rrbench.pipeline.score_store import (
 )
 from rrbench.util.cache_paths import cache_root, check_cache_dir
 from rrbench.util.errors import RRBenchError, UsageError, close_matches
-from rrbench.util.file_digests import memo_sha256, write_transaction
+from rrbench.util.file_digests import memo_sha256, open_wal_database, write_transaction
 
 DB_NAME = "scores.sqlite"
 _SQL_CHUNK = 500  # host parameters per IN (...) query, below SQLite's historical limit of 999
@@ -122,12 +122,7 @@ class SQLiteScoreStore(ScoreStore):
         self.worker = worker_name()
         self._counting = False
         try:
-            self._db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._write():
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._db.execute(statement)
+            self._db = open_wal_database(self.path, _SCHEMA, timeout_s)
         except sqlite3.DatabaseError as exc:
             raise RRBenchError(f"score cache {self.path}: {exc} (delete the file or use another --cache-dir)") from None
 

@@ -9,6 +9,7 @@ cache root even when scores live elsewhere. It shares ``scores.sqlite`` with the
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,37 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     kill_point("commit")
 
 
+def open_wal_database(path: Path, schema: str, timeout_s: float) -> sqlite3.Connection:
+    """An autocommit connection to ``path`` in WAL mode with ``schema`` (``;``-separated statements) in place.
+
+    Why the retry: when several processes open a brand-new file at once (``sweep fill --workers N``), switching it to
+    WAL can answer "database is locked" at once, without waiting on the busy timeout, while another process holds
+    the lock to do the same. Such a refusal is transient, so opening tries again until ``timeout_s`` has passed;
+    any other error, or a lock held past the deadline, goes to the caller.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.01
+    while True:
+        db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            with write_transaction(db):
+                for statement in filter(str.strip, schema.split(";")):
+                    db.execute(statement)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            transient = "locked" in str(exc) or "busy" in str(exc)
+            if not transient or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        except BaseException:
+            db.close()
+            raise
+
+
 def memo_sha256(db: sqlite3.Connection, path: Path) -> str:
     """sha256 of ``path`` through the ``file_hashes`` table of ``db`` (an autocommit connection)."""
     stat = path.stat()
@@ -64,11 +96,7 @@ class FileDigestMemo:
         check_cache_dir(folder, "cache directory")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(folder / MEMO_DB), timeout=timeout_s, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with write_transaction(self._db):
-                self._db.execute(_SCHEMA)
+            self._db = open_wal_database(folder / MEMO_DB, _SCHEMA, timeout_s)
         except OSError as exc:
             raise UsageError(f"cache directory {folder}: cannot create it ({exc.strerror})") from None
         except sqlite3.DatabaseError as exc:
