@@ -4,7 +4,8 @@ Selecting on a task's own dev split holds; carrying the selection to another tas
 real test of it is a task the selection never saw. So Tier A runs here over several *selection* tasks at once: one
 Optuna study whose trial is one configuration, evaluated (over cached scores, no model call) on every selection
 task's sweep split. A trial is feasible when its false-evidence rate is within ``--max-fe`` on *each* selection
-task. It is scored by its per-task difference to BM25 (BM25 alone on that task, pool 100), either by the **worst**
+task. It is scored by its per-task difference to BM25 (BM25 alone on that task, pinned to the trial's pool size K,
+as the board's cross-task view pins it), either by the **worst**
 task (the default: a system should not lose anywhere) or by the **mean**. Worst-task selection favours whatever
 looks best on the noisiest task, so the chosen configuration is then confirmed on every selection task's
 ``dev_final`` as well as evaluated on the held-out task (its decision refitted on the held-out task's
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,6 @@ from rrbench.util.io import atomic_write_text, canonical_hash, strict_json_dumps
 from rrbench.util.storage import open_storage
 
 SELECTIONS = ("worst", "mean")
-BM25_POOL = 100
 CONFIRM_SPLIT = "dev_final"
 LOTO_FILE = "loto.json"
 
@@ -87,12 +87,29 @@ def task_free_space(space: Space) -> tuple[Space, str | None]:
                                                            f"for every task, no fixed raw thresholds")
 
 
-def bm25_baseline(task: str, split: str) -> float:
-    """nDCG@10 of BM25 alone (pool 100) on a task's split: the per-task reference of a trial's delta."""
-    config = RunConfig(task=task, split=split, retriever="bm25", top_k_retriever=BM25_POOL, show_progress=False)
+def bm25_baseline(task: str, split: str, pool: int) -> float:
+    """nDCG@10 of BM25 alone with pool size ``pool`` on a task's split: the per-task reference of a trial's delta.
+
+    Pinned to the trial's pool because a pool under 10 changes BM25's own nDCG@10, and a reference that moved with
+    something other than the system would blur the delta."""
+    config = RunConfig(task=task, split=split, retriever="bm25", top_k_retriever=pool, show_progress=False)
     data = score_split(get_task(task), split, config, []).arrays
-    outcome = evaluate_split(data, Combination(), DecisionConfig(), pool_k=BM25_POOL, per_query=False)
+    outcome = evaluate_split(data, Combination(), DecisionConfig(), pool_k=pool, per_query=False)
     return float(outcome.metrics["nDCG@10"])
+
+
+@dataclass
+class Bm25Reference:
+    """BM25 alone on one task's split, computed once per pool size a trial asks for."""
+
+    task: str
+    split: str
+    values: dict[int, float] = field(default_factory=dict)
+
+    def at(self, pool: int) -> float:
+        if pool not in self.values:
+            self.values[pool] = bm25_baseline(self.task, self.split, pool)
+        return self.values[pool]
 
 
 def selection_value(deltas: Sequence[float], select: str) -> float:
@@ -105,7 +122,7 @@ class TaskSource:
     task: str
     setup: SweepSetup
     source: ScoreSource
-    bm25: float
+    bm25: Bm25Reference
 
 
 def objective_factory(sources: Sequence[TaskSource], space: Space, select: str) -> Callable[[Any], float]:
@@ -118,8 +135,9 @@ def objective_factory(sources: Sequence[TaskSource], space: Space, select: str) 
             for item in sources:
                 config = config_for(params, item.setup, item.source)
                 metrics = evaluate_config(config, item.source).metrics
-                per_task[item.task] = {"nDCG@10": metrics.get("nDCG@10"), "bm25": item.bm25,
-                                       "delta": float(metrics.get("nDCG@10") or 0.0) - item.bm25,
+                bm25 = item.bm25.at(config.top_k_retriever)
+                per_task[item.task] = {"nDCG@10": metrics.get("nDCG@10"), "bm25": bm25, "pool": config.top_k_retriever,
+                                       "delta": float(metrics.get("nDCG@10") or 0.0) - bm25,
                                        "false_evidence_rate": metrics.get("false_evidence_rate"),
                                        "answer_rate_has_evidence": metrics.get("answer_rate_has_evidence")}
         except UsageError as exc:
@@ -162,7 +180,7 @@ def run_loto(tasks: Sequence[str], holdout: str, select: str, base: SweepSetup, 
         if missing:
             raise UsageError(f"task {task!r}: reranker {missing[0][0]!r} lacks {missing[0][2]} of the "
                              f"{missing[0][3]} cached scores this space needs; fill them first: {fill_hint(task)}")
-        sources.append(TaskSource(task, setup, source, bm25_baseline(task, setup.split)))
+        sources.append(TaskSource(task, setup, source, Bm25Reference(task, setup.split)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     output.mkdir(parents=True, exist_ok=True)
     identity = {"tasks": list(selection), "holdout": holdout, "select": select,
@@ -198,7 +216,8 @@ def run_loto(tasks: Sequence[str], holdout: str, select: str, base: SweepSetup, 
         body["confirm"][task] = {"held_out": task == holdout, "output": record["output_dir"],
                                  **{k: record["metrics"].get(k) for k in ("nDCG@10", "false_evidence_rate",
                                                                           "answer_rate_has_evidence")},
-                                 "bm25": bm25_baseline(task, CONFIRM_SPLIT)}
+                                 "bm25": bm25_baseline(task, CONFIRM_SPLIT, config.top_k_retriever),
+                                 "pool": config.top_k_retriever}
         confirm = body["confirm"][task]
         confirm["delta"] = None if confirm["nDCG@10"] is None else float(confirm["nDCG@10"]) - confirm["bm25"]
         fe = confirm["false_evidence_rate"]
@@ -218,6 +237,7 @@ def summary(body: dict[str, Any]) -> str:
     for task, c in body["confirm"].items():
         role = "held out" if c["held_out"] else "selection task, confirmed"
         delta = "-" if c["delta"] is None else f"{c['delta']:+.4f}"
-        lines.append(f"  {task} {CONFIRM_SPLIT} ({role}): nDCG@10 {c['nDCG@10']:.4f} (BM25 {c['bm25']:.4f}, "
+        lines.append(f"  {task} {CONFIRM_SPLIT} ({role}): nDCG@10 {c['nDCG@10']:.4f} (BM25 at pool {c['pool']} "
+                     f"{c['bm25']:.4f}, "
                      f"{delta}); FE {c['false_evidence_rate']}; within budget: {c['within_budget']}")
     return "\n".join(lines)

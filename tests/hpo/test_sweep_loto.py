@@ -45,7 +45,8 @@ def loto(tmp_path_factory, tiny_model):
     os.environ["RRBENCH_CACHE"] = str(root / "cache")
     space = root / "space.yaml"
     space.write_text(yaml.safe_dump({"threshold_mode": ["fit", "max-fe"], "calibrator": ["none"],
-                                     "top_k_rerank": [5, 10], "interpolate": [0.0, 0.5]}))
+                                     "top_k_retriever": [4, 50], "top_k_rerank": [5, 10],
+                                     "interpolate": [0.0, 0.5]}))
     args = ["--reranker", str(tiny_model), "--space", str(space), "--quiet"]
     try:
         for task in tasks[:2]:
@@ -75,6 +76,33 @@ def test_loto_selects_on_the_others_confirms_each_and_evaluates_the_holdout(loto
         assert record["config"]["split"] == "dev_final" and record["metrics"]["nDCG@10"] == confirm["nDCG@10"]
     assert "held out" in capsys.readouterr().out
     assert body["space_note"] is None  # the space named fit and budget only
+
+
+def test_the_bm25_reference_is_pinned_to_each_trials_pool_size(loto, tmp_path, monkeypatch):
+    """A trial at pool 4 is compared with BM25 at pool 4, not with a BM25 that ranks the whole post: on posts of 8
+    sentences whose evidence BM25 ranks 8th (it shares no word with the claim), pool 4 drops it."""
+    from rrbench.hpo.sweep_tasks import Bm25Reference, bm25_baseline
+    from rrbench.tasks.mini import write_task
+
+    monkeypatch.setenv("RRBENCH_CACHE", str(tmp_path / "cache"))
+    posts = [{"post_id": f"p{p}", "sentences": [f"coffee sleep mood {p}."] + [f"filler line number {i}." for i in
+                                                                                range(6)] + ["insulin glucose."]}
+             for p in range(3)]
+    queries = [{"query_id": f"q{p}", "post_id": f"p{p}", "text": "coffee sleep"} for p in range(3)]
+    qrels = [{"query_id": f"q{p}", "sentence": 7, "grade": 1} for p in range(3)]
+    task = str(write_task(tmp_path / "far-evidence", posts, queries, qrels))
+    reference = Bm25Reference(task, "dev_select")
+    small, whole = reference.at(4), reference.at(50)
+    assert small == 0.0 and whole > 0.0  # the pin matters here
+    assert reference.values == {4: small, 50: whole} and whole == bm25_baseline(task, "dev_select", 50)
+
+    monkeypatch.setenv("RRBENCH_CACHE", str(loto["root"] / "cache"))
+    body = json.loads((loto["root"] / "out" / "loto.json").read_text())
+    for task_name, cell in body["best"]["per_task"].items():
+        assert cell["bm25"] == bm25_baseline(task_name, "dev_select", cell["pool"])
+        assert cell["delta"] == pytest.approx(cell["nDCG@10"] - cell["bm25"])
+    for task_name, confirm in body["confirm"].items():
+        assert confirm["bm25"] == bm25_baseline(task_name, "dev_final", confirm["pool"])
 
 
 def test_fixed_raw_thresholds_are_left_out_of_a_loto_space():
