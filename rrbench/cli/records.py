@@ -247,20 +247,25 @@ def leaderboard_group() -> None:
 
 @leaderboard_group.command("build")
 @click.option("--leaderboard-dir", default="leaderboard", show_default=True)
-@click.option("--method", default="holm", show_default=True, type=click.Choice(["holm", "tukey"]),
-              help="Multiple-comparison correction of the tests against the leader.")
+@click.option("--method", default=None, type=click.Choice(["holm", "tukey"]),
+              help="Multiple-comparison correction of the tests against the leader; saved in LEADERBOARD_DIR/board.yaml "
+                   "(default: what it holds, else holm).")
+@click.option("--margin", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Non-inferiority margin on the main score for the Across tasks view's 'holds everywhere'; saved in "
+                   "LEADERBOARD_DIR/board.yaml (default: what it holds, else 0.01).")
 @click.option("--html", "html_dir", default=None, help="Also write a static HTML board (works from file://).")
 @click.option("--timings", default=None,
               help="Verifier timings for the HTML board (default: LEADERBOARD_DIR/verifier-timings.json if present).")
-def build_cmd(leaderboard_dir: str, method: str, html_dir: str | None, timings: str | None) -> None:
+def build_cmd(leaderboard_dir: str, method: str | None, margin: float | None, html_dir: str | None,
+              timings: str | None) -> None:
     """Regenerate leaderboard/README.md from the records alone (and optionally an HTML board)."""
 
     groups = collect(leaderboard_dir)
-    path = build(leaderboard_dir, method=method)
+    path = build(leaderboard_dir, method=method, margin=margin)
     total = sum(len(g.verified) + len(g.claimed) + len(g.archived) for g in groups.values())
     click.echo(f"wrote {path}: {total} records in {len(groups)} boards")
     if html_dir:
-        index = write_site(leaderboard_dir, html_dir, method=method, timings=timings)
+        index = write_site(leaderboard_dir, html_dir, timings=timings)
         click.echo(f"wrote HTML board {index}")
 
 

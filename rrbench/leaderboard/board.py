@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from rrbench.leaderboard.changes import changed_record_folders
 from rrbench.leaderboard.cross_task import cross_task, render_cross_task
+from rrbench.leaderboard.settings import BoardSettings, read_settings, settings_change, settings_path, update_settings
 from rrbench.leaderboard.verify import LEDGER_FILE, PUBLISHED_FILES, Verified, verify_record, write_sums
 from rrbench.measures.significance import (
     ALPHA,
@@ -311,10 +313,13 @@ def _apart_table(entries: Sequence[Entry], base: Path, what: str) -> list[str]:
     return lines
 
 
-def render(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm",
+def render(leaderboard_dir: str | Path = DEFAULT_DIR, settings: BoardSettings | None = None,
            groups: dict[tuple[str, str], Board] | None = None) -> str:
-    """The leaderboard README as a string, from verified records only (the same records give the same bytes)."""
+    """The leaderboard README as a string, from verified records only (the same records and settings give the same
+    bytes); ``settings`` default to the folder's ``board.yaml``."""
     base = Path(leaderboard_dir)
+    settings = read_settings(base) if settings is None else settings
+    method = settings.method
     groups = collect(base) if groups is None else groups
     test = "Holm-Bonferroni-corrected paired sign-flip tests" if method == "holm" else "the randomised Tukey HSD test"
     out = ["# rrbench leaderboard", "",
@@ -353,15 +358,17 @@ def render(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm",
             out += ["Archived, not re-verified (records of a superseded task version; never ranked):", ""]
             out += _apart_table(group.archived, base, "archived, not re-verified")
             out.append("")
-    out += render_cross_task(cross_task(groups))
+    margin = settings.noninferiority_margin
+    out += render_cross_task(cross_task(groups, margin=margin), margin=margin)
     return "\n".join(out)
 
 
-def build(leaderboard_dir: str | Path = DEFAULT_DIR, method: str = "holm") -> Path:
-    """Regenerate ``<leaderboard_dir>/README.md`` from the verified records; returns its path."""
-    if method not in METHODS:
+def build(leaderboard_dir: str | Path = DEFAULT_DIR, method: str | None = None, margin: float | None = None) -> Path:
+    """Regenerate ``<leaderboard_dir>/README.md`` from the verified records; returns its path. ``method`` and
+    ``margin``, when given, become the board's settings (``board.yaml``, which ``check`` reads too)."""
+    if method is not None and method not in METHODS:
         raise RecordError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    text = render(leaderboard_dir, method)
+    text = render(leaderboard_dir, update_settings(leaderboard_dir, method, margin))
     target = Path(leaderboard_dir) / README
     atomic_write_text(target, text)
     return target
@@ -377,6 +384,10 @@ def check(leaderboard_dir: str | Path = DEFAULT_DIR, base: str | None = None,
         raise RecordError(f"{root}: no leaderboard folder")
     if base is not None:
         test_ledger.check_append_only(root / LEDGER_FILE, base)
+        change = settings_change(root, base)
+        if change and changed_record_folders(root, base):
+            raise RecordError(f"{settings_path(root)}: the board settings changed since {base} ({change}) in a change "
+                              f"that also adds or edits records; a maintainer changes them in a change of their own")
     groups = collect(root, task_dir=task_dir)
     readme = root / README
     expected = render(root, groups=groups)

@@ -7,26 +7,18 @@ with a file added or modified since ``REV`` (committed, staged, or not yet track
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from rrbench.records.schema import RESULTS_FILE
-from rrbench.util.errors import UsageError
-
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise UsageError(f"git {' '.join(args[:2])} in {root}: {done.stderr.strip() or 'failed'}")
-    return done.stdout
+from rrbench.util.git import git
 
 
 def changed_record_folders(leaderboard_dir: str | Path, base: str) -> set[Path]:
     """The record folders under ``leaderboard_dir`` with a file changed since git revision ``base``."""
     root = Path(leaderboard_dir).resolve()
-    top = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
-    changed = _git(top, "diff", "--name-only", "--no-renames", base, "--", str(root)).splitlines()
-    changed += _git(top, "ls-files", "--others", "--exclude-standard", "--", str(root)).splitlines()
+    top = Path(git(root, "rev-parse", "--show-toplevel").strip()).resolve()
+    changed = git(top, "diff", "--name-only", "--no-renames", base, "--", str(root)).splitlines()
+    changed += git(top, "ls-files", "--others", "--exclude-standard", "--", str(root)).splitlines()
     folders = set()
     for name in changed:
         path = (top / name).resolve()

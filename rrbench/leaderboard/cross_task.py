@@ -83,6 +83,9 @@ class TaskCell:
     p_worse_holm: float | None = None
     p_noninferior: float | None = None
     queries: int = 0
+    #: folder names of the system's record and of the pinned BM25 record (the HTML board links their pages)
+    record: str | None = None
+    bm25_record: str | None = None
 
 
 @dataclass
@@ -90,6 +93,8 @@ class CrossSystem:
     name: str
     split: str
     cells: list[TaskCell] = field(default_factory=list)
+    #: BM25 alone: the reference the other systems are compared with, so it has no delta of its own
+    reference: bool = False
 
     def fails_on(self, alpha: float = ALPHA) -> list[str]:
         return [c.task for c in self.cells if c.p_worse_holm is not None and c.p_worse_holm < alpha]
@@ -99,6 +104,11 @@ class CrossSystem:
         if any(c.p_noninferior is None for c in self.cells):
             return None
         return all(float(c.p_noninferior) < alpha for c in self.cells)  # type: ignore[arg-type]
+
+    def worst_delta(self) -> float | None:
+        """The smallest per-task difference to BM25; None when a task has none."""
+        deltas = [c.delta for c in self.cells if c.delta is not None]
+        return float(min(deltas)) if deltas and len(deltas) == len(self.cells) else None
 
     def mean(self) -> float | None:
         values = [c.value for c in self.cells if c.value is not None]
@@ -136,13 +146,16 @@ def cross_task(groups: Mapping[tuple[str, str], Board], margin: float = MARGIN,
         tasks = {f"{e.record.config.task.id}@{e.record.config.task.version}" for e in entries}
         if len(tasks) < 2 or len(tasks) != len(entries):
             continue  # one task only, or several seeds/records of one task (the per-task board shows those)
-        system = CrossSystem(system_name(entries[0].record.config), split)
+        system = CrossSystem(system_name(entries[0].record.config), split,
+                             reference=is_bm25_alone(entries[0].record.config))
         for entry in sorted(entries, key=lambda e: e.record.config.task.id):
             claims = entry.record.config
             task = f"{claims.task.id}@{claims.task.version}"
-            cell = TaskCell(task, entry.main_value, entry.verified.metrics.get("false_evidence_rate"))
+            cell = TaskCell(task, entry.main_value, entry.verified.metrics.get("false_evidence_rate"),
+                            record=entry.path.parent.name)
             base = None if is_bm25_alone(claims) else pinned_bm25(entry, bm25.get((task, split), []))
             if base is not None:
+                cell.bm25_record = base.path.parent.name
                 test = _paired(entry, base, margin, samples)
                 if test:
                     cell.bm25, cell.delta, cell.ci = base.main_value, test["delta"], test["ci"]

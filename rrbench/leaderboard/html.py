@@ -10,12 +10,14 @@ views cannot disagree. Pages:
   throughput is self-reported and only comparable on the same hardware; where ``leaderboard check --time`` has run,
   the verifier's own pairs/s (and the machine it was measured on) stands beside the claimed figure;
 * ``records/<folder>.html``: a record's claims and provenance, the histogram of its per-query main score, and its
-  reproducing command.
+  reproducing command;
+* ``across-tasks.html``: the cross-task view (:mod:`rrbench.leaderboard.html_cross_task`).
+
+The page frame, its style and the sorting script are in :mod:`rrbench.leaderboard.html_parts`.
 """
 
 from __future__ import annotations
 
-import html
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -30,61 +32,13 @@ from rrbench.leaderboard.board import (
     notes,
     vs_leader,
 )
-from rrbench.leaderboard.cross_task import MARGIN, CrossSystem, cross_task
+from rrbench.leaderboard.cross_task import cross_task
+from rrbench.leaderboard.html_cross_task import PAGE, cross_task_page
+from rrbench.leaderboard.html_parts import esc, num, page_html
+from rrbench.leaderboard.settings import read_settings
 from rrbench.leaderboard.timing import default_timings_path, measured_label, read_timings
-from rrbench.measures.significance import ALPHA
 from rrbench.util.errors import UsageError
 from rrbench.util.io import atomic_dir, atomic_write_text, strict_json_dumps
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1d2330;max-width:1200px}
-h1,h2{font-weight:600} a{color:#1f5fbf} table{border-collapse:collapse;width:100%;margin:1em 0}
-th,td{border-bottom:1px solid #d8dde6;padding:.35em .6em;text-align:left;font-size:14px}
-th{background:#eef2f8;cursor:pointer;user-select:none;white-space:nowrap} th.sorted-asc::after{content:" ▲"}
-th.sorted-desc::after{content:" ▼"} td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.tied td{background:#fbf7e6} .tie{color:#8a6d00;font-weight:600} .leader{color:#1b7a3a;font-weight:600}
-input#filter{padding:.4em .6em;width:22em;font-size:14px} .note{color:#5a6375;font-size:13px}
-.plots{display:flex;flex-wrap:wrap;gap:2em} figure{margin:0} figcaption{font-size:13px;color:#5a6375}
-pre{background:#f5f7fa;padding:1em;overflow:auto;font-size:12px} .superseded{color:#a33;font-weight:600}
-"""
-
-SCRIPT = """
-(function(){
-  const table=document.getElementById('board'); if(!table) return;
-  const body=table.tBodies[0]; let state={col:-1,dir:1};
-  function key(cell){const v=cell.getAttribute('data-sort'); if(v===null||v==='') return null;
-    const n=Number(v); return isNaN(n)?v.toLowerCase():n;}
-  table.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
-    state.dir=(state.col===i)?-state.dir:(th.dataset.type==='num'?-1:1); state.col=i;
-    const rows=Array.from(body.rows);
-    rows.sort(function(a,b){const x=key(a.cells[i]),y=key(b.cells[i]);
-      if(x===null&&y===null) return 0; if(x===null) return 1; if(y===null) return -1;
-      return (x<y?-1:x>y?1:0)*state.dir;});
-    rows.forEach(function(r){body.appendChild(r);});
-    table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
-    th.classList.add(state.dir>0?'sorted-asc':'sorted-desc');});});
-  const filter=document.getElementById('filter');
-  if(filter) filter.addEventListener('input',function(){const q=filter.value.toLowerCase();
-    Array.from(body.rows).forEach(function(r){r.style.display=r.textContent.toLowerCase().includes(q)?'':'none';});
-    document.getElementById('shown').textContent=Array.from(body.rows).filter(function(r){
-      return r.style.display!=='none';}).length;});
-})();
-"""
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _page(title: str, body: str, script: bool = False) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>\n{body}\n"
-            + (f"<script>{SCRIPT}</script>" if script else "") + "</body></html>\n")
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def page_name(board: str, split: str) -> str:
@@ -113,7 +67,7 @@ def svg_scatter(points: Sequence[tuple[float, float, str]], x_label: str, y_labe
     """A small SVG scatter plot with the Pareto front drawn as a line; labels as tooltips and text."""
     width, height, pad = 520, 300, 60
     if not points:
-        return f"<p class=\"note\">{_e(title)}: no records with both values.</p>"
+        return f"<p class=\"note\">{esc(title)}: no records with both values.</p>"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
@@ -131,7 +85,7 @@ def svg_scatter(points: Sequence[tuple[float, float, str]], x_label: str, y_labe
 
     front = sorted(pareto_front([(p[0], p[1]) for p in points], maximise_x), key=lambda i: points[i][0])
     parts = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" "
-             f"aria-label=\"{_e(title)}\">",
+             f"aria-label=\"{esc(title)}\">",
              f"<rect x=\"{pad}\" y=\"{pad}\" width=\"{width - 2 * pad}\" height=\"{height - 2 * pad}\" "
              "fill=\"#fafbfd\" stroke=\"#c9d0dc\"/>"]
     for frac in (0.0, 0.5, 1.0):
@@ -141,19 +95,19 @@ def svg_scatter(points: Sequence[tuple[float, float, str]], x_label: str, y_labe
         parts.append(f"<text x=\"{pad - 6}\" y=\"{sy(yv) + 4:.1f}\" font-size=\"11\" text-anchor=\"end\">"
                      f"{yv:.3f}</text>")
     parts.append(f"<text x=\"{width / 2}\" y=\"{height - 10}\" font-size=\"12\" text-anchor=\"middle\">"
-                 f"{_e(x_label)}</text>")
+                 f"{esc(x_label)}</text>")
     parts.append(f"<text x=\"12\" y=\"{height / 2}\" font-size=\"12\" text-anchor=\"middle\" "
-                 f"transform=\"rotate(-90 12 {height / 2})\">{_e(y_label)}</text>")
+                 f"transform=\"rotate(-90 12 {height / 2})\">{esc(y_label)}</text>")
     if len(front) > 1:
         path = " ".join(f"{sx(points[i][0]):.1f},{sy(points[i][1]):.1f}" for i in front)
         parts.append(f"<polyline points=\"{path}\" fill=\"none\" stroke=\"#1b7a3a\" stroke-dasharray=\"4 3\"/>")
     for i, (x, y, label) in enumerate(points):
         colour = "#1b7a3a" if i in front else "#1f5fbf"
-        parts.append(f"<circle cx=\"{sx(x):.1f}\" cy=\"{sy(y):.1f}\" r=\"5\" fill=\"{colour}\"><title>{_e(label)}: "
+        parts.append(f"<circle cx=\"{sx(x):.1f}\" cy=\"{sy(y):.1f}\" r=\"5\" fill=\"{colour}\"><title>{esc(label)}: "
                      f"{x:.4g}, {y:.4f}</title></circle>")
         right_half = sx(x) > width / 2  # label towards the plot's centre so that it stays inside the picture
         parts.append(f"<text x=\"{sx(x) + (-7 if right_half else 7):.1f}\" y=\"{sy(y) - 6:.1f}\" font-size=\"10\" "
-                     f"text-anchor=\"{'end' if right_half else 'start'}\">{_e(label[:48])}</text>")
+                     f"text-anchor=\"{'end' if right_half else 'start'}\">{esc(label[:48])}</text>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -167,7 +121,7 @@ def svg_histogram(values: Sequence[float], label: str, bins: int = 10) -> str:
     top = max(counts) or 1
     bar = (width - 2 * pad) / bins
     parts = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" "
-             f"aria-label=\"histogram of per-query {_e(label)}\">"]
+             f"aria-label=\"histogram of per-query {esc(label)}\">"]
     for i, count in enumerate(counts):
         h = (height - 2 * pad) * count / top
         parts.append(f"<rect x=\"{pad + i * bar + 1:.1f}\" y=\"{height - pad - h:.1f}\" width=\"{bar - 2:.1f}\" "
@@ -180,7 +134,7 @@ def svg_histogram(values: Sequence[float], label: str, bins: int = 10) -> str:
         parts.append(f"<text x=\"{pad + i * bar:.1f}\" y=\"{height - pad + 14}\" font-size=\"10\" "
                      f"text-anchor=\"middle\">{i / bins:.1f}</text>")
     parts.append(f"<text x=\"{width / 2}\" y=\"{height - 6}\" font-size=\"11\" text-anchor=\"middle\">per-query "
-                 f"{_e(label)} ({len(values)} queries)</text></svg>")
+                 f"{esc(label)} ({len(values)} queries)</text></svg>")
     return "".join(parts)
 
 
@@ -232,21 +186,21 @@ def _record_page(row: Row, entry: Entry, board: str, split: str) -> str:
     record = entry.record
     main = entry.main_score
     values = [float(v[main]) for v in entry.verified.per_query.values() if main in v]
-    body = [f"<p><a href=\"../{_e(page_name(board, split))}\">← {_e(board)} · {_e(split)}</a></p>",
-            f"<h1>{_e(entry.identity)}</h1>",
-            f"<p>{_e(main)} <strong>{_num(entry.main_value)}</strong>; config hash "
-            f"<code>{_e(record.config_hash)}</code>; {_e(notes(entry))}; {_e(entry.verified.status)}</p>",
-            "<h2>Reproduce</h2>", f"<pre id=\"command\">rrbench reproduce {_e(entry.path.parent.name)}</pre>",
+    body = [f"<p><a href=\"../{esc(page_name(board, split))}\">← {esc(board)} · {esc(split)}</a></p>",
+            f"<h1>{esc(entry.identity)}</h1>",
+            f"<p>{esc(main)} <strong>{num(entry.main_value)}</strong>; config hash "
+            f"<code>{esc(record.config_hash)}</code>; {esc(notes(entry))}; {esc(entry.verified.status)}</p>",
+            "<h2>Reproduce</h2>", f"<pre id=\"command\">rrbench reproduce {esc(entry.path.parent.name)}</pre>",
             "<p>Local paths show their last part only (<code>&lt;local&gt;/NAME</code>); weights are identified by "
             "their sha256 in the claims.</p>",
             "<h2>Per-query distribution</h2>", svg_histogram(values, main),
             "<h2>Metrics (re-derived by the verifier)</h2>",
-            f"<pre>{_e(strict_json_dumps(entry.verified.metrics))}</pre>",
+            f"<pre>{esc(strict_json_dumps(entry.verified.metrics))}</pre>",
             "<h2>Claims (hashed configuration)</h2>",
-            f"<pre id=\"claims\">{_e(strict_json_dumps(portable(record.config.model_dump(mode='json'))))}</pre>",
+            f"<pre id=\"claims\">{esc(strict_json_dumps(portable(record.config.model_dump(mode='json'))))}</pre>",
             "<h2>Provenance (as the submitter reports it)</h2>",
-            f"<pre>{_e(strict_json_dumps(portable(record.provenance.model_dump(mode='json'))))}</pre>"]
-    return _page(f"{entry.identity} · {board} · {split}", "\n".join(body))
+            f"<pre>{esc(strict_json_dumps(portable(record.provenance.model_dump(mode='json'))))}</pre>"]
+    return page_html(f"{entry.identity} · {board} · {split}", "\n".join(body))
 
 
 def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, method: str,
@@ -254,37 +208,37 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
     main = rows[0].main_score
     head = ["#", "System", main, "95% CI", "vs leader", "RR@10", "R@10", "FalseEvid", "pairs/s", "Notes"]
     types = ["num", "text", "num", "num", "num", "num", "num", "num", "num", "text"]
-    out = ["<p><a href=\"index.html\">← all boards</a></p>", f"<h1>{_e(board)} · {_e(split)}</h1>"]
+    out = ["<p><a href=\"index.html\">← all boards</a></p>", f"<h1>{esc(board)} · {esc(split)}</h1>"]
     if newer:
-        out.append(f"<p class=\"superseded\">Superseded by {_e(newer)}: these records stay readable; new submissions "
+        out.append(f"<p class=\"superseded\">Superseded by {esc(newer)}: these records stay readable; new submissions "
                    "go to the new board.</p>")
     test = "Holm-corrected paired sign-flip tests" if method == "holm" else "the randomised Tukey HSD test"
-    out.append(f"<p class=\"note\">Main score {_e(main)} with a 95% bootstrap interval over queries. Every row is "
+    out.append(f"<p class=\"note\">Main score {esc(main)} with a 95% bootstrap interval over queries. Every row is "
                f"compared with the leader by {test}; <span class=\"tie\">≈ tied</span> marks an adjusted p ≥ 0.05. "
                "Click a column header to sort, type to filter.</p>")
     out.append(f"<p><input id=\"filter\" type=\"search\" placeholder=\"filter systems…\" aria-label=\"filter\"> "
                f"<span class=\"note\"><span id=\"shown\">{len(rows)}</span> of {len(rows)} rows</span></p>")
     out.append("<table id=\"board\"><thead><tr>" + "".join(
-        f"<th data-type=\"{t}\">{_e(h)}</th>" for h, t in zip(head, types, strict=True)) + "</tr></thead><tbody>")
+        f"<th data-type=\"{t}\">{esc(h)}</th>" for h, t in zip(head, types, strict=True)) + "</tr></thead><tbody>")
     for i, row in enumerate(rows):
         value = row.metric(main)
-        shown = _num(value) + (f" ± {_num(row.std)}" if row.std is not None else "")
-        ci = "—" if row.ci is None else f"[{_num(row.ci[0])}, {_num(row.ci[1])}]"
+        shown = num(value) + (f" ± {num(row.std)}" if row.std is not None else "")
+        ci = "—" if row.ci is None else f"[{num(row.ci[0])}, {num(row.ci[1])}]"
         mark = vs_leader(row, i)
-        mark_html = (f"<span class=\"leader\">{_e(mark)}</span>" if i == 0 else
-                     f"<span class=\"tie\">{_e(mark)}</span>" if row.tied else _e(mark))
+        mark_html = (f"<span class=\"leader\">{esc(mark)}</span>" if i == 0 else
+                     f"<span class=\"tie\">{esc(mark)}</span>" if row.tied else esc(mark))
         rate = row.first.record.provenance.pairs_per_s if len(row.entries) == 1 else None
-        links = ", ".join(f"<a href=\"records/{_e(e.path.parent.name)}.html\">{_e(e.identity if len(row.entries) == 1 else e.path.parent.name[-8:])}</a>"
+        links = ", ".join(f"<a href=\"records/{esc(e.path.parent.name)}.html\">{esc(e.identity if len(row.entries) == 1 else e.path.parent.name[-8:])}</a>"
                           for e in row.entries)
         fe = row.metric("false_evidence_rate")
         cells = [(str(i + 1), i + 1), (links, row.name), (shown, value), (ci, None if row.ci is None else row.ci[0]),
-                 (mark_html, 0 if i == 0 else row.p_adjusted), (_num(row.metric("RR@10")), row.metric("RR@10")),
-                 (_num(row.metric("R@10")), row.metric("R@10")), (_num(fe, 2), fe),
+                 (mark_html, 0 if i == 0 else row.p_adjusted), (num(row.metric("RR@10")), row.metric("RR@10")),
+                 (num(row.metric("R@10")), row.metric("R@10")), (num(fe, 2), fe),
                  (_rate_cell(rate, (timings or {}).get(row.first.config_hash) if len(row.entries) == 1 else None),
-                  rate), (_e(notes(row.first)), notes(row.first))]
+                  rate), (esc(notes(row.first)), notes(row.first))]
         tds = []
         for (content, sort), kind in zip(cells, types, strict=True):
-            attr = "" if sort is None else _e(sort)
+            attr = "" if sort is None else esc(sort)
             tds.append(f"<td class=\"{'num' if kind == 'num' else ''}\" data-sort=\"{attr}\">{content}</td>")
         out.append(f"<tr class=\"{'tied' if row.tied else ''}\">" + "".join(tds) + "</tr>")
     out.append("</tbody></table>")
@@ -296,7 +250,7 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
             fe_points.append((fe, value, row.name))
     out.append("<figure>" + svg_scatter(fe_points, "false-evidence rate (lower is better)", main, False,
                                          f"{main} vs false-evidence rate")
-               + f"<figcaption>{_e(main)} against the false-evidence rate; the dashed line is the Pareto front. Rows "
+               + f"<figcaption>{esc(main)} against the false-evidence rate; the dashed line is the Pareto front. Rows "
                "without a threshold have no false-evidence rate and are not shown.</figcaption></figure>")
     by_hardware: dict[str, list[tuple[float, float, str]]] = {}
     for row in rows:
@@ -306,52 +260,28 @@ def _board_page(board: str, split: str, rows: Sequence[Row], newer: str | None, 
                 (float(provenance["pairs_per_s"]), float(row.metric(main)), row.name))  # type: ignore[arg-type]
     for key, points in sorted(by_hardware.items()):
         out.append("<figure>" + svg_scatter(points, "pairs/s (self-reported)", main, True, f"{main} vs pairs/s")
-                   + f"<figcaption>{_e(main)} against self-reported reranker throughput, only records measured on "
-                   f"<strong>{_e(key)}</strong>.</figcaption></figure>")
+                   + f"<figcaption>{esc(main)} against self-reported reranker throughput, only records measured on "
+                   f"<strong>{esc(key)}</strong>.</figcaption></figure>")
     if not by_hardware:
         out.append("<p class=\"note\">No record reports reranker throughput.</p>")
     out.append("</div>")
-    return _page(f"{board} · {split} · rrbench leaderboard", "\n".join(out), script=True)
-
-
-CROSS_TASK_PAGE = "across-tasks.html"
-
-
-def _cross_task_page(systems: Sequence[CrossSystem]) -> str:
-    """The cross-task view (:mod:`rrbench.leaderboard.cross_task`) as one table per system."""
-    out = ["<h1>Across tasks</h1>",
-           f"<p class=\"note\">Δ BM25: difference to BM25 pinned on each task (same split, pool size, BM25 options). "
-           f"Fails on: one-sided paired sign-flip test, Holm over the system's tasks, adjusted p &lt; {ALPHA}. Holds "
-           f"everywhere: non-inferior by {MARGIN:g} on every task (intersection-union test). A mean over a few tasks "
-           f"says little about the next one; see docs/leaderboard.md.</p>"]
-    for system in systems:
-        holds = system.holds_everywhere()
-        out.append(f"<h2>{_e(system.name)} · {_e(system.split)}</h2><p>fails on: "
-                   f"{_e(', '.join(system.fails_on()) or 'none')}; holds everywhere: "
-                   f"{'—' if holds is None else ('yes' if holds else 'no')}; mean over tasks {_num(system.mean())}</p>")
-        out.append("<table><tr><th>task</th><th>score</th><th>FE</th><th>BM25</th><th>Δ BM25</th><th>95% CI</th>"
-                   "<th>p worse (Holm)</th></tr>")
-        for c in system.cells:
-            ci = "—" if c.ci is None else f"[{c.ci[0]:+.4f}, {c.ci[1]:+.4f}]"
-            out.append(f"<tr><td>{_e(c.task)}</td><td>{_num(c.value)}</td><td>{_num(c.fe, 2)}</td>"
-                       f"<td>{_num(c.bm25)}</td><td>{'—' if c.delta is None else f'{c.delta:+.4f}'}</td>"
-                       f"<td>{ci}</td><td>{_num(c.p_worse_holm, 3)}</td></tr>")
-        out.append("</table>")
-    return _page("Across tasks · rrbench leaderboard", "\n".join(out))
+    return page_html(f"{board} · {split} · rrbench leaderboard", "\n".join(out), script=True)
 
 
 def _rate_cell(rate: float | None, timing: Mapping[str, Any] | None) -> str:
     """The claimed pairs/s, and the verifier's own measurement (``leaderboard check --time``) beside it."""
     claimed = "—" if rate is None else f"{float(rate):.1f}"
     label = measured_label(timing)
-    return claimed if not label else f"{claimed}<br><span class=\"note\">pairs/s {_e(label)}</span>"
+    return claimed if not label else f"{claimed}<br><span class=\"note\">pairs/s {esc(label)}</span>"
 
 
-def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = "holm",
-               timings: str | Path | None = None) -> Path:
-    """Write the whole site into ``html_dir`` (replaced atomically); returns the index page. ``timings`` is the
-    verifier's timings file (default: ``verifier-timings.json`` beside the records, when it exists)."""
+def write_site(leaderboard_dir: str | Path, html_dir: str | Path, timings: str | Path | None = None) -> Path:
+    """Write the whole site into ``html_dir`` (replaced atomically); returns the index page. The board's settings
+    (``board.yaml``) are the README's; ``timings`` is the verifier's timings file (default:
+    ``verifier-timings.json`` beside the records, when it exists)."""
     groups = collect(leaderboard_dir)
+    settings = read_settings(leaderboard_dir)
+    method, margin = settings.method, settings.noninferiority_margin
     measured = read_timings(timings or default_timings_path(leaderboard_dir))
     target = Path(html_dir)
     if target.exists():
@@ -373,18 +303,18 @@ def write_site(leaderboard_dir: str | Path, html_dir: str | Path, method: str = 
                 for entry in row.entries:
                     atomic_write_text(tmp / "records" / f"{entry.path.parent.name}.html",
                                       _record_page(row, entry, board, split))
-            links.append(f"<li><a href=\"{_e(page_name(board, split))}\">{_e(board)} · {_e(split)}</a> "
-                         f"({len(entries)} records)" + (f" <span class=\"superseded\">superseded by {_e(newer)}"
+            links.append(f"<li><a href=\"{esc(page_name(board, split))}\">{esc(board)} · {esc(split)}</a> "
+                         f"({len(entries)} records)" + (f" <span class=\"superseded\">superseded by {esc(newer)}"
                                                        "</span>" if newer else "") + "</li>")
-        systems = cross_task(groups)
+        systems = cross_task(groups, margin=margin)
         if systems:
-            atomic_write_text(tmp / CROSS_TASK_PAGE, _cross_task_page(systems))
-            links.append(f"<li><a href=\"{CROSS_TASK_PAGE}\">Across tasks</a> ({len(systems)} systems on two or "
+            atomic_write_text(tmp / PAGE, cross_task_page(systems, margin))
+            links.append(f"<li><a href=\"{PAGE}\">Across tasks</a> ({len(systems)} systems on two or "
                          f"more tasks)</li>")
         body = ("<h1>rrbench leaderboard</h1><p class=\"note\">Built by <code>rrbench leaderboard build --html</code> "
                 "from the published records alone; works offline.</p><ul>" + "".join(links) + "</ul>"
                 if links else "<h1>rrbench leaderboard</h1><p>No records published yet.</p>")
-        atomic_write_text(tmp / "index.html", _page("rrbench leaderboard", body))
+        atomic_write_text(tmp / "index.html", page_html("rrbench leaderboard", body))
     return target / "index.html"
 
 

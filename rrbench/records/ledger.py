@@ -22,7 +22,6 @@ import datetime as _dt
 import fcntl
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 from rrbench.tasks.loader import parse_fold_split
 from rrbench.util.errors import UsageError
+from rrbench.util.git import file_at_revision
 from rrbench.util.io import loads_strict_json
 from rrbench.util.strict_yaml import describe_validation_error
 
@@ -159,22 +159,14 @@ def claim(*, config_hash: str, task: str, task_data_sha256: str, results_sha256:
     return {"ledger": path.name, "line": line.model_dump(mode="json"), "selected_after_test_seen": bool(earlier)}
 
 
-def check_append_only(path: str | Path, base: str, repo: str | Path | None = None) -> None:
+def check_append_only(path: str | Path, base: str) -> None:
     """Refuse a ledger whose lines at revision ``base`` (a git revision, e.g. the pull request's base) were edited,
     reordered or removed: the current file must start with exactly those lines."""
     path = Path(path)
-    root = Path(repo) if repo else path.parent
-    top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if top.returncode != 0:
-        raise UsageError(f"--base {base}: {root} is not inside a git repository")
-    relative = path.resolve().relative_to(Path(top.stdout.strip()).resolve()).as_posix()
-    shown = subprocess.run(["git", "-C", top.stdout.strip(), "show", f"{base}:{relative}"], capture_output=True,
-                           text=True)
-    if shown.returncode != 0:
-        if "does not exist" in shown.stderr or "exists on disk, but not in" in shown.stderr:
-            return  # the ledger is new in this change
-        raise UsageError(f"--base {base}: cannot read {relative} at that revision ({shown.stderr.strip()})")
-    before = shown.stdout.splitlines()
+    earlier = file_at_revision(path, base)
+    if earlier is None:
+        return  # the ledger is new in this change
+    before = earlier.splitlines()
     now = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     for number, line in enumerate(before, start=1):
         if number > len(now) or now[number - 1] != line:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from tests.support.task_variants import make_variant_task
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-def test_a_system_on_two_tasks_is_compared_with_bm25_pinned_on_each(tmp_path, tiny_model, capsys):
+def _two_task_board(tmp_path: Path, tiny_model: Path) -> Path:
+    """BM25 at pools 100 and 5 and the tiny cross-encoder, each run on two mini-task variants and published."""
     tasks = Path(os.environ["RRBENCH_TASKS_DIR"])
     make_variant_task(tasks / "task-a", seed=3, sentences=(3, 5), no_evidence=0.2)
     make_variant_task(tasks / "task-b", seed=5, sentences=(8, 11), no_evidence=0.5)
@@ -32,6 +34,11 @@ def test_a_system_on_two_tasks_is_compared_with_bm25_pinned_on_each(tmp_path, ti
                      str(runs / name)]) == 0
         for task in ("task-a", "task-b"):
             assert main(["publish", str(runs / name / task), "--to", str(board)]) == 0
+    return board
+
+
+def test_a_system_on_two_tasks_is_compared_with_bm25_pinned_on_each(tmp_path, tiny_model, capsys):
+    board = _two_task_board(tmp_path, tiny_model)
     assert main(["leaderboard", "build", "--leaderboard-dir", str(board)]) == 0
     assert main(["leaderboard", "check", "--leaderboard-dir", str(board)]) == 0
     text = (board / "README.md").read_text()
@@ -59,6 +66,21 @@ def test_a_system_on_two_tasks_is_compared_with_bm25_pinned_on_each(tmp_path, ti
     plain = next(s for s in systems if "no reranker" in s.name and "K100" in s.name)
     assert all(c.delta is None for c in plain.cells) and plain.holds_everywhere() is None
 
+    # a wider margin is the board's setting: README and HTML say it, and the board passes its own check
+    site = tmp_path / "site"
+    assert main(["leaderboard", "build", "--leaderboard-dir", str(board), "--margin", "0.05", "--html",
+                 str(site)]) == 0
+    assert main(["leaderboard", "check", "--leaderboard-dir", str(board)]) == 0
+    assert "by margin 0.05" in (board / "README.md").read_text()
+    wide = next(s for s in cross_task(collect(board), margin=0.05) if "local-model@" in s.name)
+    for cell, narrow in zip(wide.cells, tiny.cells, strict=True):
+        assert cell.delta == narrow.delta and cell.p_noninferior <= narrow.p_noninferior
+    page = (site / "across-tasks.html").read_text()
+    assert "by 0.05 on every task" in page and page.count("<svg") == 1  # a forest plot for the one system with deltas
+    links = re.findall(r'href="(records/[^"]+)"', page)
+    assert links and all((site / link).is_file() for link in links)
+    assert sum(f"records/{c.bm25_record}.html" in links for c in tiny.cells) == 2  # the pinned BM25 records
+
 
 def test_fails_on_and_holds_everywhere_by_construction():
     def system(*cells):
@@ -76,3 +98,41 @@ def test_fails_on_and_holds_everywhere_by_construction():
     loses = system(TaskCell("a", 0.8, 0.1, p_worse_holm=0.99, p_noninferior=0.001),
                    TaskCell("b", 0.4, 0.1, p_worse_holm=0.001, p_noninferior=0.99))
     assert loses.fails_on() == ["b"] and loses.holds_everywhere() is False
+
+
+def test_the_across_tasks_page_in_chromium(tmp_path, tiny_model):
+    """The page a user opens: the summary links each system's section, the forest plot draws inside its frame,
+    and the task and BM25 links open the records they were derived from."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from tests.leaderboard.test_board_html import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (the README's Testing block installs it: apt-get install chromium)")
+    board = _two_task_board(tmp_path, tiny_model)
+    assert main(["leaderboard", "build", "--leaderboard-dir", str(board), "--html", str(tmp_path / "site")]) == 0
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((tmp_path / "site" / "index.html").as_uri())
+            page.click("text=Across tasks")
+            names = page.eval_on_selector_all("#board tbody tr", "rows => rows.map(r => r.cells[0].innerText)")
+            assert len(names) == 3 and any("local-model@" in n for n in names)
+            page.click("#board th:nth-child(6)")  # worst delta to BM25: the system with deltas first
+            assert "local-model@" in page.inner_text("#board tbody tr:first-child td:first-child")
+            page.click("#board tbody tr:first-child td:first-child a")
+            anchor = page.url.rsplit("#", 1)[-1]
+            assert anchor.startswith("system-")
+            svg = page.query_selector("svg")
+            frame, dots = svg.bounding_box(), page.query_selector_all("svg circle")
+            assert len(dots) == 2
+            for dot in dots:
+                box = dot.bounding_box()
+                assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+            page.screenshot(path=str(tmp_path / "across.png"), full_page=True)
+            page.locator(f"#{anchor} ~ table").first.locator("a").first.click()  # the first task's record
+            claims = page.inner_text("#claims")
+            assert "/records/" in page.url and "local-model" in page.url and '"task-a"' in claims
+        finally:
+            browser.close()
+    assert (tmp_path / "across.png").stat().st_size > 5_000

@@ -16,6 +16,7 @@ import pytest
 import rrbench
 from rrbench.cli.main import main
 from rrbench.leaderboard.board import Entry, build, build_rows, check, collect, publish, render
+from rrbench.leaderboard.settings import BoardSettings
 from rrbench.leaderboard.verify import Verified, verify_record
 from rrbench.records.naming import folder_name
 from rrbench.records.record import load_record
@@ -103,7 +104,7 @@ def test_rows_carry_intervals_ties_and_seed_groups(runs, tmp_path):
     assert len(row_lines) == 2 and "| leader |" in row_lines[0]
     assert "[" in row_lines[0].split("|")[4]  # a 95% CI cell
     assert "≈ tied" in row_lines[1] or "below" in row_lines[1]
-    assert "randomised Tukey HSD" in render(board, method="tukey")
+    assert "randomised Tukey HSD" in render(board, BoardSettings(method="tukey"))
 
     # two checkpoints trained alike but for the seed share a row (mean ± std over seeds)
     verified = verify_record(runs["ce"])
