@@ -27,6 +27,7 @@ from rrbench.hpo.matrix_tiers import (
     slug,
 )
 from rrbench.hpo.sweep_report import settings_label
+from rrbench.hpo.transfer import decision_lines
 from rrbench.measures.significance import compare_pair, mean_std, per_query_values
 from rrbench.pipeline.score_cache import open_store
 from rrbench.util.cache_paths import database_from_env, is_database_url
@@ -231,19 +232,12 @@ def render(data: dict[str, Any]) -> str:
                              f"{fmt_number(t['bm25'][METRIC])} | {t['paired']['diff']:+.4f} | {fmt_p(t['paired']['p'])} | "
                              f"{fmt_number(t['system'].get('false_evidence_rate'))} | "
                              f"{fmt_number(t['system'].get('answer_rate_has_evidence'))} |")
-            cells = [(t, c) for t in final["transfer"] if t.get("decision") for c in t["decision"]["cells"]]
-            if cells:
-                lines += ["", "Transfer of the decision (fitted on the source's dev_select, applied on the target's "
-                              "split; within budget judged on the Wilson 95% upper bound):", "",
-                          "| policy | source | target | split | FE | n | Wilson 95% | within budget | answer rate |",
-                          "| --- | --- | --- | --- | ---: | ---: | --- | --- | ---: |"]
-                for t, c in cells:
-                    ci = c["fe_wilson95"]
-                    within = "-" if c["within_budget"] is None else ("yes" if c["within_budget"] else "no")
-                    lines.append(f"| {c['policy']} | {md_escape(c['source'])} | {md_escape(c['target'])} | "
-                                 f"{md_escape(t['split'])} | {fmt_number(c['fe'])} | {c['fe_n']} | "
-                                 f"{'-' if ci is None else f'[{ci[0]:.3f}, {ci[1]:.3f}]'} | {within} | "
-                                 f"{fmt_number(c['answer_rate'])} |")
+            for t in final["transfer"]:
+                if t.get("decision"):
+                    lines += ["", f"Transfer of the decision to {md_escape(t['task'])} {md_escape(t['split'])} "
+                                  f"(fitted on the source's {t['decision']['fit_split']}, applied on the target's "
+                                  f"split; within budget judged on the Wilson 95% upper bound):", "",
+                              *decision_lines(t["decision"])]
     if data["baselines"]:
         lines += ["", f"## Baselines on {confirm}", "", "| baseline | nDCG@10 | RR@10 | R@10 | FE |",
                   "| --- | ---: | ---: | ---: | ---: |"]

@@ -373,7 +373,8 @@ def transfer(plan: Plan, cell: Cell, selected: dict[str, Any], output: Path, tar
 def decision_transfer(plan: Plan, cell: Cell, selected: dict[str, Any], folder: Path, target: TransferTask,
                       changes: dict[str, Any], cache_dir: str | None) -> dict[str, Any] | None:
     """The finalist's decision fitted on the matrix task's dev_select and applied on the transfer split (and the
-    target's own dev_select fit as the reference), written once to ``decision_transfer.json`` beside its record.
+    target's own dev_select fit as the reference), with the shift warning and the target's label curve (how many
+    of its own labelled queries a refit needs), written once to ``decision_transfer.json`` beside its record.
     Skipped when the transfer split is dev_select itself (a fit there would decide the queries it saw)."""
     if target.split == TRANSFER_FIT_SPLIT:
         return None
@@ -385,9 +386,11 @@ def decision_transfer(plan: Plan, cell: Cell, selected: dict[str, Any], folder: 
     tasks = list(dict.fromkeys([plan.spec.task, target.task]))
     splits = load_splits(config, tasks, TRANSFER_FIT_SPLIT, target.split)
     table = transfer_table(config, splits, ("fit", "max-fe"), budget if budget is not None else SweepSetup.max_fe,
-                           TRANSFER_FIT_SPLIT, target.split, curve=False)
+                           TRANSFER_FIT_SPLIT, target.split)
     wanted = list(splits)[-1]
     table["cells"] = [c for c in table["cells"] if c["target"] == wanted]
+    table["shift"] = [s for s in table["shift"] if s["target"] == wanted]
+    table["label_curve"] = {k: v for k, v in table["label_curve"].items() if k.split("|", 1)[1] == wanted}
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(file, strict_json_dumps(table))
     return table

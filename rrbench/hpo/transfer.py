@@ -240,8 +240,14 @@ def render(table: dict[str, Any], system: str) -> str:
              f"`{table['eval_split']}`; FE budget {eps:g}, judged on the Wilson 95% upper bound.", "",
              "| target | nDCG@10 |", "| --- | ---: |"]
     lines += [f"| {md_escape(t)} | {fmt_number(v)} |" for t, v in table["ndcg10"].items()]
-    lines += ["", "| policy | source | target | FE | n | Wilson 95% | within budget | answer rate | precision of "
-              "answered |", "| --- | --- | --- | ---: | ---: | --- | --- | ---: | ---: |"]
+    return "\n".join([*lines, "", *decision_lines(table)]) + "\n"
+
+
+def decision_lines(table: dict[str, Any]) -> list[str]:
+    """The decision part of a transfer table as Markdown lines: the cells, the shift warnings and the label curve.
+    ``rrbench transfer`` and the matrix report both print it, so the two cannot drift apart."""
+    lines = ["| policy | source | target | FE | n | Wilson 95% | within budget | answer rate | precision of "
+             "answered |", "| --- | --- | --- | ---: | ---: | --- | --- | ---: | ---: |"]
     for c in table["cells"]:
         ci = c["fe_wilson95"]
         mark = " (standardised on target)" if c["standardised_on_target"] else ""
@@ -263,4 +269,4 @@ def render(table: dict[str, Any], system: str) -> str:
                 n = f"all ({r['labelled_queries']})" if r["all"] else str(r["labelled_queries"])
                 lines.append(f"| {policy} | {md_escape(target)} | {n} | {r['draws']} | {fmt_number(r['fe_mean'])} | "
                              f"{fmt_number(r['within_budget_share'])} | {fmt_number(r['answer_rate_mean'])} |")
-    return "\n".join(lines) + "\n"
+    return lines

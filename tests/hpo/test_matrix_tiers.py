@@ -152,7 +152,12 @@ def test_matrix_runs_every_tier_and_reports(tmp_path, assets, capsys):
     decision = report["finalists"][0]["transfer"][0]["decision"]  # the decision fitted on dev_select, carried
     assert {c["policy"] for c in decision["cells"]} == {"fit", "max-fe"} and decision["eval_split"] == "dev_final"
     assert all(c["fe_n"] > 0 and c["fe_wilson95"] is not None for c in decision["cells"])
+    # the label curve of the target: a refit on n of its own labelled dev_select queries, then all of them
+    target_id = decision["tasks"][-1]
+    assert set(decision["label_curve"]) == {f"fit|{target_id}", f"max-fe|{target_id}"}
+    assert all(rows[-1]["all"] for rows in decision["label_curve"].values())
     text = (out / "report.md").read_text()
+    assert "Label curve" in text and "precision of answered" in text
     assert "## Tier B" in text and "mean +- std" in text and "| bm25 |" in text
     # a second worker (or a re-run) recomputes nothing
     before = len(calls)
