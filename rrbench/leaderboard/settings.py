@@ -28,7 +28,8 @@ SETTINGS_FILE = "board.yaml"
 
 
 class BoardSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: strict: a quoted "0.05" or a ``true`` is a mistake to name, not a number to guess
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     #: correction of every row's test against the leader
     method: Literal["holm", "tukey"] = "holm"

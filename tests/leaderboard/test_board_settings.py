@@ -44,6 +44,8 @@ def test_the_defaults_write_no_settings_file(tmp_path):
     ("method: bonferroni\n", "method"),
     ("noninferiority_margin: 2\n", "noninferiority_margin"),
     ("noninferiority_margin: .nan\n", "noninferiority_margin"),
+    ("noninferiority_margin: '0.05'\n", "noninferiority_margin"),
+    ("noninferiority_margin: true\n", "noninferiority_margin"),
     ("margin: 0.05\n", "margin"),
     ("- holm\n", "mapping"),
 ])
