@@ -88,3 +88,16 @@ def test_loosening_the_margin_in_a_change_with_records_is_refused(repo):
 def test_a_maintainer_changes_the_settings_in_a_change_of_their_own(repo):
     build(repo, method="tukey")
     check(repo, base="HEAD")
+
+
+def test_deleting_a_stricter_settings_file_with_records_is_refused(repo):
+    build(repo, margin=0.002)  # the maintainers' own change: committed alone
+    _git(repo.parent, "add", "-A")
+    _git(repo.parent, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "stricter margin")
+    (repo / SETTINGS_FILE).unlink()  # back to the looser default, hidden in a change that brings records
+    build(repo)
+    record = repo / "some-task@1" / "run-y"
+    record.mkdir(parents=True)
+    (record / "results.json").write_text(json.dumps({}))
+    with pytest.raises(RecordError, match=r"noninferiority_margin 0.002 -> 0.01"):
+        check(repo, base="HEAD")
