@@ -124,11 +124,17 @@ def cell(config: RunConfig, source: TaskSplits, target: TaskSplits, policy: str,
     combination = config.combination()
     other = source.task.id if source.task.id != target.task.id else None
     decision = decision_for(policy, budget, fit_split, other, config.abstain)
-    outcome = evaluate_split(target.eval, combination, decision, fit=(source.fit, combination),
-                             pool_k=config.top_k_retriever, per_query=False)
     has = target.eval.has_evidence
-    answered = outcome.decision.answered
     n = int((~has).sum())
+    try:
+        outcome = evaluate_split(target.eval, combination, decision, fit=(source.fit, combination),
+                                 pool_k=config.top_k_retriever, per_query=False)
+    except UsageError as exc:  # e.g. a source without no-evidence queries: this cell only, said in it
+        return {"policy": policy, "source": source.task.id, "target": target.task.id, "fe": None, "fe_n": n,
+                "fe_wilson95": None, "within_budget": None, "answer_rate": None, "answered_precision": None,
+                "threshold": None, "standardised_on_target": len(combination.rerankers) > 1 or combination.beta > 0,
+                "error": f"cannot fit on {source.task.id} {fit_split}: {exc}"}
+    answered = outcome.decision.answered
     false = int(answered[~has].sum())
     interval = wilson_interval(false, n) if n else None
     return {"policy": policy, "source": source.task.id, "target": target.task.id,
@@ -186,7 +192,7 @@ def label_curve(config: RunConfig, target: TaskSplits, policy: str, budget: floa
     rng = np.random.default_rng(seed)
     has = target.eval.has_evidence
     for size in [*(s for s in sizes if s < total), total]:
-        fe, answer, skipped = [], [], 0
+        fe, answer, skipped, used = [], [], 0, 0
         for _ in range(draws if size < total else 1):
             picked = np.sort(rng.choice(total, size=size, replace=False)) if size < total else np.arange(total)
             try:
@@ -197,9 +203,12 @@ def label_curve(config: RunConfig, target: TaskSplits, policy: str, budget: floa
                 skipped += 1
                 continue
             answered = outcome.decision.answered
-            fe.append(float(answered[~has].mean()) if (~has).any() else float("nan"))
-            answer.append(float(answered[has].mean()) if has.any() else float("nan"))
-        rows.append({"labelled_queries": size, "all": size == total, "draws": len(fe), "skipped": skipped,
+            if (~has).any():  # an evaluation split without no-evidence queries has an answer rate, not an FE rate
+                fe.append(float(answered[~has].mean()))
+            if has.any():
+                answer.append(float(answered[has].mean()))
+            used += 1
+        rows.append({"labelled_queries": size, "all": size == total, "draws": used, "skipped": skipped,
                      "fe_mean": float(np.mean(fe)) if fe else None,
                      "answer_rate_mean": float(np.mean(answer)) if answer else None,
                      "within_budget_share": float(np.mean([v <= budget for v in fe])) if fe else None})
@@ -249,6 +258,10 @@ def decision_lines(table: dict[str, Any]) -> list[str]:
     lines = ["| policy | source | target | FE | n | Wilson 95% | within budget | answer rate | precision of "
              "answered |", "| --- | --- | --- | ---: | ---: | --- | --- | ---: | ---: |"]
     for c in table["cells"]:
+        if c.get("error"):
+            lines.append(f"| {c['policy']} | {md_escape(c['source'])} | {md_escape(c['target'])} | - | {c['fe_n']} | "
+                         f"{md_escape(c['error'])} | - | - | - |")
+            continue
         ci = c["fe_wilson95"]
         mark = " (standardised on target)" if c["standardised_on_target"] else ""
         within = "-" if c["within_budget"] is None else ("yes" if c["within_budget"] else "no")

@@ -112,3 +112,22 @@ def test_the_command_writes_its_table_and_refuses_test_and_all(tmp_path, tiny_mo
         assert main(argv) == 2, args
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_task_without_no_evidence_queries_is_one_bad_cell_not_a_failed_command(tmp_path, variants, capsys):
+    """The attack: such a task (many public sets have none) as a source made the whole command fail on its first
+    fit, with no word of which task it was; as a target its FE rate is undefined, not NaN."""
+    answers_all = make_variant_task(tmp_path / "answers-all", seed=9, sentences=(3, 5), no_evidence=0.0, posts=30)
+    out = tmp_path / "out"
+    assert main(["transfer", "--tasks", f"{answers_all},{variants['short']}", "--quiet", "--output", str(out)]) == 0
+    data = json.loads((out / "transfer.json").read_text())
+    bad = [c for c in data["cells"] if c["source"] == "answers-all"]
+    assert bad and all(c["error"].startswith("cannot fit on answers-all dev_select:") and c["fe"] is None
+                       for c in bad)
+    into = [c for c in data["cells"] if (c["source"], c["target"]) == ("short-posts", "answers-all")]
+    assert into and all(c["fe_n"] == 0 and c["fe"] is None and c["answer_rate"] is not None for c in into)
+    assert all("error" not in c for c in data["cells"] if c["source"] == "short-posts")
+    curve = data["label_curve"]["fit|short-posts"]
+    assert all(r["draws"] + r["skipped"] == (1 if r["all"] else 20) for r in curve)
+    assert all(r["fe_mean"] is None for r in data["label_curve"]["fit|answers-all"])
+    assert "cannot fit on answers-all dev\\_select" in (out / "transfer.md").read_text()
