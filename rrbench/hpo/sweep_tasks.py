@@ -131,6 +131,7 @@ def objective_factory(sources: Sequence[TaskSource], space: Space, select: str) 
     def objective(trial: Any) -> float:
         params = suggest(trial, sources[0].setup, space)
         per_task: dict[str, dict[str, Any]] = {}
+        item = sources[0]
         try:
             for item in sources:
                 config = config_for(params, item.setup, item.source)
@@ -140,8 +141,8 @@ def objective_factory(sources: Sequence[TaskSource], space: Space, select: str) 
                                        "delta": float(metrics.get("nDCG@10") or 0.0) - bm25,
                                        "false_evidence_rate": metrics.get("false_evidence_rate"),
                                        "answer_rate_has_evidence": metrics.get("answer_rate_has_evidence")}
-        except UsageError as exc:
-            trial.set_user_attr("invalid", str(exc))
+        except UsageError as exc:  # this configuration cannot run on this task: say which
+            trial.set_user_attr("invalid", f"task {item.task}: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
         violation = max(constraint_violation(p["false_evidence_rate"], sources[0].setup.max_fe)
                         for p in per_task.values())
@@ -201,6 +202,11 @@ def run_loto(tasks: Sequence[str], holdout: str, select: str, base: SweepSetup, 
                             "max_fe": base.max_fe, "split": base.split, "trials": len(rows), "best": best,
                             "space_note": note}
     if best is None:
+        invalid = [t.user_attrs["invalid"] for t in study.get_trials(deepcopy=False) if "invalid" in t.user_attrs]
+        if not rows and invalid:
+            body["reason"] = f"no trial could be evaluated on every selection task (e.g. {invalid[-1]})"
+            atomic_write_text(output / LOTO_FILE, strict_json_dumps(body))
+            raise UsageError(f"leave-one-task-out: {body['reason']}")
         body["reason"] = (f"no completed trial has a false-evidence rate <= {base.max_fe:g} on every selection "
                           f"task")
         atomic_write_text(output / LOTO_FILE, strict_json_dumps(body))

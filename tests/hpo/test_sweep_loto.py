@@ -129,3 +129,17 @@ def test_loto_refusals(loto, tmp_path, capsys, extra, message):
     assert main(["sweep", "--tasks", f"{a},{b},{c}", *argv, *loto["args"], "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_selection_task_no_trial_can_run_on_is_named(tmp_path, monkeypatch, capsys):
+    """The attack: a selection task without no-evidence queries (no threshold can be fitted there) made every trial
+    invalid, and the sweep said only that no trial met the FE budget, with exit 0."""
+    monkeypatch.setenv("RRBENCH_CACHE", str(tmp_path / "cache"))
+    none, a, b = (str(make_variant_task(tmp_path / name, seed=seed, no_evidence=share))
+                  for name, seed, share in (("answers-all", 3, 0.0), ("task-a", 5, 0.4), ("task-b", 11, 0.4)))
+    out = tmp_path / "out"
+    assert main(["sweep", "--tasks", f"{none},{a},{b}", "--holdout-task", b, "--trials", "3", "--quiet",
+                 "--fe-confidence", "0", "--max-fe", "0.5", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"task {none}: cannot fit a threshold" in err, err
+    assert json.loads((out / "loto.json").read_text())["best"] is None
