@@ -287,7 +287,10 @@ def derive(claims: RunClaims, task: Task, evidence: Evidence, fit_task: Task | N
     except RecordError:
         raise
     except UsageError as exc:
-        raise RecordError(f"{where}: the claimed configuration cannot be evaluated: {exc}") from None
+        fit_claim = claims.decision.fit
+        fitted = (f" (its decision is fitted on {(fit_task or task).id} {fit_claim.split})"
+                  if fit_claim is not None and fit_claim.split is not None else "")
+        raise RecordError(f"{where}: the configuration cannot be evaluated{fitted}: {exc}") from None
     main = task.spec.main_score
     if main not in outcome.metrics:
         raise RecordError(f"{where}: the task's main score {main!r} is not among the recomputed metrics")

@@ -98,6 +98,16 @@ def test_fits_on_another_task_are_refused_where_they_cannot_be_honest(tmp_path, 
     assert not (tmp_path / "x").exists()
 
 
+def test_a_fit_task_that_cannot_fit_is_named_and_nothing_is_written(tmp_path, tasks, capsys):
+    answers_all = make_variant_task(tmp_path / "answers-all", seed=9, no_evidence=0.0)
+    code = main(["run", "--task", str(tasks["long"]), "--split", "dev_final", "--threshold", "fit", "--calibrate-on",
+                 "dev_select", "--calibrate-task", str(answers_all), "--quiet", "--output", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "(its decision is fitted on answers-all dev_select): cannot fit a threshold" in err
+    assert not (tmp_path / "x").exists()
+
+
 # -- checkpoint thresholds -----------------------------------------------------------------------------------------
 def _checkpoint(tmp_path, tiny_model, fitted_on, threshold=0.125):
     folder = tmp_path / "checkpoint"
