@@ -15,14 +15,13 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rrbench.leaderboard.cross_task import MARGIN
 from rrbench.records.schema import RecordError
 from rrbench.util.git import file_at_revision
 from rrbench.util.io import atomic_write_text
-from rrbench.util.strict_yaml import read_yaml_mapping, validate_document
+from rrbench.util.strict_yaml import loads_yaml, read_yaml_mapping, validate_document
 
 SETTINGS_FILE = "board.yaml"
 
@@ -82,7 +81,8 @@ def settings_change(leaderboard_dir: str | Path, base: str) -> str | None:
     they do not."""
     path = settings_path(leaderboard_dir)
     earlier_text = file_at_revision(path, base)
-    earlier = BoardSettings() if earlier_text is None else parse_settings(path, yaml.safe_load(earlier_text) or {})
+    earlier = BoardSettings() if earlier_text is None else parse_settings(
+        path, loads_yaml(earlier_text, f"{path} at {base}", RecordError) or {})
     now = read_settings(leaderboard_dir)
     changed = [f"{name} {getattr(earlier, name)} -> {getattr(now, name)}" for name in BoardSettings.model_fields
                if getattr(earlier, name) != getattr(now, name)]
